@@ -1,0 +1,115 @@
+//! Keys: the seam between signing logic and where keys live.
+//!
+//! `x509` and `tuf` see only [`Signer`] ("here is your public key; sign these bytes"); they never
+//! know whether the key is in a PKCS#11 token or elsewhere. Backends implement [`KeyBackend`]
+//! for one token: generate a key inside it, list its keys, hand out signers. Keys are named by
+//! URIs (RFC 7512 `pkcs11:`), so that any PKCS#11 module works without code changes.
+//!
+//! Private keys never exist in rootcellar's memory: they are generated inside the token as
+//! sensitive, non-extractable, sign-only objects, and every signature is made by the token.
+
+mod error;
+mod pin;
+mod pkcs11;
+mod public_key;
+mod uri;
+
+use std::sync::Arc;
+
+pub use error::KeyError;
+pub use pin::{Pin, PinSource};
+pub use pkcs11::{KeyProtection, Pkcs11Token};
+pub use public_key::{KeyAlgorithm, PublicKey};
+pub use uri::Pkcs11Uri;
+
+/// Something that can sign with one private key it holds.
+pub trait Signer: Send + Sync {
+    /// The key's public half.
+    fn public_key(&self) -> &PublicKey;
+
+    /// Signs `message` (the backend hashes it with the algorithm's digest) and returns the
+    /// signature DER-encoded, as X.509 and TUF carry it.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError>;
+
+    /// The key's URI without machine-specific query attributes, for display and records.
+    fn key_uri(&self) -> String;
+}
+
+/// A key as listed by a backend.
+#[derive(Clone, Debug)]
+pub struct KeyInfo {
+    /// The key's URI (without module or PIN source).
+    pub uri: String,
+    /// The key's label.
+    pub label: String,
+    /// The public key.
+    pub public_key: PublicKey,
+    /// How the token protects the private key, when the backend can tell.
+    pub protection: Option<KeyProtection>,
+}
+
+impl KeyInfo {
+    /// The machine-readable form printed by `key show --json` and `key list --json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "uri": self.uri,
+            "label": self.label,
+            "algorithm": self.public_key.algorithm().name(),
+            "public_key_pem": self.public_key.spki_pem(),
+            "fingerprint_sha256": self.public_key.fingerprint(),
+            "protection": self.protection,
+        })
+    }
+
+    /// The human-readable form printed by `key show` and `key list`.
+    pub fn to_text(&self) -> String {
+        let mut text = format!(
+            "uri:         {}\nalgorithm:   {}\nfingerprint: SHA256:{}\n",
+            self.uri,
+            self.public_key.algorithm().name(),
+            self.public_key.fingerprint()
+        );
+        if let Some(p) = &self.protection {
+            text.push_str(&format!("protection:  {}\n", p.summary()));
+        }
+        text.push_str(&self.public_key.spki_pem());
+        text
+    }
+}
+
+/// One token's worth of keys.
+pub trait KeyBackend {
+    /// Generates a key pair inside the token, labelled `label`. Refuses a label in use.
+    fn generate(&self, label: &str, algorithm: KeyAlgorithm) -> Result<KeyInfo, KeyError>;
+
+    /// Lists the signing keys on the token.
+    fn list(&self) -> Result<Vec<KeyInfo>, KeyError>;
+
+    /// Describes the single key `uri` names.
+    fn show(&self, uri: &str) -> Result<KeyInfo, KeyError>;
+
+    /// A signer for the single key `uri` names.
+    fn signer(&self, uri: &str) -> Result<Arc<dyn Signer>, KeyError>;
+}
+
+/// Opens the backend that `uri` names (`pkcs11:` today).
+pub fn open_backend(uri: &str) -> Result<Box<dyn KeyBackend>, KeyError> {
+    let parsed = parse_uri(uri)?;
+    Ok(Box::new(Pkcs11Token::open(&parsed)?))
+}
+
+/// Opens a signer for the key `uri` names, logging in to its token once per process.
+pub fn open_signer(uri: &str) -> Result<Arc<dyn Signer>, KeyError> {
+    open_backend(uri)?.signer(uri)
+}
+
+fn parse_uri(uri: &str) -> Result<Pkcs11Uri, KeyError> {
+    if uri.starts_with("pkcs11:") {
+        Pkcs11Uri::parse(uri)
+    } else {
+        Err(KeyError::InvalidUri {
+            uri: uri.to_string(),
+            reason: "unknown scheme (expected pkcs11:)".into(),
+        })
+    }
+}

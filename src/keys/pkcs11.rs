@@ -1,0 +1,487 @@
+//! The PKCS#11 backend (`cryptoki`): SoftHSM2, YubiHSM2's PKCS#11 module, OpenSC, vendor HSMs.
+//!
+//! A module is loaded and initialised once per process, and each token is logged in to once:
+//! a second login attempt after a wrong PIN would spend another of the few tries a token allows.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use rand::RngCore;
+
+use super::{KeyAlgorithm, KeyBackend, KeyError, KeyInfo, PinSource, Pkcs11Uri, PublicKey, Signer};
+
+/// Environment variable naming the PKCS#11 module when a URI has no `module-path`.
+pub const MODULE_ENV: &str = "ROOTCELLAR_PKCS11_MODULE";
+
+/// The protection attributes of a private key, as the token reports them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KeyProtection {
+    /// `CKA_TOKEN`: persistent on the token.
+    pub token: bool,
+    /// `CKA_SENSITIVE`: the value can never be read in the clear.
+    pub sensitive: bool,
+    /// `CKA_ALWAYS_SENSITIVE`: it has been sensitive since generation.
+    pub always_sensitive: bool,
+    /// `CKA_EXTRACTABLE`: it can be wrapped out of the token.
+    pub extractable: bool,
+    /// `CKA_NEVER_EXTRACTABLE`: it has never been extractable.
+    pub never_extractable: bool,
+    /// `CKA_SIGN`.
+    pub sign: bool,
+    /// `CKA_DECRYPT`.
+    pub decrypt: bool,
+    /// `CKA_UNWRAP`.
+    pub unwrap: bool,
+    /// `CKA_DERIVE`.
+    pub derive: bool,
+}
+
+impl KeyProtection {
+    /// True when the key is what rootcellar requires of a root key: persistent, sensitive since
+    /// birth, never extractable, and usable for signing only.
+    pub fn is_hardened(&self) -> bool {
+        self.token
+            && self.sensitive
+            && self.always_sensitive
+            && !self.extractable
+            && self.never_extractable
+            && self.sign
+            && !self.decrypt
+            && !self.unwrap
+            && !self.derive
+    }
+
+    /// One line for operators.
+    pub fn summary(&self) -> String {
+        let flag = |on: bool, name: &str| if on { name.to_string() } else { format!("!{name}") };
+        [
+            flag(self.token, "token"),
+            flag(self.sensitive, "sensitive"),
+            flag(self.always_sensitive, "always-sensitive"),
+            flag(self.extractable, "extractable"),
+            flag(self.never_extractable, "never-extractable"),
+            flag(self.sign, "sign"),
+            flag(self.decrypt, "decrypt"),
+            flag(self.unwrap, "unwrap"),
+            flag(self.derive, "derive"),
+        ]
+        .join(" ")
+    }
+}
+
+/// A logged-in session on one PKCS#11 token.
+pub struct Pkcs11Token {
+    label: String,
+    /// The URI the token was opened with, minus any key attributes: the base for key URIs.
+    token_uri: Pkcs11Uri,
+    /// `Session` is `Send` but not `Sync`; signers on several threads share it through the lock.
+    session: Mutex<Session>,
+}
+
+type TokenKey = (PathBuf, String, Option<String>);
+
+fn contexts() -> &'static Mutex<HashMap<PathBuf, Pkcs11>> {
+    static CONTEXTS: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+    CONTEXTS.get_or_init(Default::default)
+}
+
+fn tokens() -> &'static Mutex<HashMap<TokenKey, Arc<Pkcs11Token>>> {
+    static TOKENS: OnceLock<Mutex<HashMap<TokenKey, Arc<Pkcs11Token>>>> = OnceLock::new();
+    TOKENS.get_or_init(Default::default)
+}
+
+fn ck(operation: &'static str) -> impl FnOnce(CkError) -> KeyError {
+    move |source| KeyError::Pkcs11 { operation, source }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave a PKCS#11 session half-updated in our memory,
+    // so a poisoned lock is still usable.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn module_path(uri: &Pkcs11Uri) -> Result<PathBuf, KeyError> {
+    match &uri.module_path {
+        Some(path) => Ok(path.clone()),
+        None => std::env::var_os(MODULE_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .ok_or(KeyError::NoModule),
+    }
+}
+
+fn context(module: &Path) -> Result<Pkcs11, KeyError> {
+    let mut contexts = lock(contexts());
+    if let Some(ctx) = contexts.get(module) {
+        return Ok(ctx.clone());
+    }
+    let load_error = |reason: String| KeyError::ModuleLoad {
+        path: module.to_path_buf(),
+        reason,
+    };
+    let ctx = Pkcs11::new(module).map_err(|e| load_error(e.to_string()))?;
+    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+        Err(e) => return Err(load_error(e.to_string())),
+    }
+    contexts.insert(module.to_path_buf(), ctx.clone());
+    Ok(ctx)
+}
+
+fn find_slot(ctx: &Pkcs11, uri: &Pkcs11Uri, module: &Path) -> Result<Slot, KeyError> {
+    let label = uri.token_label();
+    let mut present = Vec::new();
+    let mut matches = Vec::new();
+    for slot in ctx.get_slots_with_token().map_err(ck("C_GetSlotList"))? {
+        let info = ctx.get_token_info(slot).map_err(ck("C_GetTokenInfo"))?;
+        let this_label = info.label().trim_end().to_string();
+        let serial_ok = uri
+            .serial
+            .as_deref()
+            .is_none_or(|s| info.serial_number().trim_end() == s);
+        if this_label == label && serial_ok {
+            matches.push(slot);
+        }
+        present.push(format!("{this_label:?}"));
+    }
+    match matches.len() {
+        1 => Ok(matches[0]),
+        0 => Err(KeyError::TokenNotFound {
+            label: label.to_string(),
+            module: module.to_path_buf(),
+            present: if present.is_empty() {
+                "none".into()
+            } else {
+                present.join(", ")
+            },
+        }),
+        count => Err(KeyError::AmbiguousToken {
+            label: label.to_string(),
+            count,
+        }),
+    }
+}
+
+impl Pkcs11Token {
+    /// Opens (or reuses) a logged-in session on the token `uri` names. The PIN comes from the
+    /// URI's `pin-source` file, or else from the console prompt.
+    pub fn open(uri: &Pkcs11Uri) -> Result<Arc<Self>, KeyError> {
+        let pin_source = match &uri.pin_source {
+            Some(path) => PinSource::File(path.clone()),
+            None => PinSource::Prompt,
+        };
+        Self::open_with(uri, &pin_source)
+    }
+
+    /// Like [`Pkcs11Token::open`], with the PIN from `pin_source`.
+    pub fn open_with(uri: &Pkcs11Uri, pin_source: &PinSource) -> Result<Arc<Self>, KeyError> {
+        let module = module_path(uri)?;
+        let key = (module.clone(), uri.token_label().to_string(), uri.serial.clone());
+        let mut tokens = lock(tokens());
+        if let Some(token) = tokens.get(&key) {
+            return Ok(token.clone());
+        }
+        let ctx = context(&module)?;
+        let slot = find_slot(&ctx, uri, &module)?;
+        let session = ctx.open_rw_session(slot).map_err(ck("C_OpenSession"))?;
+        let label = uri.token_label().to_string();
+        let pin = pin_source.read(&label)?;
+        match session.login(UserType::User, Some(&pin.to_auth_pin())) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => {
+                return Err(KeyError::WrongPin { token: label })
+            }
+            Err(CkError::Pkcs11(RvError::PinLocked, _)) => {
+                return Err(KeyError::PinLocked { token: label })
+            }
+            Err(e) => return Err(ck("C_Login")(e)),
+        }
+        let token_uri = Pkcs11Uri {
+            object: None,
+            id: None,
+            module_path: Some(module),
+            ..uri.clone()
+        };
+        let token = Arc::new(Pkcs11Token {
+            label,
+            token_uri,
+            session: Mutex::new(session),
+        });
+        tokens.insert(key, token.clone());
+        Ok(token)
+    }
+
+    /// The token's label.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn find(&self, template: &[Attribute]) -> Result<Vec<ObjectHandle>, KeyError> {
+        lock(&self.session)
+            .find_objects(template)
+            .map_err(ck("C_FindObjects"))
+    }
+
+    fn string_attribute(&self, handle: ObjectHandle, kind: AttributeType) -> Result<Vec<u8>, KeyError> {
+        let attrs = lock(&self.session)
+            .get_attributes(handle, &[kind])
+            .map_err(ck("C_GetAttributeValue"))?;
+        Ok(attrs
+            .into_iter()
+            .find_map(|a| match a {
+                Attribute::Label(v) | Attribute::Id(v) | Attribute::EcParams(v) | Attribute::EcPoint(v) => Some(v),
+                _ => None,
+            })
+            .unwrap_or_default())
+    }
+
+    fn public_key_for_id(&self, id: &[u8]) -> Result<PublicKey, KeyError> {
+        let handles = self.find(&[
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::Id(id.to_vec()),
+        ])?;
+        let [handle] = handles[..] else {
+            return Err(KeyError::Malformed(format!(
+                "expected one public key with CKA_ID {}, found {}",
+                hex::encode(id),
+                handles.len()
+            )));
+        };
+        let params = self.string_attribute(handle, AttributeType::EcParams)?;
+        let algorithm = KeyAlgorithm::from_ec_params(&params)?;
+        let point = self.string_attribute(handle, AttributeType::EcPoint)?;
+        PublicKey::from_point(algorithm, unwrap_octet_string(&point))
+    }
+
+    fn protection(&self, handle: ObjectHandle) -> Result<KeyProtection, KeyError> {
+        use AttributeType as T;
+        let attrs = lock(&self.session)
+            .get_attributes(
+                handle,
+                &[
+                    T::Token,
+                    T::Sensitive,
+                    T::AlwaysSensitive,
+                    T::Extractable,
+                    T::NeverExtractable,
+                    T::Sign,
+                    T::Decrypt,
+                    T::Unwrap,
+                    T::Derive,
+                ],
+            )
+            .map_err(ck("C_GetAttributeValue"))?;
+        let mut p = KeyProtection::default();
+        for attr in attrs {
+            match attr {
+                Attribute::Token(v) => p.token = v,
+                Attribute::Sensitive(v) => p.sensitive = v,
+                Attribute::AlwaysSensitive(v) => p.always_sensitive = v,
+                Attribute::Extractable(v) => p.extractable = v,
+                Attribute::NeverExtractable(v) => p.never_extractable = v,
+                Attribute::Sign(v) => p.sign = v,
+                Attribute::Decrypt(v) => p.decrypt = v,
+                Attribute::Unwrap(v) => p.unwrap = v,
+                Attribute::Derive(v) => p.derive = v,
+                _ => {}
+            }
+        }
+        Ok(p)
+    }
+
+    fn key_info(&self, handle: ObjectHandle) -> Result<(KeyInfo, Vec<u8>), KeyError> {
+        let label = String::from_utf8_lossy(&self.string_attribute(handle, AttributeType::Label)?)
+            .into_owned();
+        let id = self.string_attribute(handle, AttributeType::Id)?;
+        let public_key = self.public_key_for_id(&id)?;
+        let info = KeyInfo {
+            uri: self.token_uri.for_key(&label, &id).to_string(),
+            label,
+            public_key,
+            protection: Some(self.protection(handle)?),
+        };
+        Ok((info, id))
+    }
+
+    /// Finds the one private key `uri` names, by label and/or id.
+    fn find_private_key(&self, uri: &str) -> Result<ObjectHandle, KeyError> {
+        let parsed = Pkcs11Uri::parse(uri)?;
+        if parsed.object.is_none() && parsed.id.is_none() {
+            return Err(KeyError::InvalidUri {
+                uri: uri.to_string(),
+                reason: "names no key: add object=LABEL and/or id=…".into(),
+            });
+        }
+        let mut template = vec![Attribute::Class(ObjectClass::PRIVATE_KEY)];
+        if let Some(label) = &parsed.object {
+            template.push(Attribute::Label(label.as_bytes().to_vec()));
+        }
+        if let Some(id) = &parsed.id {
+            template.push(Attribute::Id(id.clone()));
+        }
+        let handles = self.find(&template)?;
+        match handles[..] {
+            [handle] => Ok(handle),
+            [] => Err(KeyError::KeyNotFound {
+                uri: parsed.without_query().to_string(),
+                token: self.label.clone(),
+            }),
+            _ => Err(KeyError::AmbiguousKey {
+                uri: parsed.without_query().to_string(),
+                count: handles.len(),
+            }),
+        }
+    }
+}
+
+/// `CKA_EC_POINT` is specified as a DER OCTET STRING around the point, but some modules return
+/// the bare point. A wrapped point is `04 len 04 x y` with `len` the rest's length.
+fn unwrap_octet_string(value: &[u8]) -> &[u8] {
+    match value {
+        [0x04, len, rest @ ..] if usize::from(*len) == rest.len() => rest,
+        _ => value,
+    }
+}
+
+impl KeyBackend for Arc<Pkcs11Token> {
+    fn generate(&self, label: &str, algorithm: KeyAlgorithm) -> Result<KeyInfo, KeyError> {
+        if label.is_empty() {
+            return Err(KeyError::InvalidUri {
+                uri: self.token_uri.without_query().to_string(),
+                reason: "the key label (object=…) is empty".into(),
+            });
+        }
+        let label_bytes = label.as_bytes().to_vec();
+        if !self.find(&[Attribute::Label(label_bytes.clone())])?.is_empty() {
+            return Err(KeyError::LabelExists {
+                token: self.label.clone(),
+                label: label.to_string(),
+            });
+        }
+        // A random CKA_ID pairs the private and public halves unambiguously; labels can repeat
+        // across tokens and are easy to mistype.
+        let id = loop {
+            let mut id = vec![0u8; 16];
+            rand::rngs::OsRng.fill_bytes(&mut id);
+            if self.find(&[Attribute::Id(id.clone())])?.is_empty() {
+                break id;
+            }
+        };
+        let public_template = [
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Verify(true),
+            Attribute::Encrypt(false),
+            Attribute::Wrap(false),
+            Attribute::Derive(false),
+            Attribute::EcParams(algorithm.ec_params().to_vec()),
+            Attribute::Label(label_bytes.clone()),
+            Attribute::Id(id.clone()),
+        ];
+        // Tokens default CKA_DECRYPT/CKA_UNWRAP/CKA_DERIVE to true unless told otherwise.
+        let private_template = [
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+            Attribute::SignRecover(false),
+            Attribute::Decrypt(false),
+            Attribute::Unwrap(false),
+            Attribute::Derive(false),
+            Attribute::Label(label_bytes),
+            Attribute::Id(id.clone()),
+        ];
+        let (_public, private) = lock(&self.session)
+            .generate_key_pair(&Mechanism::EccKeyPairGen, &public_template, &private_template)
+            .map_err(ck("C_GenerateKeyPair"))?;
+        Ok(self.key_info(private)?.0)
+    }
+
+    fn list(&self) -> Result<Vec<KeyInfo>, KeyError> {
+        let handles = self.find(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::KeyType(KeyType::EC),
+        ])?;
+        let mut keys = handles
+            .into_iter()
+            .map(|h| self.key_info(h).map(|(info, _)| info))
+            .collect::<Result<Vec<_>, _>>()?;
+        keys.sort_by(|a, b| a.label.cmp(&b.label));
+        Ok(keys)
+    }
+
+    fn show(&self, uri: &str) -> Result<KeyInfo, KeyError> {
+        let handle = self.find_private_key(uri)?;
+        Ok(self.key_info(handle)?.0)
+    }
+
+    fn signer(&self, uri: &str) -> Result<Arc<dyn Signer>, KeyError> {
+        let handle = self.find_private_key(uri)?;
+        let (info, id) = self.key_info(handle)?;
+        let key_uri = self.token_uri.for_key(&info.label, &id).without_query().to_string();
+        Ok(Arc::new(Pkcs11Signer {
+            token: self.clone(),
+            handle,
+            public_key: info.public_key,
+            key_uri,
+        }))
+    }
+}
+
+/// A private key in a PKCS#11 token.
+struct Pkcs11Signer {
+    token: Arc<Pkcs11Token>,
+    handle: ObjectHandle,
+    public_key: PublicKey,
+    key_uri: String,
+}
+
+impl Signer for Pkcs11Signer {
+    fn public_key(&self) -> &PublicKey {
+        &self.public_key
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let algorithm = self.public_key.algorithm();
+        // Hash in software and sign the digest with CKM_ECDSA: every token offers it, while
+        // CKM_ECDSA_SHA256 is missing from SoftHSM2 and others.
+        let digest = algorithm.digest(message);
+        let raw = lock(&self.token.session)
+            .sign(&Mechanism::Ecdsa, self.handle, &digest)
+            .map_err(ck("C_Sign"))?;
+        if raw.len() != 2 * algorithm.scalar_len() {
+            return Err(KeyError::Malformed(format!(
+                "{}-byte signature from a {} key",
+                raw.len(),
+                algorithm.name()
+            )));
+        }
+        algorithm.raw_signature_to_der(&raw)
+    }
+
+    fn key_uri(&self) -> String {
+        self.key_uri.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ec_point_is_unwrapped_only_when_wrapped() {
+        let bare = [0x04u8; 65];
+        assert_eq!(unwrap_octet_string(&bare), &bare[..]);
+        let mut wrapped = vec![0x04, 65];
+        wrapped.extend_from_slice(&bare);
+        assert_eq!(unwrap_octet_string(&wrapped), &bare[..]);
+    }
+}

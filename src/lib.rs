@@ -1,0 +1,15 @@
+//! rootcellar: the offline root of trust for a private Sigstore (or any PKI + TUF) deployment.
+//!
+//! The root CA key and the TUF root keys live in an HSM; rootcellar drives them to sign X.509
+//! certificates and TUF metadata. Modules, in the one direction they depend on each other:
+//!
+//! - [`keys`]: the key backend seam (PKCS#11 tokens), key URIs, PINs;
+//! - [`x509`]: certificate profiles, issuance from CSRs, lint before signing, check after;
+//! - [`tuf`]: TUF repository policy and metadata, signed through `tough` by [`keys`];
+//! - [`files`]: output files that are created new and whole, never overwritten.
+#![deny(missing_docs)]
+
+pub mod files;
+pub mod keys;
+pub mod tuf;
+pub mod x509;
