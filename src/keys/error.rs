@@ -46,7 +46,9 @@ pub enum KeyError {
         count: usize,
     },
     /// The token refused the PIN. Not retried: tokens lock after a few failures.
-    #[error("wrong PIN for token {token:?} (not retried: the token locks after repeated failures)")]
+    #[error(
+        "wrong PIN for token {token:?} (not retried: the token locks after repeated failures)"
+    )]
     WrongPin {
         /// Token label.
         token: String,
@@ -66,7 +68,9 @@ pub enum KeyError {
         reason: String,
     },
     /// A key with the given label already exists on the token.
-    #[error("token {token:?} already holds a key labelled {label:?}; refusing to create a second one")]
+    #[error(
+        "token {token:?} already holds a key labelled {label:?}; refusing to create a second one"
+    )]
     LabelExists {
         /// Token label.
         token: String,

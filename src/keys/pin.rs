@@ -64,8 +64,9 @@ impl PinSource {
                 if !std::io::stdin().is_terminal() {
                     return Err(KeyError::PinUnavailable {
                         source_desc: "the console".into(),
-                        reason: "standard input is not a terminal; give pin-source=FILE in the key URI"
-                            .into(),
+                        reason:
+                            "standard input is not a terminal; give pin-source=FILE in the key URI"
+                                .into(),
                     });
                 }
                 let value = rpassword::prompt_password(format!("PIN for token {token:?}: "))
@@ -100,7 +101,12 @@ mod tests {
         std::fs::write(&path, "").unwrap();
         let err = PinSource::File(path.clone()).read("t").unwrap_err();
         assert!(err.to_string().contains("empty"), "{err}");
-        let err = PinSource::File(dir.path().join("nope")).read("t").unwrap_err();
-        assert!(err.to_string().contains("cannot read PIN from file"), "{err}");
+        let err = PinSource::File(dir.path().join("nope"))
+            .read("t")
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("cannot read PIN from file"),
+            "{err}"
+        );
     }
 }

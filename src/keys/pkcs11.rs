@@ -60,7 +60,13 @@ impl KeyProtection {
 
     /// One line for operators.
     pub fn summary(&self) -> String {
-        let flag = |on: bool, name: &str| if on { name.to_string() } else { format!("!{name}") };
+        let flag = |on: bool, name: &str| {
+            if on {
+                name.to_string()
+            } else {
+                format!("!{name}")
+            }
+        };
         [
             flag(self.token, "token"),
             flag(self.sensitive, "sensitive"),
@@ -104,7 +110,9 @@ fn ck(operation: &'static str) -> impl FnOnce(CkError) -> KeyError {
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave a PKCS#11 session half-updated in our memory,
     // so a poisoned lock is still usable.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn module_path(uri: &Pkcs11Uri) -> Result<PathBuf, KeyError> {
@@ -183,7 +191,11 @@ impl Pkcs11Token {
     /// Like [`Pkcs11Token::open`], with the PIN from `pin_source`.
     pub fn open_with(uri: &Pkcs11Uri, pin_source: &PinSource) -> Result<Arc<Self>, KeyError> {
         let module = module_path(uri)?;
-        let key = (module.clone(), uri.token_label().to_string(), uri.serial.clone());
+        let key = (
+            module.clone(),
+            uri.token_label().to_string(),
+            uri.serial.clone(),
+        );
         let mut tokens = lock(tokens());
         if let Some(token) = tokens.get(&key) {
             return Ok(token.clone());
@@ -229,14 +241,21 @@ impl Pkcs11Token {
             .map_err(ck("C_FindObjects"))
     }
 
-    fn string_attribute(&self, handle: ObjectHandle, kind: AttributeType) -> Result<Vec<u8>, KeyError> {
+    fn string_attribute(
+        &self,
+        handle: ObjectHandle,
+        kind: AttributeType,
+    ) -> Result<Vec<u8>, KeyError> {
         let attrs = lock(&self.session)
             .get_attributes(handle, &[kind])
             .map_err(ck("C_GetAttributeValue"))?;
         Ok(attrs
             .into_iter()
             .find_map(|a| match a {
-                Attribute::Label(v) | Attribute::Id(v) | Attribute::EcParams(v) | Attribute::EcPoint(v) => Some(v),
+                Attribute::Label(v)
+                | Attribute::Id(v)
+                | Attribute::EcParams(v)
+                | Attribute::EcPoint(v) => Some(v),
                 _ => None,
             })
             .unwrap_or_default())
@@ -359,7 +378,10 @@ impl KeyBackend for Arc<Pkcs11Token> {
             });
         }
         let label_bytes = label.as_bytes().to_vec();
-        if !self.find(&[Attribute::Label(label_bytes.clone())])?.is_empty() {
+        if !self
+            .find(&[Attribute::Label(label_bytes.clone())])?
+            .is_empty()
+        {
             return Err(KeyError::LabelExists {
                 token: self.label.clone(),
                 label: label.to_string(),
@@ -400,7 +422,11 @@ impl KeyBackend for Arc<Pkcs11Token> {
             Attribute::Id(id.clone()),
         ];
         let (_public, private) = lock(&self.session)
-            .generate_key_pair(&Mechanism::EccKeyPairGen, &public_template, &private_template)
+            .generate_key_pair(
+                &Mechanism::EccKeyPairGen,
+                &public_template,
+                &private_template,
+            )
             .map_err(ck("C_GenerateKeyPair"))?;
         Ok(self.key_info(private)?.0)
     }
@@ -426,7 +452,11 @@ impl KeyBackend for Arc<Pkcs11Token> {
     fn signer(&self, uri: &str) -> Result<Arc<dyn Signer>, KeyError> {
         let handle = self.find_private_key(uri)?;
         let (info, id) = self.key_info(handle)?;
-        let key_uri = self.token_uri.for_key(&info.label, &id).without_query().to_string();
+        let key_uri = self
+            .token_uri
+            .for_key(&info.label, &id)
+            .without_query()
+            .to_string();
         Ok(Arc::new(Pkcs11Signer {
             token: self.clone(),
             handle,

@@ -124,7 +124,9 @@ impl PublicKey {
     /// Reads a PEM or DER SubjectPublicKeyInfo of a P-256 or P-384 key.
     pub fn from_spki(bytes: &[u8]) -> Result<Self, KeyError> {
         use p256::pkcs8::DecodePublicKey;
-        let text = std::str::from_utf8(bytes).ok().filter(|t| t.contains("-----BEGIN"));
+        let text = std::str::from_utf8(bytes)
+            .ok()
+            .filter(|t| t.contains("-----BEGIN"));
         let parsed256 = match text {
             Some(pem) => p256::PublicKey::from_public_key_pem(pem).ok(),
             None => p256::PublicKey::from_public_key_der(bytes).ok(),
@@ -159,10 +161,16 @@ impl PublicKey {
         // The point was validated on construction, so re-parsing cannot fail.
         match self.algorithm {
             KeyAlgorithm::EcdsaP256 => p256::PublicKey::from_sec1_bytes(&self.point)
-                .and_then(|k| k.to_public_key_der().map_err(|_| p256::elliptic_curve::Error))
+                .and_then(|k| {
+                    k.to_public_key_der()
+                        .map_err(|_| p256::elliptic_curve::Error)
+                })
                 .map(|d| d.as_bytes().to_vec()),
             KeyAlgorithm::EcdsaP384 => p384::PublicKey::from_sec1_bytes(&self.point)
-                .and_then(|k| k.to_public_key_der().map_err(|_| p384::elliptic_curve::Error))
+                .and_then(|k| {
+                    k.to_public_key_der()
+                        .map_err(|_| p384::elliptic_curve::Error)
+                })
                 .map(|d| d.as_bytes().to_vec()),
         }
         .expect("validated point encodes")
@@ -227,7 +235,9 @@ mod tests {
         )
         .unwrap();
         let sig: p256::ecdsa::Signature = sk.sign(b"message");
-        let der = KeyAlgorithm::EcdsaP256.raw_signature_to_der(&sig.to_bytes()).unwrap();
+        let der = KeyAlgorithm::EcdsaP256
+            .raw_signature_to_der(&sig.to_bytes())
+            .unwrap();
         assert!(public.verify(b"message", &der));
         assert!(!public.verify(b"messagf", &der));
         let reparsed = PublicKey::from_spki(public.spki_pem().as_bytes()).unwrap();
@@ -238,6 +248,8 @@ mod tests {
     #[test]
     fn rejects_point_off_curve_and_short_signature() {
         assert!(PublicKey::from_point(KeyAlgorithm::EcdsaP256, &[4u8; 65]).is_err());
-        assert!(KeyAlgorithm::EcdsaP384.raw_signature_to_der(&[1u8; 10]).is_err());
+        assert!(KeyAlgorithm::EcdsaP384
+            .raw_signature_to_der(&[1u8; 10])
+            .is_err());
     }
 }

@@ -108,13 +108,17 @@ impl Pkcs11Uri {
                     return Err(invalid(&format!("unsupported path attribute {other:?}")));
                 }
             };
-            let decoded = String::from_utf8(decoded)
-                .map_err(|_| invalid(&format!("{name} is not UTF-8")))?;
+            let decoded =
+                String::from_utf8(decoded).map_err(|_| invalid(&format!("{name} is not UTF-8")))?;
             if slot.replace(decoded).is_some() {
                 return Err(invalid(&format!("{name} given twice")));
             }
         }
-        for attr in query.into_iter().flat_map(|q| q.split('&')).filter(|a| !a.is_empty()) {
+        for attr in query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter(|a| !a.is_empty())
+        {
             let (name, value) = attr
                 .split_once('=')
                 .ok_or_else(|| invalid(&format!("query attribute {attr:?} has no '='")))?;
@@ -188,11 +192,17 @@ impl fmt::Display for Pkcs11Uri {
         let mut query = Vec::new();
         if let Some(m) = &self.module_path {
             let m = m.to_string_lossy();
-            query.push(format!("module-path={}", utf8_percent_encode(&m, QUERY_VALUE)));
+            query.push(format!(
+                "module-path={}",
+                utf8_percent_encode(&m, QUERY_VALUE)
+            ));
         }
         if let Some(p) = &self.pin_source {
             let p = p.to_string_lossy();
-            query.push(format!("pin-source={}", utf8_percent_encode(&p, QUERY_VALUE)));
+            query.push(format!(
+                "pin-source={}",
+                utf8_percent_encode(&p, QUERY_VALUE)
+            ));
         }
         if !query.is_empty() {
             write!(f, "?{}", query.join("&"))?;
@@ -235,15 +245,24 @@ mod tests {
         assert_eq!(uri.token.as_deref(), Some("Root CA"));
         assert_eq!(uri.object.as_deref(), Some("tuf-root-1"));
         assert_eq!(uri.id.as_deref(), Some(&[0x01, 0xab][..]));
-        assert_eq!(uri.module_path.as_deref(), Some(std::path::Path::new("/usr/lib/softhsm/libsofthsm2.so")));
-        assert_eq!(uri.pin_source.as_deref(), Some(std::path::Path::new("/run/pin")));
+        assert_eq!(
+            uri.module_path.as_deref(),
+            Some(std::path::Path::new("/usr/lib/softhsm/libsofthsm2.so"))
+        );
+        assert_eq!(
+            uri.pin_source.as_deref(),
+            Some(std::path::Path::new("/run/pin"))
+        );
         assert_eq!(uri.to_string(), text);
     }
 
     #[test]
     fn accepts_file_scheme_pin_source() {
         let uri = Pkcs11Uri::parse("pkcs11:token=t?pin-source=file:///etc/pin").unwrap();
-        assert_eq!(uri.pin_source.as_deref(), Some(std::path::Path::new("/etc/pin")));
+        assert_eq!(
+            uri.pin_source.as_deref(),
+            Some(std::path::Path::new("/etc/pin"))
+        );
     }
 
     #[test]

@@ -1,1 +1,5 @@
 //! t
+/// e
+#[derive(Debug, thiserror::Error)]
+#[error("x")]
+pub struct TufError;

@@ -1,1 +1,5 @@
 //! x
+/// e
+#[derive(Debug, thiserror::Error)]
+#[error("x")]
+pub struct X509Error;

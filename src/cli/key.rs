@@ -1,0 +1,84 @@
+//! `rootcellar key …`
+
+use clap::{Args, Subcommand};
+use rootcellar::keys::{self, KeyAlgorithm, KeyInfo};
+
+use super::CliError;
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Generate a key pair inside the token; the URI names the token and the new key's label
+    /// (pkcs11:token=T;object=LABEL?module-path=…&pin-source=…).
+    Generate {
+        /// Token and label of the new key.
+        uri: String,
+        /// p256 or p384.
+        #[arg(long, default_value = "p256")]
+        algorithm: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// List the signing keys on a token.
+    List {
+        /// The token (pkcs11:token=T?module-path=…).
+        uri: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Show one key: URI, algorithm, fingerprint, public key, protection attributes.
+    Show {
+        /// The key (pkcs11:token=T;object=LABEL…).
+        uri: String,
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct Output {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Output {
+    fn print(&self, keys: &[KeyInfo], single: bool) {
+        if self.json {
+            let values: Vec<_> = keys.iter().map(KeyInfo::to_json).collect();
+            let value = if single {
+                values.into_iter().next().unwrap_or_default()
+            } else {
+                serde_json::Value::Array(values)
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).expect("JSON values serialise")
+            );
+        } else {
+            let texts: Vec<_> = keys.iter().map(KeyInfo::to_text).collect();
+            print!("{}", texts.join("\n"));
+        }
+    }
+}
+
+pub fn run(command: KeyCommand) -> Result<(), CliError> {
+    match command {
+        KeyCommand::Generate {
+            uri,
+            algorithm,
+            output,
+        } => {
+            let algorithm = KeyAlgorithm::from_name(&algorithm)?;
+            let label = keys::Pkcs11Uri::parse(&uri)?.object.unwrap_or_default();
+            let info = keys::open_backend(&uri)?.generate(&label, algorithm)?;
+            output.print(&[info], true);
+        }
+        KeyCommand::List { uri, output } => {
+            output.print(&keys::open_backend(&uri)?.list()?, false);
+        }
+        KeyCommand::Show { uri, output } => {
+            output.print(&[keys::open_backend(&uri)?.show(&uri)?], true);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! Command-line interface: one subcommand group per library module.
+
+mod key;
+mod tuf;
+mod x509;
+
+use clap::{Parser, Subcommand};
+
+/// rootcellar: the offline root of trust for a private Sigstore deployment.
+#[derive(Debug, Parser)]
+#[command(name = "rootcellar", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate, list and show keys inside HSM tokens.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
+    /// Issue the root CA certificate and intermediates from CSRs.
+    #[command(subcommand)]
+    X509(x509::X509Command),
+    /// Build and sign TUF repository metadata.
+    #[command(subcommand)]
+    Tuf(tuf::TufCommand),
+}
+
+/// Every failure the CLI can report, each rendered once by `main`.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// From the key backend.
+    #[error(transparent)]
+    Key(#[from] rootcellar::keys::KeyError),
+    /// From certificate issuance.
+    #[error(transparent)]
+    X509(#[from] rootcellar::x509::X509Error),
+    /// From TUF metadata.
+    #[error(transparent)]
+    Tuf(#[from] rootcellar::tuf::TufError),
+    /// From writing outputs.
+    #[error(transparent)]
+    Output(#[from] rootcellar::files::OutputError),
+    /// A command-line value the parser could not check by itself.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Runs one parsed command.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Key(cmd) => key::run(cmd),
+        Command::X509(cmd) => x509::run(cmd),
+        Command::Tuf(cmd) => tuf::run(cmd),
+    }
+}
+
+/// Parses an RFC 3339 time given on the command line (`--not-before`, `--now`), or takes the
+/// system clock when none is given. Ceremony scripts pass the operator-confirmed time.
+pub fn parse_time(value: Option<&str>) -> Result<jiff::Timestamp, CliError> {
+    match value {
+        None => Ok(jiff::Timestamp::now()),
+        Some(text) => text.parse().map_err(|e| {
+            CliError::Usage(format!(
+                "invalid time {text:?} (expected RFC 3339, e.g. 2026-11-25T10:00:00Z): {e}"
+            ))
+        }),
+    }
+}

@@ -1,0 +1,199 @@
+//! Fixtures for tests against a real SoftHSM2 token created in a temporary directory.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The user PIN of every test token.
+pub const PIN: &str = "246810";
+/// The security officer PIN of every test token.
+pub const SO_PIN: &str = "13579111";
+
+/// The SoftHSM2 PKCS#11 module installed by the Debian package.
+pub fn softhsm_module() -> PathBuf {
+    for candidate in [
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    ] {
+        if Path::new(candidate).exists() {
+            return PathBuf::from(candidate);
+        }
+    }
+    panic!("SoftHSM2 is not installed (apt-get install softhsm2); `make test` installs it");
+}
+
+/// A SoftHSM2 configuration and token directory of its own, holding one or more tokens.
+pub struct SoftHsm {
+    pub dir: tempfile::TempDir,
+    pub conf: PathBuf,
+    pub pin_file: PathBuf,
+    pub module: PathBuf,
+}
+
+impl SoftHsm {
+    /// A fresh SoftHSM2 with one initialised token labelled `label`.
+    pub fn new(label: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let tokens = dir.path().join("tokens");
+        std::fs::create_dir(&tokens).unwrap();
+        let conf = dir.path().join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                tokens.display()
+            ),
+        )
+        .unwrap();
+        let pin_file = dir.path().join("user.pin");
+        std::fs::write(&pin_file, format!("{PIN}\n")).unwrap();
+        let hsm = SoftHsm {
+            dir,
+            conf,
+            pin_file,
+            module: softhsm_module(),
+        };
+        hsm.add_token(label);
+        hsm
+    }
+
+    /// Initialises another token in the same SoftHSM2.
+    pub fn add_token(&self, label: &str) {
+        let out = Command::new("softhsm2-util")
+            .env("SOFTHSM2_CONF", &self.conf)
+            .args([
+                "--init-token",
+                "--free",
+                "--label",
+                label,
+                "--pin",
+                PIN,
+                "--so-pin",
+                SO_PIN,
+            ])
+            .output()
+            .expect("softhsm2-util runs");
+        assert!(
+            out.status.success(),
+            "softhsm2-util: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A `pkcs11:` URI for `token` (and `object`, when given), with module and PIN file.
+    pub fn uri(&self, token: &str, object: Option<&str>) -> String {
+        let object = object.map(|o| format!(";object={o}")).unwrap_or_default();
+        format!(
+            "pkcs11:token={token}{object}?module-path={}&pin-source={}",
+            self.module.display(),
+            self.pin_file.display()
+        )
+    }
+
+    /// A `pkcs11:` URI like [`SoftHsm::uri`] whose PIN file holds `pin`.
+    pub fn uri_with_pin(&self, token: &str, object: Option<&str>, pin: &str) -> String {
+        let file = self.dir.path().join(format!("pin-{pin}"));
+        std::fs::write(&file, pin).unwrap();
+        self.uri(token, object).replace(
+            &format!("pin-source={}", self.pin_file.display()),
+            &format!("pin-source={}", file.display()),
+        )
+    }
+
+    /// The `rootcellar` binary, pointed at this SoftHSM2.
+    pub fn rootcellar(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rootcellar"));
+        cmd.env("SOFTHSM2_CONF", &self.conf)
+            .env_remove("ROOTCELLAR_PKCS11_MODULE")
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    /// Generates a key with the CLI and returns its URI (with module and PIN source).
+    pub fn generate(&self, token: &str, label: &str, algorithm: &str) -> String {
+        let out = ok(self.rootcellar().args([
+            "key",
+            "generate",
+            &self.uri(token, Some(label)),
+            "--algorithm",
+            algorithm,
+            "--json",
+        ]));
+        let info: serde_json::Value = serde_json::from_slice(&out.stdout).expect("key JSON");
+        info["uri"].as_str().expect("uri in key JSON").to_string()
+    }
+
+    /// A path inside the fixture's directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// Runs a command that must succeed; on failure the assertion shows its output.
+pub fn ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("command starts");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs a command that must fail; returns its standard error.
+pub fn fails(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("command starts");
+    assert!(
+        !out.status.success(),
+        "{cmd:?} unexpectedly succeeded:\nstdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs `openssl` with `args`, returning its output (success not required).
+pub fn openssl(args: &[&str]) -> Output {
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl runs")
+}
+
+/// Writes an ECDSA private key and a CSR for `subject` made by openssl (the online side).
+pub fn openssl_csr(dir: &Path, name: &str, curve: &str, subject: &str) -> PathBuf {
+    let key = dir.join(format!("{name}.key"));
+    let csr = dir.join(format!("{name}.csr"));
+    let out = openssl(&[
+        "ecparam",
+        "-name",
+        curve,
+        "-genkey",
+        "-noout",
+        "-out",
+        key.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = openssl(&[
+        "req",
+        "-new",
+        "-key",
+        key.to_str().unwrap(),
+        "-subj",
+        subject,
+        "-out",
+        csr.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    csr
+}

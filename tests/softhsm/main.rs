@@ -1,0 +1,4 @@
+//! Integration tests against a real SoftHSM2 token (see `common.rs`).
+
+mod common;
+mod keys;
