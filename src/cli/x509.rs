@@ -1,6 +1,149 @@
-use super::CliError;
-#[derive(Debug, clap::Subcommand)]
-pub enum X509Command {}
-pub fn run(_c: X509Command) -> Result<(), CliError> {
+//! `rootcellar x509 …`
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use rootcellar::x509::{
+    IntermediateOrder, IssuedCertificate, Profile, RootCaOrder, RootCaSpec, Validity,
+};
+
+use super::{parse_time, CliError};
+
+#[derive(Debug, Subcommand)]
+pub enum X509Command {
+    /// Self-sign the root CA certificate with an HSM key.
+    Root {
+        /// The root CA key (pkcs11:…).
+        #[arg(long)]
+        key: String,
+        /// Subject, e.g. "CN=Example Root CA,O=Example". Overrides the profile file's.
+        #[arg(long)]
+        subject: Option<String>,
+        /// A TOML profile with `subject` and `validity_days`.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Start of validity, RFC 3339 (default: now). Ceremonies pass the confirmed time.
+        #[arg(long)]
+        not_before: Option<String>,
+        /// Lifetime in days (default: the profile's, else 3652).
+        #[arg(long)]
+        days: Option<u32>,
+        /// Output PEM file; must not exist.
+        #[arg(long)]
+        out: PathBuf,
+        /// Print a JSON summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue an intermediate CA certificate from a CSR under a profile (fulcio, tsa).
+    Issue {
+        /// fulcio or tsa.
+        #[arg(long)]
+        profile: String,
+        /// The CSR (PEM or DER).
+        #[arg(long)]
+        csr: PathBuf,
+        /// The issuing CA's certificate.
+        #[arg(long)]
+        issuer_cert: PathBuf,
+        /// The issuing CA's key (pkcs11:…).
+        #[arg(long)]
+        issuer_key: String,
+        /// Subject overriding the CSR's.
+        #[arg(long)]
+        subject: Option<String>,
+        /// Start of validity, RFC 3339 (default: now).
+        #[arg(long)]
+        not_before: Option<String>,
+        /// Lifetime in days (default 1826; must end within the issuer's lifetime).
+        #[arg(long)]
+        days: Option<u32>,
+        /// Output PEM file; must not exist.
+        #[arg(long)]
+        out: PathBuf,
+        /// Print a JSON summary.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn print(cert: &IssuedCertificate, out: &std::path::Path, json: bool) {
+    if json {
+        let mut value = cert.to_json();
+        value["path"] = serde_json::Value::String(out.display().to_string());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).expect("JSON values serialise")
+        );
+        return;
+    }
+    println!("wrote {}", out.display());
+    println!("  subject:     {}", cert.subject);
+    println!("  serial:      {}", cert.serial_hex);
+    println!("  valid:       {} to {}", cert.not_before, cert.not_after);
+    println!("  fingerprint: SHA256:{}", cert.fingerprint());
+    for ignored in &cert.ignored_extensions {
+        println!("  ignored from CSR: {ignored}");
+    }
+}
+
+pub fn run(command: X509Command) -> Result<(), CliError> {
+    match command {
+        X509Command::Root {
+            key,
+            subject,
+            profile,
+            not_before,
+            days,
+            out,
+            json,
+        } => {
+            let spec = profile.as_deref().map(RootCaSpec::load).transpose()?;
+            let subject = subject
+                .or_else(|| spec.as_ref().map(|s| s.subject.clone()))
+                .ok_or_else(|| {
+                    CliError::Usage("give --subject or a --profile with a subject".into())
+                })?;
+            let days = days
+                .or_else(|| spec.as_ref().and_then(|s| s.validity_days))
+                .unwrap_or(RootCaSpec::DEFAULT_DAYS);
+            let order = RootCaOrder {
+                key_uri: key,
+                subject,
+                validity: Validity {
+                    not_before: parse_time(not_before.as_deref())?,
+                    days,
+                },
+                out,
+            };
+            print(&order.execute()?, &order.out, json);
+        }
+        X509Command::Issue {
+            profile,
+            csr,
+            issuer_cert,
+            issuer_key,
+            subject,
+            not_before,
+            days,
+            out,
+            json,
+        } => {
+            let profile = Profile::from_name(&profile)?;
+            let order = IntermediateOrder {
+                csr,
+                profile,
+                issuer_cert,
+                issuer_key_uri: issuer_key,
+                subject,
+                validity: Validity {
+                    not_before: parse_time(not_before.as_deref())?,
+                    days: days.unwrap_or(profile.default_days()),
+                },
+                out,
+            };
+            print(&order.execute()?, &order.out, json);
+        }
+    }
     Ok(())
 }

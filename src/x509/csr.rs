@@ -1,0 +1,108 @@
+//! Certificate signing requests from the online side: parsed, signature-checked, key-checked.
+//! Only the subject name and public key are taken; requested extensions are reported and ignored.
+
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::extensions::ParsedExtension;
+use x509_parser::prelude::FromDer;
+
+use super::X509Error;
+use crate::keys::PublicKey;
+
+/// A verified CSR: the name and key it asks to certify, and what it asked for that is ignored.
+#[derive(Debug)]
+pub struct CertificateRequest {
+    /// The requested subject.
+    pub subject: rcgen::DistinguishedName,
+    /// The key to certify (ECDSA P-256 or P-384).
+    pub public_key: PublicKey,
+    /// Human-readable list of requested extensions that the profile overrides.
+    pub ignored_extensions: Vec<String>,
+}
+
+impl CertificateRequest {
+    /// Parses a PEM (or DER) PKCS#10 request and verifies its self-signature.
+    pub fn parse(bytes: &[u8]) -> Result<Self, X509Error> {
+        let der = if bytes.starts_with(b"-----") {
+            let (_, pem) = x509_parser::pem::parse_x509_pem(bytes)
+                .map_err(|e| X509Error::MalformedCsr(format!("not PEM: {e}")))?;
+            if pem.label != "CERTIFICATE REQUEST" && pem.label != "NEW CERTIFICATE REQUEST" {
+                return Err(X509Error::MalformedCsr(format!(
+                    "PEM block is {:?}, expected CERTIFICATE REQUEST",
+                    pem.label
+                )));
+            }
+            pem.contents
+        } else {
+            bytes.to_vec()
+        };
+        let (rest, csr) = X509CertificationRequest::from_der(&der)
+            .map_err(|e| X509Error::MalformedCsr(format!("not a PKCS#10 request: {e}")))?;
+        if !rest.is_empty() {
+            return Err(X509Error::MalformedCsr(
+                "trailing data after the request".into(),
+            ));
+        }
+        let info = &csr.certification_request_info;
+        let public_key = PublicKey::from_spki(info.subject_pki.raw)
+            .map_err(|_| X509Error::UnsupportedKey(describe_key(&info.subject_pki)))?;
+        // Checked after the key type so that an unsupported algorithm is named as such.
+        csr.verify_signature()
+            .map_err(|_| X509Error::BadCsrSignature)?;
+        // Verify again with our own ECDSA code: the key is one we certify, so we can.
+        let signature_ok = public_key.verify(info.raw, &csr.signature_value.data);
+        if !signature_ok {
+            return Err(X509Error::BadCsrSignature);
+        }
+        let ignored_extensions = csr
+            .requested_extensions()
+            .into_iter()
+            .flatten()
+            .map(describe_extension)
+            .collect();
+        Ok(CertificateRequest {
+            subject: super::name::from_x509_name(&info.subject)?,
+            public_key,
+            ignored_extensions,
+        })
+    }
+}
+
+fn describe_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> String {
+    let alg = spki.algorithm.algorithm.to_id_string();
+    match alg.as_str() {
+        "1.2.840.113549.1.1.1" => "RSA".into(),
+        "1.3.101.112" => "Ed25519".into(),
+        "1.2.840.10045.2.1" => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|o| o.to_id_string())
+                .unwrap_or_default();
+            match curve.as_str() {
+                "1.3.132.0.35" => "ECDSA P-521".into(),
+                "1.3.132.0.10" => "ECDSA secp256k1".into(),
+                other => format!("ECDSA on curve {other}"),
+            }
+        }
+        other => format!("algorithm {other}"),
+    }
+}
+
+fn describe_extension(ext: &ParsedExtension<'_>) -> String {
+    match ext {
+        ParsedExtension::BasicConstraints(bc) => format!(
+            "basicConstraints (CA:{}{})",
+            bc.ca,
+            bc.path_len_constraint
+                .map(|p| format!(", pathlen:{p}"))
+                .unwrap_or_default()
+        ),
+        ParsedExtension::KeyUsage(ku) => format!("keyUsage ({ku})"),
+        ParsedExtension::ExtendedKeyUsage(_) => "extendedKeyUsage".into(),
+        ParsedExtension::SubjectAlternativeName(_) => "subjectAltName".into(),
+        ParsedExtension::NameConstraints(_) => "nameConstraints".into(),
+        other => format!("{other:?}").chars().take(60).collect(),
+    }
+}

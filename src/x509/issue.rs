@@ -1,0 +1,394 @@
+//! Issuing certificates: the self-signed root CA, and intermediates from CSRs.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{CertificateParams, DistinguishedName, Issuer, SerialNumber};
+use sha2::{Digest, Sha256};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::ParsedExtension;
+use x509_parser::prelude::FromDer;
+
+use super::csr::CertificateRequest;
+use super::hsm_key::{LintingSigner, Refusal, SubjectKey};
+use super::lint;
+use super::name;
+use super::profile::{apply_ca_fields, CertificateRules, Profile, ROOT_PATH_LEN};
+use super::X509Error;
+use crate::files;
+use crate::keys::{self, KeyAlgorithm, Signer};
+
+/// When a certificate's validity starts and how long it lasts.
+#[derive(Clone, Copy, Debug)]
+pub struct Validity {
+    /// Start of validity: the operator-confirmed ceremony time, not the appliance clock.
+    pub not_before: jiff::Timestamp,
+    /// Lifetime in days.
+    pub days: u32,
+}
+
+impl Validity {
+    fn bounds(&self) -> Result<(time::OffsetDateTime, time::OffsetDateTime), X509Error> {
+        if self.days == 0 {
+            return Err(X509Error::InvalidValidity(
+                "the lifetime must be at least one day".into(),
+            ));
+        }
+        let start = self.not_before.as_second();
+        let end = start + i64::from(self.days) * 86_400;
+        let convert = |s: i64| {
+            time::OffsetDateTime::from_unix_timestamp(s)
+                .map_err(|e| X509Error::InvalidValidity(e.to_string()))
+        };
+        Ok((convert(start)?, convert(end)?))
+    }
+}
+
+/// The root CA's subject and lifetime, as kept in a profile file (TOML):
+/// `subject = "CN=Example Root CA,O=Example"` and `validity_days = 3652`.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootCaSpec {
+    /// The subject name, `CN=…,O=…`.
+    pub subject: String,
+    /// Lifetime in days.
+    pub validity_days: Option<u32>,
+}
+
+impl RootCaSpec {
+    /// Default root lifetime: ten years, as Sigstore's public roots have.
+    pub const DEFAULT_DAYS: u32 = 3652;
+
+    /// Reads a root CA profile file.
+    pub fn load(path: &Path) -> Result<Self, X509Error> {
+        let bad = |reason: String| X509Error::BadRootSpec {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        toml::from_str(&text).map_err(|e| bad(e.to_string()))
+    }
+}
+
+/// A signed, checked certificate.
+#[derive(Clone, Debug)]
+pub struct IssuedCertificate {
+    /// DER encoding.
+    pub der: Vec<u8>,
+    /// Serial number, hex.
+    pub serial_hex: String,
+    /// Subject, as openssl would print it.
+    pub subject: String,
+    /// Start of validity, RFC 3339.
+    pub not_before: String,
+    /// End of validity, RFC 3339.
+    pub not_after: String,
+    /// Extensions the CSR asked for that the profile overrode.
+    pub ignored_extensions: Vec<String>,
+}
+
+impl IssuedCertificate {
+    /// PEM encoding.
+    pub fn pem(&self) -> String {
+        pem::encode(&pem::Pem::new("CERTIFICATE", self.der.clone())).replace("\r\n", "\n")
+    }
+
+    /// SHA-256 of the DER, hex.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(Sha256::digest(&self.der))
+    }
+
+    /// A summary for `--json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "subject": self.subject,
+            "serial": self.serial_hex,
+            "not_before": self.not_before,
+            "not_after": self.not_after,
+            "fingerprint_sha256": self.fingerprint(),
+            "ignored_csr_extensions": self.ignored_extensions,
+        })
+    }
+}
+
+fn signature_oid(algorithm: KeyAlgorithm) -> &'static str {
+    match algorithm {
+        KeyAlgorithm::EcdsaP256 => "1.2.840.10045.4.3.2",
+        KeyAlgorithm::EcdsaP384 => "1.2.840.10045.4.3.3",
+    }
+}
+
+/// A random positive serial of 16 octets (about 127 bits): never derived from the key, so a
+/// re-issue for the same key gets a new serial.
+fn random_serial() -> SerialNumber {
+    let mut bytes = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    bytes[0] &= 0x7f;
+    if bytes[0] == 0 {
+        bytes[0] = 0x01;
+    }
+    SerialNumber::from_slice(&bytes)
+}
+
+fn base_params(
+    subject: DistinguishedName,
+    validity: &Validity,
+) -> Result<CertificateParams, X509Error> {
+    let (not_before, not_after) = validity.bounds()?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = subject;
+    params.not_before = not_before;
+    params.not_after = not_after;
+    params.serial_number = Some(random_serial());
+    Ok(params)
+}
+
+/// Turns rcgen's outcome into ours, recovering the lint or key error the signer set aside.
+fn signed(
+    result: Result<rcgen::Certificate, rcgen::Error>,
+    signer: &LintingSigner<'_>,
+) -> Result<Vec<u8>, X509Error> {
+    match (result, signer.take_refusal()) {
+        (Ok(cert), None) => Ok(cert.der().to_vec()),
+        (_, Some(Refusal::Lint(problems))) => Err(X509Error::LintBeforeSigning(problems)),
+        (_, Some(Refusal::Key(e))) => Err(X509Error::Signing(e)),
+        (Err(e), None) => Err(X509Error::Build(e.to_string())),
+    }
+}
+
+/// Parses the signed certificate again, re-runs the lint on it and verifies its signature with
+/// the issuer's public key. Nothing is written unless this passes.
+fn check_after_signing(
+    der: &[u8],
+    rules: &CertificateRules,
+    issuer_key: &keys::PublicKey,
+    ignored_extensions: Vec<String>,
+) -> Result<IssuedCertificate, X509Error> {
+    let fail = |p: Vec<String>| X509Error::CheckAfterSigning(p);
+    let (rest, cert) = X509Certificate::from_der(der)
+        .map_err(|e| fail(vec![format!("the certificate does not parse: {e}")]))?;
+    let mut problems = Vec::new();
+    if !rest.is_empty() {
+        problems.push("trailing bytes after the certificate".into());
+    }
+    problems.extend(lint::check_tbs(&cert.tbs_certificate, rules));
+    if cert.signature_algorithm != cert.tbs_certificate.signature {
+        problems.push("outer and inner signature algorithms differ".into());
+    }
+    if !issuer_key.verify(cert.tbs_certificate.as_ref(), &cert.signature_value.data) {
+        problems.push("the signature does not verify with the issuer's public key".into());
+    }
+    if !problems.is_empty() {
+        return Err(fail(problems));
+    }
+    let time = |t: &x509_parser::time::ASN1Time| {
+        jiff::Timestamp::from_second(t.timestamp())
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    };
+    Ok(IssuedCertificate {
+        der: der.to_vec(),
+        serial_hex: hex::encode(cert.tbs_certificate.raw_serial()),
+        subject: cert.subject().to_string(),
+        not_before: time(&cert.validity().not_before),
+        not_after: time(&cert.validity().not_after),
+        ignored_extensions,
+    })
+}
+
+/// Self-signs the root CA certificate with `signer`: CA (critical, path length 1), keyUsage
+/// keyCertSign + cRLSign (critical), subject key identifier, random 16-octet serial.
+pub fn issue_root_ca(
+    signer: &dyn Signer,
+    subject: DistinguishedName,
+    validity: &Validity,
+) -> Result<IssuedCertificate, X509Error> {
+    let mut params = base_params(subject, validity)?;
+    apply_ca_fields(&mut params, ROOT_PATH_LEN, None);
+    params.use_authority_key_identifier_extension = false;
+    let public_key = signer.public_key();
+    let rules = CertificateRules {
+        name: "root CA",
+        path_len: Some(ROOT_PATH_LEN),
+        eku: None,
+        authority_key_id: None,
+        issuer_name: None,
+        issuer_validity: None,
+        subject_spki: public_key.spki_der(),
+        signature_oid: signature_oid(public_key.algorithm()),
+    };
+    let linting = LintingSigner::new(signer, &rules);
+    let der = signed(params.self_signed(&linting), &linting)?;
+    check_after_signing(&der, &rules, public_key, vec![])
+}
+
+/// What an issuer certificate contributes to the rules of the certificates it issues.
+struct IssuerFacts {
+    subject: Vec<u8>,
+    subject_key_id: Vec<u8>,
+    validity: (i64, i64),
+}
+
+fn issuer_facts(issuer_der: &[u8], issuer_key: &keys::PublicKey) -> Result<IssuerFacts, X509Error> {
+    let bad = |s: &str| X509Error::BadIssuer(s.to_string());
+    let (_, cert) = X509Certificate::from_der(issuer_der).map_err(|_| bad("does not parse"))?;
+    if cert.public_key().raw != issuer_key.spki_der().as_slice() {
+        return Err(bad(
+            "does not match the issuer key: the key URI names a different key",
+        ));
+    }
+    match cert.basic_constraints() {
+        Ok(Some(bc)) if bc.value.ca => {
+            if bc.value.path_len_constraint == Some(0) {
+                return Err(bad("has path length 0 and cannot issue intermediates"));
+            }
+        }
+        _ => return Err(bad("is not a CA certificate")),
+    }
+    match cert.key_usage() {
+        Ok(Some(ku)) if ku.value.key_cert_sign() => {}
+        _ => return Err(bad("lacks keyCertSign")),
+    }
+    let subject_key_id = cert
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+            _ => None,
+        })
+        .ok_or_else(|| bad("has no subjectKeyIdentifier"))?;
+    Ok(IssuerFacts {
+        subject: cert.subject().as_raw().to_vec(),
+        subject_key_id,
+        validity: (
+            cert.validity().not_before.timestamp(),
+            cert.validity().not_after.timestamp(),
+        ),
+    })
+}
+
+/// Reads a PEM (or DER) certificate file.
+fn read_certificate(path: &Path) -> Result<Vec<u8>, X509Error> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| X509Error::BadIssuer(format!("{}: {e}", path.display())))?;
+    if bytes.starts_with(b"-----") {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(&bytes)
+            .map_err(|e| X509Error::BadIssuer(format!("{}: not PEM: {e}", path.display())))?;
+        Ok(pem.contents)
+    } else {
+        Ok(bytes)
+    }
+}
+
+/// Issues an intermediate CA certificate for `request` under `profile`, signed by `issuer_key`
+/// whose certificate is `issuer_der`. Only the CSR's subject (unless `subject` overrides it)
+/// and public key are used; the profile sets everything else.
+pub fn issue_intermediate(
+    request: &CertificateRequest,
+    profile: Profile,
+    issuer_der: &[u8],
+    issuer_key: &dyn Signer,
+    subject: Option<DistinguishedName>,
+    validity: &Validity,
+) -> Result<IssuedCertificate, X509Error> {
+    let issuer_public = issuer_key.public_key();
+    let facts = issuer_facts(issuer_der, issuer_public)?;
+    let mut params = base_params(subject.unwrap_or_else(|| request.subject.clone()), validity)?;
+    apply_ca_fields(&mut params, 0, Some(profile.eku()));
+    params.use_authority_key_identifier_extension = true;
+    let rules = CertificateRules {
+        name: profile.name(),
+        path_len: Some(0),
+        eku: Some(profile.eku()),
+        authority_key_id: Some(facts.subject_key_id),
+        issuer_name: Some(facts.subject),
+        issuer_validity: Some(facts.validity),
+        subject_spki: request.public_key.spki_der(),
+        signature_oid: signature_oid(issuer_public.algorithm()),
+    };
+    let linting = LintingSigner::new(issuer_key, &rules);
+    let issuer = Issuer::from_ca_cert_der(&issuer_der.to_vec().into(), &linting)
+        .map_err(|e| X509Error::BadIssuer(e.to_string()))?;
+    let der = signed(
+        params.signed_by(&SubjectKey(&request.public_key), &issuer),
+        &linting,
+    )?;
+    check_after_signing(
+        &der,
+        &rules,
+        issuer_public,
+        request.ignored_extensions.clone(),
+    )
+}
+
+/// Everything `x509 root` needs: subject, validity, key and output path.
+#[derive(Debug)]
+pub struct RootCaOrder {
+    /// The root CA key URI.
+    pub key_uri: String,
+    /// Subject text (`CN=…`).
+    pub subject: String,
+    /// Validity.
+    pub validity: Validity,
+    /// Where to write the PEM certificate (must not exist).
+    pub out: PathBuf,
+}
+
+impl RootCaOrder {
+    /// Checks the inputs, signs with the HSM, checks the result, writes the PEM.
+    pub fn execute(&self) -> Result<IssuedCertificate, X509Error> {
+        let subject = name::parse_subject(&self.subject)?;
+        self.validity.bounds()?;
+        files::ensure_absent([self.out.as_path()])?;
+        let signer = keys::open_signer(&self.key_uri)?;
+        let cert = issue_root_ca(signer.as_ref(), subject, &self.validity)?;
+        files::write_new(&self.out, cert.pem().as_bytes())?;
+        Ok(cert)
+    }
+}
+
+/// Everything `x509 issue` needs.
+#[derive(Debug)]
+pub struct IntermediateOrder {
+    /// The CSR file (PEM or DER).
+    pub csr: PathBuf,
+    /// The profile.
+    pub profile: Profile,
+    /// The issuer certificate file.
+    pub issuer_cert: PathBuf,
+    /// The issuer key URI.
+    pub issuer_key_uri: String,
+    /// Subject text overriding the CSR's.
+    pub subject: Option<String>,
+    /// Validity.
+    pub validity: Validity,
+    /// Where to write the PEM certificate (must not exist).
+    pub out: PathBuf,
+}
+
+impl IntermediateOrder {
+    /// Checks every input before touching the HSM, signs, checks the result, writes the PEM.
+    pub fn execute(&self) -> Result<IssuedCertificate, X509Error> {
+        let csr = std::fs::read(&self.csr)
+            .map_err(|e| X509Error::MalformedCsr(format!("{}: {e}", self.csr.display())))?;
+        let request = CertificateRequest::parse(&csr)?;
+        let subject = self
+            .subject
+            .as_deref()
+            .map(name::parse_subject)
+            .transpose()?;
+        let issuer_der = read_certificate(&self.issuer_cert)?;
+        self.validity.bounds()?;
+        files::ensure_absent([self.out.as_path()])?;
+        let signer = keys::open_signer(&self.issuer_key_uri)?;
+        let cert = issue_intermediate(
+            &request,
+            self.profile,
+            &issuer_der,
+            signer.as_ref(),
+            subject,
+            &self.validity,
+        )?;
+        files::write_new(&self.out, cert.pem().as_bytes())?;
+        Ok(cert)
+    }
+}
