@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# A full rehearsal on a throwaway SoftHSM2: tokens for the root CA, three TUF root custodians and
+# the appliance's own roles; keys born inside them; a root CA; Fulcio and TSA intermediates from
+# CSRs sent by a software "online side"; and a TUF repository signed by the tokens.
+#
+# Usage: scripts/demo.sh [OUT]   (default demo-out; `make demo OUT=dir` sets it)
+set -euo pipefail
+
+out=${1:-demo-out}
+repo=$(cd "$(dirname "$0")/.." && pwd)
+rootcellar="$repo/target/debug/rootcellar"
+[ -x "$rootcellar" ] || { echo "build first: cargo build" >&2; exit 1; }
+
+# A previous demo's output is replaced; anything else at that path is left alone.
+if [ -e "$out" ]; then
+  if [ -f "$out/.rootcellar-demo" ]; then
+    rm -rf "$out"
+  else
+    echo "demo: $out exists and is not a previous demo's output; choose another OUT" >&2
+    exit 1
+  fi
+fi
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+touch "$out/.rootcellar-demo"
+
+module=""
+for candidate in /usr/lib/softhsm/libsofthsm2.so /usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so; do
+  [ -e "$candidate" ] && { module=$candidate; break; }
+done
+[ -n "$module" ] || { echo "demo: SoftHSM2 is not installed (make demo installs it)" >&2; exit 1; }
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "throwaway SoftHSM2 under $out/token"
+mkdir -p "$out/token/tokens" "$out/token/pins"
+chmod 700 "$out/token/pins"
+export SOFTHSM2_CONF="$out/token/softhsm2.conf"
+printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+  "$out/token/tokens" > "$SOFTHSM2_CONF"
+# Rehearsal only: softhsm2-util takes PINs as arguments. rootcellar itself reads them from the
+# pin-source files (or a no-echo prompt), never from its command line.
+for token in root-ca custodian-1 custodian-2 custodian-3 appliance; do
+  pin=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+  (umask 077; printf '%s\n' "$pin" > "$out/token/pins/$token.pin")
+  softhsm2-util --init-token --free --label "$token" --pin "$pin" --so-pin "so-$pin" >/dev/null
+  echo "token $token"
+done
+
+uri() { # token object
+  printf 'pkcs11:token=%s;object=%s?module-path=%s&pin-source=%s' \
+    "$1" "$2" "$module" "$out/token/pins/$1.pin"
+}
+generate() { # token object algorithm -> prints the key's full URI
+  "$rootcellar" key generate "$(uri "$1" "$2")" --algorithm "$3" --json |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["uri"])'
+}
+
+step "keys generated inside the tokens (sensitive, never extractable, sign only)"
+root_ca=$(generate root-ca root-ca p384)
+custodian_1=$(generate custodian-1 tuf-root p256)
+custodian_2=$(generate custodian-2 tuf-root p256)
+custodian_3=$(generate custodian-3 tuf-root p256)
+targets=$(generate appliance tuf-targets p256)
+snapshot=$(generate appliance tuf-snapshot p256)
+timestamp=$(generate appliance tuf-timestamp p256)
+"$rootcellar" key show "$root_ca"
+
+step "the online side: software keys and CSRs for the Fulcio and TSA intermediates"
+mkdir -p "$out/online"
+openssl ecparam -name secp384r1 -genkey -noout -out "$out/online/fulcio.key"
+openssl req -new -key "$out/online/fulcio.key" -subj "/O=rootcellar demo/CN=fulcio intermediate" \
+  -out "$out/online/fulcio.csr"
+openssl ecparam -name prime256v1 -genkey -noout -out "$out/online/tsa.key"
+openssl req -new -key "$out/online/tsa.key" -subj "/O=rootcellar demo/CN=tsa intermediate" \
+  -out "$out/online/tsa.csr"
+echo "wrote $out/online/{fulcio,tsa}.csr"
+
+now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+step "root CA and intermediates (ceremony time $now)"
+mkdir -p "$out/pki"
+"$rootcellar" x509 root --key "$root_ca" --subject "O=rootcellar demo,CN=rootcellar demo root CA" \
+  --not-before "$now" --days 3652 --out "$out/pki/root.pem"
+for profile in fulcio tsa; do
+  "$rootcellar" x509 issue --profile "$profile" --csr "$out/online/$profile.csr" \
+    --issuer-cert "$out/pki/root.pem" --issuer-key "$root_ca" \
+    --not-before "$now" --days 1826 --out "$out/pki/intermediate-$profile.pem"
+done
+for profile in fulcio tsa; do
+  openssl verify -x509_strict -CAfile "$out/pki/root.pem" "$out/pki/intermediate-$profile.pem"
+done
+
+step "TUF repository: root 2-of-3 custodians, targets/snapshot/timestamp on the appliance"
+cat > "$out/keys.toml" <<TOML
+# Key URIs for tuf-repo/policy.toml in this rehearsal.
+[keys]
+root-custodian-1 = "$custodian_1"
+root-custodian-2 = "$custodian_2"
+root-custodian-3 = "$custodian_3"
+targets = "$targets"
+snapshot = "$snapshot"
+timestamp = "$timestamp"
+TOML
+"$rootcellar" tuf init --policy "$repo/tuf-repo/policy.toml" --keys "$out/keys.toml" \
+  --now "$now" --out "$out/tuf" \
+  --target "$out/pki/root.pem" \
+  --target "$out/pki/intermediate-fulcio.pem" \
+  --target "$out/pki/intermediate-tsa.pem"
+
+step "done"
+cat <<TXT
+outputs in $out:
+  pki/root.pem                     root CA certificate (key in token root-ca)
+  pki/intermediate-fulcio.pem      Fulcio intermediate (codeSigning, pathlen 0)
+  pki/intermediate-tsa.pem         TSA intermediate (timeStamping, pathlen 0)
+  tuf/metadata/                    TUF metadata (1.root.json, timestamp.json, ...)
+  tuf/targets/                     TUF targets under consistent-snapshot names
+  token/                           the SoftHSM2 tokens, their config and PIN files
+  keys.toml                        the key URIs used for the TUF roles
+  online/                          the online side's software keys and CSRs
+check them:
+  openssl verify -x509_strict -CAfile $out/pki/root.pem $out/pki/intermediate-fulcio.pem
+  SOFTHSM2_CONF=$out/token/softhsm2.conf $rootcellar key list '$(uri root-ca root-ca | sed 's/;object=root-ca//')'
+TXT

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what rootcellar's demo and tests need and the machine lacks: SoftHSM2 (the PKCS#11
+# token), OpenSC's pkcs11-tool and openssl (independent checkers), and python-tuf (the TUF
+# reference client). Idempotent: a machine that has everything is left alone.
+set -euo pipefail
+
+need_apt=()
+command -v softhsm2-util >/dev/null 2>&1 || need_apt+=(softhsm2)
+command -v pkcs11-tool >/dev/null 2>&1 || need_apt+=(opensc)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${need_apt[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import tuf.ngclient' >/dev/null 2>&1; then
+  echo "installing python-tuf (the TUF reference client)"
+  "$python" -m pip install --quiet --disable-pip-version-check -r "$(dirname "$0")/../tests/python/requirements.txt"
+fi
