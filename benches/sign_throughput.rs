@@ -24,10 +24,13 @@ const PIN: &str = "246810";
 const LABEL: &str = "bench";
 
 fn module() -> &'static str {
-    ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("SoftHSM2 is installed (make bench installs it)")
+    [
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .expect("SoftHSM2 is installed (make bench installs it)")
 }
 
 fn median(mut times: Vec<Duration>) -> Duration {
@@ -41,10 +44,26 @@ fn main() {
     let tokens = dir.path().join("tokens");
     std::fs::create_dir(&tokens).unwrap();
     let conf = dir.path().join("softhsm2.conf");
-    std::fs::write(&conf, format!("directories.tokendir = {}\nlog.level = ERROR\n", tokens.display())).unwrap();
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
     std::env::set_var("SOFTHSM2_CONF", &conf);
     let status = Command::new("softhsm2-util")
-        .args(["--init-token", "--free", "--label", "bench", "--pin", PIN, "--so-pin", "12345678"])
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "bench",
+            "--pin",
+            PIN,
+            "--so-pin",
+            "12345678",
+        ])
         .output()
         .unwrap();
     assert!(status.status.success());
@@ -56,7 +75,10 @@ fn main() {
         pin_file.display()
     );
 
-    keys::open_backend(&uri).unwrap().generate(LABEL, KeyAlgorithm::EcdsaP256).unwrap();
+    keys::open_backend(&uri)
+        .unwrap()
+        .generate(LABEL, KeyAlgorithm::EcdsaP256)
+        .unwrap();
     let signer = keys::open_signer(&uri).unwrap();
 
     // The baseline: the same module (already initialised by rootcellar), its own session, the
@@ -102,13 +124,26 @@ fn main() {
         ours_rounds.push(start.elapsed());
     }
     // Every signature the backend makes must be valid; check one outside the timed loops.
-    assert!(signer.public_key().verify(&message, &signer.sign(&message).unwrap()));
+    assert!(signer
+        .public_key()
+        .verify(&message, &signer.sign(&message).unwrap()));
 
     let raw = median(raw_rounds);
     let ours = median(ours_rounds);
     let rate = |d: Duration| SIGNATURES as f64 / d.as_secs_f64();
-    println!("ECDSA P-256 on SoftHSM2, {SIGNATURES} signatures per round, median of {ROUNDS} rounds");
-    println!("  raw cryptoki C_Sign loop : {:>8.0} signatures/s", rate(raw));
-    println!("  rootcellar key backend   : {:>8.0} signatures/s", rate(ours));
-    println!("  ratio (rootcellar / raw) : {:>8.3}", rate(ours) / rate(raw));
+    println!(
+        "ECDSA P-256 on SoftHSM2, {SIGNATURES} signatures per round, median of {ROUNDS} rounds"
+    );
+    println!(
+        "  raw cryptoki C_Sign loop : {:>8.0} signatures/s",
+        rate(raw)
+    );
+    println!(
+        "  rootcellar key backend   : {:>8.0} signatures/s",
+        rate(ours)
+    );
+    println!(
+        "  ratio (rootcellar / raw) : {:>8.3}",
+        rate(ours) / rate(raw)
+    );
 }

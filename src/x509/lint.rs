@@ -17,7 +17,7 @@ const OID_AUTHORITY_KEY_ID: &str = "2.5.29.35";
 /// Checks DER to-be-signed certificate bytes; returns every problem found.
 pub fn check_tbs_der(der: &[u8], rules: &CertificateRules) -> Vec<String> {
     match TbsCertificate::from_der(der) {
-        Ok((rest, tbs)) if rest.is_empty() => check_tbs(&tbs, rules),
+        Ok((&[], tbs)) => check_tbs(&tbs, rules),
         Ok(_) => vec!["trailing bytes after the to-be-signed certificate".into()],
         Err(e) => vec![format!("the to-be-signed certificate does not parse: {e}")],
     }

@@ -2,3 +2,5 @@
 
 mod common;
 mod keys;
+mod tuf;
+mod x509;

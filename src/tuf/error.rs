@@ -1,0 +1,151 @@
+//! The errors of the `tuf` module.
+
+use std::path::PathBuf;
+
+use crate::files::OutputError;
+use crate::keys::KeyError;
+
+/// Why a TUF operation failed. Each variant names the condition and carries what an operator
+/// needs to act on it: the policy file and field, the key name and URI, the target path.
+#[derive(Debug, thiserror::Error)]
+pub enum TufError {
+    /// A policy or keys file could not be read.
+    #[error("cannot read {file}: {source}")]
+    PolicyUnreadable {
+        /// The file.
+        file: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A policy or keys file is not TOML of the expected shape (syntax, unknown or missing
+    /// field, wrong type). The message shows the line.
+    #[error("{file} is not a valid rootcellar TUF policy: {message}")]
+    PolicySyntax {
+        /// The file.
+        file: PathBuf,
+        /// The parser's description, with line and column.
+        message: String,
+    },
+    /// A policy field has a value rootcellar refuses.
+    #[error("{file}: {field}: {problem}")]
+    PolicyInvalid {
+        /// The file holding the field.
+        file: PathBuf,
+        /// The dotted path of the field (`roles.root.threshold`).
+        field: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A key the policy names could not be opened in its token.
+    #[error("cannot open TUF key {name:?} ({uri}): {source}")]
+    KeyUnavailable {
+        /// The key's name in the policy.
+        name: String,
+        /// The key's URI.
+        uri: String,
+        /// The backend's error.
+        #[source]
+        source: KeyError,
+    },
+    /// A key is not ECDSA P-256, the one algorithm every TUF client verifies.
+    #[error(
+        "TUF key {name:?} ({uri}) is {algorithm}; TUF keys must be ECDSA P-256 \
+         (ecdsa-sha2-nistp256) so that python-tuf, go-tuf and tough all verify them"
+    )]
+    UnsupportedKeyAlgorithm {
+        /// The key's name in the policy.
+        name: String,
+        /// The key's URI.
+        uri: String,
+        /// The algorithm it has.
+        algorithm: &'static str,
+    },
+    /// Two names in one role resolve to the same key, so the threshold would count it twice.
+    #[error(
+        "roles.{role}.keys: {first:?} and {second:?} are the same key (key id {key_id}); \
+         a threshold counts distinct keys"
+    )]
+    SameKeyTwice {
+        /// The role.
+        role: &'static str,
+        /// The first name.
+        first: String,
+        /// The second name.
+        second: String,
+        /// The TUF key id they share.
+        key_id: String,
+    },
+    /// The token made a signature that does not verify under the key's public key.
+    #[error("TUF key {name:?} ({uri}) returned a signature that does not verify; not using it")]
+    BadSignature {
+        /// The key's name in the policy.
+        name: String,
+        /// The key's URI.
+        uri: String,
+    },
+    /// A target file is missing, unreadable or not a regular file.
+    #[error("target {path} cannot be used: {reason}")]
+    TargetUnusable {
+        /// The path given.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Two target files have the same file name, which is their TUF target name.
+    #[error(
+        "targets {first} and {second} have the same name {name:?}; target names must be unique"
+    )]
+    DuplicateTargetName {
+        /// The shared file name.
+        name: String,
+        /// The first path.
+        first: PathBuf,
+        /// The second path.
+        second: PathBuf,
+    },
+    /// A role's expiry, computed from the time given and the policy, is not a representable time.
+    #[error("roles.{role}.expires_days: {days} days after {now} is out of range")]
+    ExpiryOutOfRange {
+        /// The role.
+        role: &'static str,
+        /// The policy's days.
+        days: u32,
+        /// The time given.
+        now: jiff::Timestamp,
+    },
+    /// The repository was built but does not verify (checked before it is moved into place).
+    #[error("the repository built in {dir} does not verify, so it was not published: {reason}")]
+    VerificationFailed {
+        /// The temporary directory it was built in (already removed).
+        dir: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// The output directory exists already, or an output could not be written.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// `tough` refused an operation.
+    #[error("cannot {action}: {source}")]
+    Tough {
+        /// What rootcellar asked tough to do.
+        action: String,
+        /// tough's error (boxed: it is large, and errors travel on every `Result`).
+        #[source]
+        source: Box<tough::error::Error>,
+    },
+    /// The async runtime tough needs could not be started.
+    #[error("cannot start the runtime for tough: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+impl TufError {
+    /// Wraps a tough error with what rootcellar was doing.
+    pub(crate) fn tough(action: impl Into<String>) -> impl FnOnce(tough::error::Error) -> Self {
+        let action = action.into();
+        move |source| TufError::Tough {
+            action,
+            source: Box::new(source),
+        }
+    }
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Reads a rootcellar TUF repository with python-tuf, the reference client.
+
+Serves REPO over HTTP on 127.0.0.1 (an ephemeral port, in a thread), bootstraps a
+`tuf.ngclient.Updater` with the trusted root given out of band, refreshes the top-level
+metadata and downloads each named target into DOWNLOAD_DIR, checking it against the file given.
+
+    tuf_client.py --repo REPO --root TRUSTED_ROOT --download-dir DIR NAME=EXPECTED_FILE...
+
+Exits 0 and prints a JSON summary when every target verifies; otherwise prints
+`tuf_client: <ErrorType>: <message>` on stderr and exits 1.
+"""
+
+import argparse
+import functools
+import http.server
+import inspect
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+
+# The repository is on localhost; a proxy from the environment must not intercept it.
+for _name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+    os.environ.pop(_name, None)
+
+from tuf.ngclient import Updater  # noqa: E402
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files without logging every request to stderr."""
+
+    def log_message(self, format, *args):  # noqa: A002 (the base class's name)
+        pass
+
+
+def serve(directory):
+    """Starts a server for `directory` on 127.0.0.1 and returns it."""
+    handler = functools.partial(QuietHandler, directory=directory)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repo", required=True, help="repository directory (metadata/, targets/)")
+    parser.add_argument("--root", required=True, help="trusted root metadata, given out of band")
+    parser.add_argument("--download-dir", required=True, help="where targets are saved")
+    parser.add_argument("targets", nargs="*", metavar="NAME=EXPECTED_FILE")
+    args = parser.parse_args()
+
+    server = serve(args.repo)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with tempfile.TemporaryDirectory() as metadata_dir:
+            with open(args.root, "rb") as f:
+                trusted_root = f.read()
+            if "bootstrap" in inspect.signature(Updater.__init__).parameters:
+                # python-tuf >= 6 takes the trusted root as an argument ...
+                bootstrap = {"bootstrap": trusted_root}
+            else:
+                # ... older releases read it from the metadata directory.
+                shutil.copyfile(args.root, os.path.join(metadata_dir, "root.json"))
+                bootstrap = {}
+            os.makedirs(args.download_dir, exist_ok=True)
+            updater = Updater(
+                metadata_dir=metadata_dir,
+                metadata_base_url=f"{base}/metadata/",
+                target_dir=args.download_dir,
+                target_base_url=f"{base}/targets/",
+                **bootstrap,
+            )
+            updater.refresh()
+            downloaded = {}
+            for spec in args.targets:
+                name, _, expected_path = spec.partition("=")
+                info = updater.get_targetinfo(name)
+                if info is None:
+                    raise LookupError(f"target {name!r} is not listed in the targets metadata")
+                path = updater.download_target(info, os.path.join(args.download_dir, name))
+                with open(path, "rb") as got, open(expected_path, "rb") as expected:
+                    if got.read() != expected.read():
+                        raise ValueError(f"target {name!r} differs from {expected_path}")
+                downloaded[name] = {"length": info.length, "sha256": info.hashes["sha256"]}
+            with open(os.path.join(metadata_dir, "timestamp.json"), "rb") as f:
+                timestamp = json.load(f)
+            print(
+                json.dumps(
+                    {
+                        "timestamp_version": timestamp["signed"]["version"],
+                        "targets": downloaded,
+                    },
+                    indent=2,
+                    sort_keys=True,
+                )
+            )
+    finally:
+        server.shutdown()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as e:  # noqa: BLE001 (report any failure as one line and exit non-zero)
+        print(f"tuf_client: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(1)
