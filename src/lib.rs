@@ -6,10 +6,14 @@
 //! - [`keys`]: the key backend seam (PKCS#11 tokens), key URIs, PINs;
 //! - [`x509`]: certificate profiles, issuance from CSRs, lint before signing, check after;
 //! - [`tuf`]: TUF repository policy and metadata, signed through `tough` by [`keys`];
+//! - [`bundle`]: the signed sneakernet container that carries everything across the air gap;
+//! - [`journal`]: the appliance's append-only, hash-chained audit log;
 //! - [`files`]: output files that are created new and whole, never overwritten.
 #![deny(missing_docs)]
 
+pub mod bundle;
 pub mod files;
+pub mod journal;
 pub mod keys;
 pub mod tuf;
 pub mod x509;

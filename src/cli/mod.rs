@@ -1,5 +1,7 @@
 //! Command-line interface: one subcommand group per library module.
 
+mod bundle;
+mod journal;
 mod key;
 mod tuf;
 mod x509;
@@ -25,6 +27,12 @@ enum Command {
     /// Build and sign TUF repository metadata.
     #[command(subcommand)]
     Tuf(tuf::TufCommand),
+    /// Build, inspect, verify and extract sneakernet bundles.
+    #[command(subcommand)]
+    Bundle(bundle::BundleCommand),
+    /// Show, verify and export the hash-chained audit journal.
+    #[command(subcommand)]
+    Journal(journal::JournalCommand),
 }
 
 /// Every failure the CLI can report, each rendered once by `main`.
@@ -39,6 +47,12 @@ pub enum CliError {
     /// From TUF metadata.
     #[error(transparent)]
     Tuf(#[from] rootcellar::tuf::TufError),
+    /// From bundles.
+    #[error(transparent)]
+    Bundle(#[from] rootcellar::bundle::BundleError),
+    /// From the journal.
+    #[error(transparent)]
+    Journal(#[from] rootcellar::journal::JournalError),
     /// From writing outputs.
     #[error(transparent)]
     Output(#[from] rootcellar::files::OutputError),
@@ -53,6 +67,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Key(cmd) => key::run(cmd),
         Command::X509(cmd) => x509::run(cmd),
         Command::Tuf(cmd) => tuf::run(cmd),
+        Command::Bundle(cmd) => bundle::run(cmd),
+        Command::Journal(cmd) => journal::run(cmd),
     }
 }
 
