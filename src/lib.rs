@@ -6,6 +6,7 @@
 //! - [`keys`]: the key backend seam (PKCS#11 tokens), key URIs, PINs;
 //! - [`x509`]: certificate profiles, issuance from CSRs, lint before signing, check after;
 //! - [`tuf`]: TUF repository policy and metadata, signed through `tough` by [`keys`];
+//! - [`trustroot`]: Sigstore `trusted_root.json` and `signing_config.v0.2.json`;
 //! - [`bundle`]: the signed sneakernet container that carries everything across the air gap;
 //! - [`journal`]: the appliance's append-only, hash-chained audit log;
 //! - [`files`]: output files that are created new and whole, never overwritten.
@@ -15,5 +16,6 @@ pub mod bundle;
 pub mod files;
 pub mod journal;
 pub mod keys;
+pub mod trustroot;
 pub mod tuf;
 pub mod x509;

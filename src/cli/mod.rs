@@ -3,6 +3,7 @@
 mod bundle;
 mod journal;
 mod key;
+mod trustroot;
 mod tuf;
 mod x509;
 
@@ -27,6 +28,9 @@ enum Command {
     /// Build and sign TUF repository metadata.
     #[command(subcommand)]
     Tuf(tuf::TufCommand),
+    /// Build Sigstore trusted_root.json and signing_config.v0.2.json.
+    #[command(subcommand)]
+    Trustroot(trustroot::TrustRootCommand),
     /// Build, inspect, verify and extract sneakernet bundles.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
@@ -47,6 +51,9 @@ pub enum CliError {
     /// From TUF metadata.
     #[error(transparent)]
     Tuf(#[from] rootcellar::tuf::TufError),
+    /// From trust root building.
+    #[error(transparent)]
+    TrustRoot(#[from] rootcellar::trustroot::TrustRootError),
     /// From bundles.
     #[error(transparent)]
     Bundle(#[from] rootcellar::bundle::BundleError),
@@ -67,6 +74,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Key(cmd) => key::run(cmd),
         Command::X509(cmd) => x509::run(cmd),
         Command::Tuf(cmd) => tuf::run(cmd),
+        Command::Trustroot(cmd) => trustroot::run(cmd),
         Command::Bundle(cmd) => bundle::run(cmd),
         Command::Journal(cmd) => journal::run(cmd),
     }

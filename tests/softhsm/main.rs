@@ -4,3 +4,4 @@ mod common;
 mod keys;
 mod tuf;
 mod x509;
+mod trustroot;

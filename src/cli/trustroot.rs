@@ -1,0 +1,59 @@
+//! `rootcellar trustroot …`
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use rootcellar::trustroot::{self, TrustRootConfig};
+
+use super::{parse_time, CliError};
+
+#[derive(Debug, Subcommand)]
+pub enum TrustRootCommand {
+    /// Build trusted_root.json (and signing_config.v0.2.json) from a TOML configuration naming
+    /// certificate chains, log keys and service URLs.
+    Build {
+        /// The configuration (see `ceremony/trustroot.example.toml`).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The trusted root published so far: what it lists and the configuration does not is
+        /// kept with its validity closed at --now, so old signatures still verify.
+        #[arg(long, value_name = "FILE")]
+        previous: Option<PathBuf>,
+        /// Directory to write into; the files must not exist there.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// The ceremony time (RFC 3339); default: the system clock.
+        #[arg(long, value_name = "RFC3339")]
+        now: Option<String>,
+    },
+}
+
+pub fn run(command: TrustRootCommand) -> Result<(), CliError> {
+    match command {
+        TrustRootCommand::Build {
+            config,
+            previous,
+            out,
+            now,
+        } => {
+            let now = parse_time(now.as_deref())?;
+            let previous = previous
+                .as_deref()
+                .map(trustroot::read_trusted_root)
+                .transpose()?;
+            let outputs = TrustRootConfig::load(&config)?.build(previous.as_ref(), now)?;
+            for path in outputs.write(&out)? {
+                println!("wrote {}", path.display());
+            }
+            let root = &outputs.trusted_root;
+            println!(
+                "  {} certificate authorities, {} timestamp authorities, {} tlogs, {} ctlogs",
+                root.certificate_authorities.len(),
+                root.timestamp_authorities.len(),
+                root.tlogs.len(),
+                root.ctlogs.len()
+            );
+        }
+    }
+    Ok(())
+}
