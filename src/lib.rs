@@ -9,10 +9,12 @@
 //! - [`trustroot`]: Sigstore `trusted_root.json` and `signing_config.v0.2.json`;
 //! - [`bundle`]: the signed sneakernet container that carries everything across the air gap;
 //! - [`journal`]: the appliance's append-only, hash-chained audit log;
+//! - [`ceremony`]: ceremony scripts and the resumable step runner at the console;
 //! - [`files`]: output files that are created new and whole, never overwritten.
 #![deny(missing_docs)]
 
 pub mod bundle;
+pub mod ceremony;
 pub mod files;
 pub mod journal;
 pub mod keys;

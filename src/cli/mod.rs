@@ -1,6 +1,7 @@
 //! Command-line interface: one subcommand group per library module.
 
 mod bundle;
+mod ceremony;
 mod journal;
 mod key;
 mod trustroot;
@@ -31,6 +32,9 @@ enum Command {
     /// Build Sigstore trusted_root.json and signing_config.v0.2.json.
     #[command(subcommand)]
     Trustroot(trustroot::TrustRootCommand),
+    /// Check and run ceremony scripts.
+    #[command(subcommand)]
+    Ceremony(ceremony::CeremonyCommand),
     /// Build, inspect, verify and extract sneakernet bundles.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
@@ -54,6 +58,9 @@ pub enum CliError {
     /// From trust root building.
     #[error(transparent)]
     TrustRoot(#[from] rootcellar::trustroot::TrustRootError),
+    /// From ceremonies.
+    #[error(transparent)]
+    Ceremony(#[from] rootcellar::ceremony::CeremonyError),
     /// From bundles.
     #[error(transparent)]
     Bundle(#[from] rootcellar::bundle::BundleError),
@@ -75,6 +82,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::X509(cmd) => x509::run(cmd),
         Command::Tuf(cmd) => tuf::run(cmd),
         Command::Trustroot(cmd) => trustroot::run(cmd),
+        Command::Ceremony(cmd) => ceremony::run(cmd),
         Command::Bundle(cmd) => bundle::run(cmd),
         Command::Journal(cmd) => journal::run(cmd),
     }

@@ -12,7 +12,7 @@ pub enum TrustRootCommand {
     /// Build trusted_root.json (and signing_config.v0.2.json) from a TOML configuration naming
     /// certificate chains, log keys and service URLs.
     Build {
-        /// The configuration (see `ceremony/trustroot.example.toml`).
+        /// The configuration (see `ceremony/config/trustroot.example.toml`).
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
         /// The trusted root published so far: what it lists and the configuration does not is

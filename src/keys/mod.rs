@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 pub use error::KeyError;
 pub use pin::{Pin, PinSource};
-pub use pkcs11::{KeyProtection, Pkcs11Token};
+pub use pkcs11::{KeyProtection, Pkcs11Token, MODULE_ENV};
 pub use public_key::{KeyAlgorithm, PublicKey};
 pub use uri::Pkcs11Uri;
 

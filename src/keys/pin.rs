@@ -33,12 +33,14 @@ impl std::fmt::Debug for Pin {
 }
 
 /// Where to obtain a PIN.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum PinSource {
     /// Ask at the console, echo off.
     Prompt,
     /// Read the first line of a file.
     File(PathBuf),
+    /// A PIN already in memory: typed at a ceremony prompt or rebuilt from custodians' shares.
+    Given(std::sync::Arc<Pin>),
 }
 
 impl PinSource {
@@ -60,6 +62,7 @@ impl PinSource {
                 }
                 Ok(Pin(Zeroizing::new(line.to_string())))
             }
+            PinSource::Given(pin) => Ok(Pin(pin.0.clone())),
             PinSource::Prompt => {
                 if !std::io::stdin().is_terminal() {
                     return Err(KeyError::PinUnavailable {

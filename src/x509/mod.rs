@@ -13,6 +13,7 @@ mod name;
 mod profile;
 
 pub use csr::CertificateRequest;
+pub use name::parse_subject;
 pub use issue::{
     issue_intermediate, issue_root_ca, IntermediateOrder, IssuedCertificate, RootCaOrder,
     RootCaSpec, Validity,

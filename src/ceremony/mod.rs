@@ -1,0 +1,112 @@
+//! Key ceremonies: declarative scripts (`ceremony/*.toml`) run step by step at the console.
+//!
+//! A ceremony starts with the operator confirming the date and time (the appliance clock is not
+//! trusted) and recording who is present. Each step then shows what it will do, with the
+//! fingerprints involved, and waits for a typed confirmation; its result is recorded before the
+//! next step starts, so an interrupted ceremony resumes after its last completed step without
+//! repeating an HSM operation. At the end the outputs and a transcript are collected.
+
+mod prompter;
+mod rehearsal;
+mod runner;
+mod script;
+mod transcript;
+
+use std::path::PathBuf;
+
+pub use prompter::{Answers, Interactive, Prompter};
+pub use runner::{run, CeremonyReport, RunOptions};
+pub use script::{Action, InputKind, KeySpec, PinMode, Script, Step};
+pub use transcript::Transcript;
+
+/// Why a ceremony could not be checked or run.
+#[derive(Debug, thiserror::Error)]
+pub enum CeremonyError {
+    /// The script file could not be read.
+    #[error("cannot read {path}: {reason}")]
+    ScriptUnreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The script has problems; all of them are listed.
+    #[error("{} has {} problem(s):\n  - {}", path.display(), problems.len(), problems.join("\n  - "))]
+    ScriptInvalid {
+        /// The script.
+        path: PathBuf,
+        /// Every problem found.
+        problems: Vec<String>,
+    },
+    /// The answers file could not be used.
+    #[error("answers file {path}: {reason}")]
+    BadAnswers {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The operator did not confirm, or a required answer is missing.
+    #[error("{0}")]
+    NotConfirmed(String),
+    /// Reading the console failed.
+    #[error("console: {0}")]
+    Console(String),
+    /// A required input is missing.
+    #[error("input {name:?} is missing from {dir}")]
+    MissingInput {
+        /// The input's name.
+        name: String,
+        /// Where it was looked for.
+        dir: PathBuf,
+    },
+    /// The ceremony's state is not what resuming expects.
+    #[error("ceremony state {path}: {reason}")]
+    State {
+        /// The state file or directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A step failed; the ceremony stops there and can be resumed.
+    #[error("step {step:?} failed: {source}")]
+    Step {
+        /// The step id.
+        step: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A key operation failed.
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
+    /// A TUF policy bound by the script is wrong.
+    #[error(transparent)]
+    Tuf(#[from] crate::tuf::TufError),
+    /// Writing an output failed.
+    #[error(transparent)]
+    Output(#[from] crate::files::OutputError),
+}
+
+/// True for a plain file name: not empty, no separators, not `.`/`..`, no control characters.
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\'])
+        && !name.chars().any(char::is_control)
+}
+
+/// Loads and checks a script: every problem at once, before any HSM is touched.
+pub fn check(path: &std::path::Path) -> Result<Script, CeremonyError> {
+    let script = Script::load(path)?;
+    let problems = script.problems();
+    if problems.is_empty() {
+        Ok(script)
+    } else {
+        Err(CeremonyError::ScriptInvalid {
+            path: path.to_path_buf(),
+            problems,
+        })
+    }
+}

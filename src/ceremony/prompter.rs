@@ -1,0 +1,253 @@
+//! The questions a ceremony asks, answered at the console or from an answers file.
+//!
+//! The console is line-oriented (a serial line works as well as a screen). Secrets (PINs,
+//! shares) are read with echo off and held in zeroized memory. An answers file supplies the same
+//! answers for rehearsals and tests; its PINs and shares come from files it names, never from
+//! the answers file itself.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use super::CeremonyError;
+
+/// What a ceremony asks of the people in the room.
+pub trait Prompter {
+    /// Shows a line of text.
+    fn say(&mut self, text: &str);
+
+    /// Asks the operator to confirm (or correct) the date and time.
+    fn confirm_time(&mut self, clock: jiff::Timestamp) -> Result<jiff::Timestamp, CeremonyError>;
+
+    /// Asks for the names of the people in `role` (at least `min`).
+    fn names(&mut self, role: &str, min: usize) -> Result<Vec<String>, CeremonyError>;
+
+    /// Asks for the typed confirmation `code` before a step runs.
+    fn confirm_step(&mut self, step: &str, code: &str) -> Result<(), CeremonyError>;
+
+    /// Asks the holder of `token` for its PIN.
+    fn pin(&mut self, token: &str, holder: &str) -> Result<Zeroizing<String>, CeremonyError>;
+
+    /// Asks custodian `custodian` for their share.
+    fn share(&mut self, custodian: &str) -> Result<Zeroizing<String>, CeremonyError>;
+}
+
+fn console_error(e: std::io::Error) -> CeremonyError {
+    CeremonyError::Console(e.to_string())
+}
+
+/// The console: standard input and output, secrets read with echo off.
+pub struct Interactive<R: BufRead, W: Write> {
+    input: R,
+    output: W,
+}
+
+impl Interactive<std::io::StdinLock<'static>, std::io::Stdout> {
+    /// The process's terminal.
+    pub fn terminal() -> Self {
+        Interactive {
+            input: std::io::stdin().lock(),
+            output: std::io::stdout(),
+        }
+    }
+}
+
+impl<R: BufRead, W: Write> Interactive<R, W> {
+    fn line(&mut self, prompt: &str) -> Result<String, CeremonyError> {
+        write!(self.output, "{prompt}").map_err(console_error)?;
+        self.output.flush().map_err(console_error)?;
+        let mut line = String::new();
+        if self.input.read_line(&mut line).map_err(console_error)? == 0 {
+            return Err(CeremonyError::Console("input closed".into()));
+        }
+        Ok(line.trim().to_string())
+    }
+
+    fn secret(&mut self, prompt: &str) -> Result<Zeroizing<String>, CeremonyError> {
+        self.output.flush().map_err(console_error)?;
+        rpassword::prompt_password(prompt)
+            .map(Zeroizing::new)
+            .map_err(console_error)
+    }
+}
+
+impl<R: BufRead, W: Write> Prompter for Interactive<R, W> {
+    fn say(&mut self, text: &str) {
+        let _ = writeln!(self.output, "{text}");
+    }
+
+    fn confirm_time(&mut self, clock: jiff::Timestamp) -> Result<jiff::Timestamp, CeremonyError> {
+        loop {
+            let answer = self.line(&format!(
+                "The appliance clock says {clock}. Check it against the witnesses' watches.\n\
+                 Press Enter to accept it, or type the correct UTC time (RFC 3339): "
+            ))?;
+            if answer.is_empty() {
+                return Ok(clock);
+            }
+            match answer.parse::<jiff::Timestamp>() {
+                Ok(t) => {
+                    let again = self.line(&format!("Confirm {t} by typing it again: "))?;
+                    if again.parse::<jiff::Timestamp>().ok() == Some(t) {
+                        return Ok(t);
+                    }
+                    self.say("The two entries differ; try again.");
+                }
+                Err(e) => self.say(&format!("Not a time ({e}); e.g. 2026-11-25T14:00:00Z.")),
+            }
+        }
+    }
+
+    fn names(&mut self, role: &str, min: usize) -> Result<Vec<String>, CeremonyError> {
+        let mut names = Vec::new();
+        loop {
+            let prompt = if names.len() < min {
+                format!("Name of {role} {} (required): ", names.len() + 1)
+            } else {
+                format!("Name of {role} {} (Enter when done): ", names.len() + 1)
+            };
+            let name = self.line(&prompt)?;
+            if name.is_empty() {
+                if names.len() >= min {
+                    return Ok(names);
+                }
+                continue;
+            }
+            names.push(name);
+        }
+    }
+
+    fn confirm_step(&mut self, step: &str, code: &str) -> Result<(), CeremonyError> {
+        loop {
+            let typed = self.line(&format!(
+                "Type {code} to perform step {step:?}, or 'abort' to stop here: "
+            ))?;
+            if typed == code {
+                return Ok(());
+            }
+            if typed == "abort" {
+                return Err(CeremonyError::NotConfirmed(format!(
+                    "the operator stopped the ceremony before step {step:?}; run it again to resume"
+                )));
+            }
+            self.say("That is not the confirmation code.");
+        }
+    }
+
+    fn pin(&mut self, token: &str, holder: &str) -> Result<Zeroizing<String>, CeremonyError> {
+        self.secret(&format!("{holder}: PIN of token {token:?} (not echoed): "))
+    }
+
+    fn share(&mut self, custodian: &str) -> Result<Zeroizing<String>, CeremonyError> {
+        self.secret(&format!("{custodian}: your share (not echoed): "))
+    }
+}
+
+/// Answers for an unattended run (`--answers FILE`): rehearsals and tests.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Answers {
+    /// The confirmed ceremony time.
+    pub time: jiff::Timestamp,
+    /// Who is present, by role (`operator`, `witness`, and each custodian role).
+    pub present: BTreeMap<String, Vec<String>>,
+    /// Confirm every step (the answers file stands for the operator's typing).
+    pub confirm: bool,
+    /// PIN files by token label.
+    #[serde(default)]
+    pub pins: BTreeMap<String, PathBuf>,
+    /// Share files by custodian role.
+    #[serde(default)]
+    pub shares: BTreeMap<String, PathBuf>,
+    #[serde(skip)]
+    path: PathBuf,
+    #[serde(skip)]
+    log: Vec<String>,
+}
+
+impl Answers {
+    /// Reads an answers file.
+    pub fn load(path: &Path) -> Result<Self, CeremonyError> {
+        let bad = |reason: String| CeremonyError::BadAnswers {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let mut answers: Answers = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        answers.path = path.to_path_buf();
+        Ok(answers)
+    }
+
+    fn missing(&self, what: String) -> CeremonyError {
+        CeremonyError::BadAnswers {
+            path: self.path.clone(),
+            reason: what,
+        }
+    }
+
+    fn secret_file(&self, path: &Path, what: &str) -> Result<Zeroizing<String>, CeremonyError> {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| self.missing(format!("{what} file {}: {e}", path.display())))?,
+        );
+        Ok(Zeroizing::new(text.trim().to_string()))
+    }
+
+    /// What was shown, in order (an unattended run prints it too).
+    pub fn shown(&self) -> &[String] {
+        &self.log
+    }
+}
+
+impl Prompter for Answers {
+    fn say(&mut self, text: &str) {
+        println!("{text}");
+        self.log.push(text.to_string());
+    }
+
+    fn confirm_time(&mut self, _clock: jiff::Timestamp) -> Result<jiff::Timestamp, CeremonyError> {
+        Ok(self.time)
+    }
+
+    fn names(&mut self, role: &str, min: usize) -> Result<Vec<String>, CeremonyError> {
+        let names = self.present.get(role).cloned().unwrap_or_default();
+        if names.len() < min {
+            return Err(self.missing(format!(
+                "present.{role} names {} people; the ceremony needs at least {min}",
+                names.len()
+            )));
+        }
+        Ok(names)
+    }
+
+    fn confirm_step(&mut self, step: &str, _code: &str) -> Result<(), CeremonyError> {
+        if self.confirm {
+            Ok(())
+        } else {
+            Err(CeremonyError::NotConfirmed(format!(
+                "step {step:?} not confirmed (answers file has confirm = false)"
+            )))
+        }
+    }
+
+    fn pin(&mut self, token: &str, _holder: &str) -> Result<Zeroizing<String>, CeremonyError> {
+        let path = self
+            .pins
+            .get(token)
+            .cloned()
+            .ok_or_else(|| self.missing(format!("pins.{token} is missing")))?;
+        self.secret_file(&path, "PIN")
+    }
+
+    fn share(&mut self, custodian: &str) -> Result<Zeroizing<String>, CeremonyError> {
+        let path = self
+            .shares
+            .get(custodian)
+            .cloned()
+            .ok_or_else(|| self.missing(format!("shares.{custodian} is missing")))?;
+        self.secret_file(&path, "share")
+    }
+}

@@ -1,0 +1,78 @@
+//! Rehearsal tokens: every token a script names is created, once, in a throwaway SoftHSM2 under
+//! the state directory, with a random PIN kept in a file beside it. Rehearsals of successive
+//! ceremonies (root-init, then an intermediate, then a rotation) share the same tokens.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::{CeremonyError, Script};
+use crate::keys::Pkcs11Uri;
+
+/// Where Debian installs SoftHSM2's PKCS#11 module.
+const SOFTHSM_MODULES: [&str; 2] = [
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+];
+
+/// Creates the script's tokens if needed and points this process at them; returns the PIN
+/// file of each token. Must run before the first PKCS#11 call of the process: SoftHSM2 reads
+/// `SOFTHSM2_CONF` when it is initialised.
+pub fn prepare_tokens(
+    state: &Path,
+    script: &Script,
+) -> Result<BTreeMap<String, PathBuf>, CeremonyError> {
+    let dir = state.join("rehearsal");
+    let fail = |reason: String| CeremonyError::State {
+        path: dir.clone(),
+        reason,
+    };
+    let module = SOFTHSM_MODULES
+        .iter()
+        .find(|m| Path::new(m).exists())
+        .ok_or_else(|| fail("SoftHSM2 is not installed (apt-get install softhsm2)".into()))?;
+    let tokens = dir.join("tokens");
+    let pins = dir.join("pins");
+    for d in [&tokens, &pins] {
+        std::fs::create_dir_all(d).map_err(|e| fail(e.to_string()))?;
+    }
+    let conf = dir.join("softhsm2.conf");
+    if !conf.exists() {
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                tokens.display()
+            ),
+        )
+        .map_err(|e| fail(e.to_string()))?;
+    }
+    std::env::set_var("SOFTHSM2_CONF", &conf);
+    std::env::set_var(crate::keys::MODULE_ENV, module);
+
+    let mut files = BTreeMap::new();
+    for spec in script.keys.values() {
+        let label = Pkcs11Uri::parse(&spec.uri)?.token_label().to_string();
+        let pin_file = pins.join(format!("{label}.pin"));
+        if !pin_file.exists() {
+            let mut bytes = [0u8; 8];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+            let pin = hex::encode(bytes);
+            let out = Command::new("softhsm2-util")
+                .env("SOFTHSM2_CONF", &conf)
+                .args(["--init-token", "--free", "--label", &label])
+                .args(["--pin", &pin, "--so-pin", &format!("so-{pin}")])
+                .output()
+                .map_err(|e| fail(format!("softhsm2-util: {e}")))?;
+            if !out.status.success() {
+                return Err(fail(format!(
+                    "softhsm2-util could not create token {label:?}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+            crate::files::write_new(&pin_file, pin.as_bytes())?;
+        }
+        files.insert(label, pin_file);
+    }
+    Ok(files)
+}

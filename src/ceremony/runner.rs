@@ -1,0 +1,768 @@
+//! The step runner: confirm time and presence, then each step in turn, each recorded before the
+//! next begins, so that a ceremony interrupted anywhere resumes where it stopped.
+//!
+//! State lives in `STATE/ceremonies/NAME-ID/`: `progress.jsonl` (the ceremony's own record,
+//! appended and flushed to disk before anything it describes is reported done) and `work/`
+//! (inputs and the outputs of completed steps). The instance id is derived from the script and
+//! the inputs, so running the same ceremony on the same request again resumes it.
+//!
+//! A step runs in `work/.step-ID/` and its outputs are moved into `work/` only when it has
+//! finished; its completion is then recorded with the SHA-256 of each output. On resume, a
+//! completed step is skipped after its outputs are re-hashed; a step that began but was not
+//! recorded as complete is redone from scratch, except that keys it generated (each recorded as
+//! soon as the token made it) are adopted rather than generated again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::prompter::Prompter;
+use super::script::{Action, PinMode, Script, Step};
+use super::transcript::{StepEntry, Transcript};
+use super::CeremonyError;
+use crate::keys::{self, Pin, PinSource, Pkcs11Token, Pkcs11Uri};
+
+/// How to run a ceremony.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The script.
+    pub script: PathBuf,
+    /// The appliance's state directory.
+    pub state: PathBuf,
+    /// A directory holding the request's entries (the inputs), if the script has inputs.
+    pub inputs: Option<PathBuf>,
+    /// Where to collect the outputs and the transcript; must not exist.
+    pub out: PathBuf,
+    /// Rehearsal: throwaway SoftHSM2 tokens, outputs marked as rehearsal.
+    pub rehearsal: bool,
+}
+
+/// What a finished ceremony produced.
+#[derive(Debug)]
+pub struct CeremonyReport {
+    /// The instance directory.
+    pub instance: PathBuf,
+    /// The output directory.
+    pub out: PathBuf,
+    /// Outputs with their SHA-256.
+    pub outputs: BTreeMap<String, String>,
+    /// Steps skipped because an earlier run completed them.
+    pub resumed_steps: Vec<String>,
+}
+
+/// One line of `progress.jsonl`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+enum Event {
+    Start {
+        time: jiff::Timestamp,
+        present: BTreeMap<String, Vec<String>>,
+        rehearsal: bool,
+    },
+    Resume {
+        clock: jiff::Timestamp,
+        present: BTreeMap<String, Vec<String>>,
+    },
+    Begin {
+        step: String,
+    },
+    Key {
+        step: String,
+        name: String,
+        uri: String,
+        fingerprint: String,
+    },
+    Complete {
+        step: String,
+        outputs: BTreeMap<String, String>,
+        details: Vec<String>,
+        preview: Vec<String>,
+    },
+    Finish {
+        outputs: BTreeMap<String, String>,
+    },
+}
+
+/// The record of one ceremony instance.
+struct Progress {
+    path: PathBuf,
+    events: Vec<Event>,
+}
+
+impl Progress {
+    fn open(path: PathBuf) -> Result<Self, CeremonyError> {
+        let state = |reason: String| CeremonyError::State {
+            path: path.clone(),
+            reason,
+        };
+        let events = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let mut events = Vec::new();
+                let lines: Vec<&str> = text.split_inclusive('\n').collect();
+                for (i, line) in lines.iter().enumerate() {
+                    // A power cut can leave the last line unterminated: it was never reported
+                    // done, so it is dropped. Anything else unreadable is refused.
+                    if !line.ends_with('\n') && i + 1 == lines.len() {
+                        break;
+                    }
+                    events.push(
+                        serde_json::from_str(line)
+                            .map_err(|e| state(format!("line {}: {e}", i + 1)))?,
+                    );
+                }
+                events
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+            Err(e) => return Err(state(e.to_string())),
+        };
+        Ok(Progress { path, events })
+    }
+
+    fn record(&mut self, event: Event) -> Result<(), CeremonyError> {
+        let io = |e: std::io::Error| CeremonyError::State {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        };
+        let mut line = serde_json::to_string(&event).expect("events serialise");
+        line.push('\n');
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(io)?;
+        // Drop an unterminated tail left by a crash before appending after it.
+        let len = file.metadata().map_err(io)?.len();
+        let text = std::fs::read(&self.path).map_err(io)?;
+        if len > 0 && text.last() != Some(&b'\n') {
+            let keep = text.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+            file.set_len(keep as u64).map_err(io)?;
+        }
+        file.write_all(line.as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        self.events.push(event);
+        Ok(())
+    }
+
+    fn completed(&self) -> BTreeMap<&str, &Event> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Complete { step, .. } => Some((step.as_str(), e)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn started(&self) -> Option<(jiff::Timestamp, &BTreeMap<String, Vec<String>>, bool)> {
+        self.events.iter().find_map(|e| match e {
+            Event::Start {
+                time,
+                present,
+                rehearsal,
+            } => Some((*time, present, *rehearsal)),
+            _ => None,
+        })
+    }
+
+    fn generated_key(&self, step: &str, name: &str) -> Option<(&str, &str)> {
+        self.events.iter().find_map(|e| match e {
+            Event::Key {
+                step: s,
+                name: n,
+                uri,
+                fingerprint,
+            } if s == step && n == name => Some((uri.as_str(), fingerprint.as_str())),
+            _ => None,
+        })
+    }
+}
+
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    Ok(hex::encode(Sha256::digest(std::fs::read(path)?)))
+}
+
+/// SHA-256 of a file, or of a directory's files (sorted relative paths and contents).
+fn sha256_tree(path: &Path) -> std::io::Result<String> {
+    if path.is_file() {
+        return sha256_file(path);
+    }
+    let mut files = Vec::new();
+    collect_files(path, path, &mut files)?;
+    files.sort();
+    let mut hasher = Sha256::new();
+    for relative in files {
+        let digest = sha256_file(&path.join(&relative))?;
+        hasher.update(format!("{digest}  {}\n", relative.display()));
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_files(root, &path, out)?;
+        } else {
+            out.push(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
+        }
+    }
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    if from.is_file() {
+        std::fs::copy(from, to)?;
+        return Ok(());
+    }
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+    }
+    Ok(())
+}
+
+/// A test hook: `ROOTCELLAR_TEST_CRASH_AT=STEP:POINT` aborts the process at that point, as a
+/// power cut would. Points: `before` (after the step is recorded as begun), `after-hsm` (after
+/// the token has done its work, before the outputs are in place), `after-outputs` (outputs in
+/// place, completion not yet recorded).
+fn crash_point(step: &str, point: &str) {
+    if let Ok(at) = std::env::var("ROOTCELLAR_TEST_CRASH_AT") {
+        if at == format!("{step}:{point}") {
+            eprintln!("rootcellar: test hook: aborting at {at}");
+            std::process::abort();
+        }
+    }
+}
+
+/// Everything a step needs while it runs.
+struct Context<'a> {
+    script: &'a Script,
+    work: PathBuf,
+    time: jiff::Timestamp,
+    rehearsal: bool,
+    prompter: &'a mut dyn Prompter,
+    unlocked: BTreeSet<String>,
+    pin_files: BTreeMap<String, PathBuf>,
+}
+
+impl Context<'_> {
+    /// The URI of a script key, as this machine reaches it.
+    fn key_uri(&self, name: &str) -> Result<Pkcs11Uri, CeremonyError> {
+        let spec = &self.script.keys[name];
+        Ok(Pkcs11Uri::parse(&spec.uri)?)
+    }
+
+    /// Logs in to the token holding `name`, asking for its PIN the way the script says.
+    fn unlock(&mut self, name: &str) -> Result<(), CeremonyError> {
+        let uri = self.key_uri(name)?;
+        let token = uri.token_label().to_string();
+        if self.unlocked.contains(&token) {
+            return Ok(());
+        }
+        let spec = &self.script.keys[name];
+        let pin = if let Some(file) = self.pin_files.get(&token) {
+            PinSource::File(file.clone())
+        } else {
+            match spec.pin {
+                PinMode::Prompt => {
+                    let holder = spec.holder.clone().unwrap_or_else(|| "operator".into());
+                    PinSource::Given(Arc::new(Pin::new(self.prompter.pin(&token, &holder)?)))
+                }
+                PinMode::Shares => {
+                    return Err(CeremonyError::NotConfirmed(format!(
+                        "token {token:?} is unlocked by custodians' shares, which this build cannot combine yet"
+                    )))
+                }
+            }
+        };
+        Pkcs11Token::open_with(&uri, &pin)?;
+        self.unlocked.insert(token);
+        Ok(())
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.work.join(name)
+    }
+}
+
+/// The instance directory name: the ceremony's name and a digest of the script and inputs.
+fn instance_id(script: &Script, inputs: Option<&Path>) -> Result<String, CeremonyError> {
+    let mut hasher = Sha256::new();
+    let script_bytes =
+        std::fs::read(&script.path).map_err(|e| CeremonyError::ScriptUnreadable {
+            path: script.path.clone(),
+            reason: e.to_string(),
+        })?;
+    hasher.update(&script_bytes);
+    if let Some(dir) = inputs {
+        for input in &script.inputs {
+            let path = dir.join(&input.name);
+            let digest = sha256_tree(&path).map_err(|_| CeremonyError::MissingInput {
+                name: input.name.clone(),
+                dir: dir.to_path_buf(),
+            })?;
+            hasher.update(format!("{} {digest}\n", input.name));
+        }
+    }
+    Ok(format!(
+        "{}-{}",
+        script.ceremony.name,
+        &hex::encode(hasher.finalize())[..12]
+    ))
+}
+
+/// Runs (or resumes) the ceremony described by `options.script`.
+pub fn run(
+    options: &RunOptions,
+    prompter: &mut dyn Prompter,
+) -> Result<CeremonyReport, CeremonyError> {
+    let script = super::check(&options.script)?;
+    if !script.inputs.is_empty() && options.inputs.is_none() {
+        return Err(CeremonyError::MissingInput {
+            name: script.inputs[0].name.clone(),
+            dir: PathBuf::from("(no request given)"),
+        });
+    }
+    crate::files::ensure_absent([options.out.as_path()])?;
+    let instance = options
+        .state
+        .join("ceremonies")
+        .join(instance_id(&script, options.inputs.as_deref())?);
+    let work = instance.join("work");
+    let state_error = |reason: String| CeremonyError::State {
+        path: instance.clone(),
+        reason,
+    };
+    std::fs::create_dir_all(&work).map_err(|e| state_error(e.to_string()))?;
+    let mut progress = Progress::open(instance.join("progress.jsonl"))?;
+    if progress
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Finish { .. }))
+    {
+        return Err(state_error(
+            "this ceremony has already been completed; its outputs were delivered".into(),
+        ));
+    }
+
+    prompter.say(&format!(
+        "== {} ({})",
+        script.ceremony.title, script.ceremony.name
+    ));
+    if !script.ceremony.summary.is_empty() {
+        prompter.say(&script.ceremony.summary);
+    }
+    if options.rehearsal {
+        prompter.say("** REHEARSAL: throwaway tokens; outputs are marked as rehearsal **");
+    }
+
+    // The time and the people present: confirmed at the start, re-confirmed on resume.
+    let clock = jiff::Timestamp::now();
+    let time = prompter.confirm_time(clock)?;
+    let mut present = BTreeMap::new();
+    present.insert("operator".to_string(), prompter.names("operator", 1)?);
+    present.insert(
+        "witness".to_string(),
+        prompter.names("witness", script.roles.witnesses)?,
+    );
+    for custodian in &script.roles.custodians {
+        present.insert(custodian.clone(), prompter.names(custodian, 0)?);
+    }
+    let (time, rehearsal) = match progress.started() {
+        Some((original, _, rehearsal)) => {
+            if rehearsal != options.rehearsal {
+                return Err(state_error(
+                    "this ceremony was started in the other mode (rehearsal vs production)".into(),
+                ));
+            }
+            prompter.say(&format!(
+                "Resuming the ceremony begun at {original}; its time stays {original}."
+            ));
+            progress.record(Event::Resume {
+                clock: time,
+                present: present.clone(),
+            })?;
+            (original, rehearsal)
+        }
+        None => {
+            if let Some(dir) = &options.inputs {
+                for input in &script.inputs {
+                    let target = work.join(&input.name);
+                    if !target.exists() {
+                        copy_tree(&dir.join(&input.name), &target).map_err(|e| {
+                            state_error(format!("copying input {}: {e}", input.name))
+                        })?;
+                    }
+                }
+            }
+            progress.record(Event::Start {
+                time,
+                present: present.clone(),
+                rehearsal: options.rehearsal,
+            })?;
+            (time, options.rehearsal)
+        }
+    };
+
+    let pin_files = if rehearsal {
+        super::rehearsal::prepare_tokens(&options.state, &script)?
+    } else {
+        BTreeMap::new()
+    };
+    let mut context = Context {
+        script: &script,
+        work: work.clone(),
+        time,
+        rehearsal,
+        prompter,
+        unlocked: BTreeSet::new(),
+        pin_files,
+    };
+    let mut transcript = Transcript::new(&script, &instance, time, &present, rehearsal);
+    let mut resumed = Vec::new();
+
+    for step in &script.steps {
+        if let Some(Event::Complete {
+            outputs,
+            details,
+            preview,
+            ..
+        }) = progress.completed().get(step.id.as_str()).copied()
+        {
+            for (name, digest) in outputs {
+                let actual =
+                    sha256_tree(&work.join(name)).map_err(|e| state_error(e.to_string()))?;
+                if &actual != digest {
+                    return Err(state_error(format!(
+                        "output {name} of completed step {} was altered since it was recorded",
+                        step.id
+                    )));
+                }
+            }
+            context.prompter.say(&format!(
+                "-- step {}: already completed, outputs verified",
+                step.id
+            ));
+            transcript.step(StepEntry {
+                id: step.id.clone(),
+                title: step.title.clone(),
+                preview: preview.clone(),
+                outputs: outputs.clone(),
+                details: details.clone(),
+                resumed: true,
+            });
+            resumed.push(step.id.clone());
+            continue;
+        }
+        let entry = run_step(&mut context, &mut progress, step)?;
+        transcript.step(entry);
+    }
+
+    // Collect the outputs and the transcript into a new directory, atomically.
+    let mut outputs = BTreeMap::new();
+    let staging = options.out.with_file_name(format!(
+        ".tmp-{}",
+        options
+            .out
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+    ));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).map_err(|e| state_error(e.to_string()))?;
+    for name in &script.outputs {
+        copy_tree(&work.join(name), &staging.join(name)).map_err(|e| state_error(e.to_string()))?;
+        outputs.insert(
+            name.clone(),
+            sha256_tree(&work.join(name)).map_err(|e| state_error(e.to_string()))?,
+        );
+    }
+    transcript.finish(&outputs);
+    std::fs::write(staging.join("transcript.md"), transcript.markdown())
+        .map_err(|e| state_error(e.to_string()))?;
+    std::fs::write(staging.join("transcript.html"), transcript.html())
+        .map_err(|e| state_error(e.to_string()))?;
+    crate::files::ensure_absent([options.out.as_path()])?;
+    std::fs::rename(&staging, &options.out).map_err(|e| state_error(e.to_string()))?;
+    progress.record(Event::Finish {
+        outputs: outputs.clone(),
+    })?;
+    context.prompter.say(&format!(
+        "== ceremony complete: outputs and transcript in {}",
+        options.out.display()
+    ));
+    Ok(CeremonyReport {
+        instance,
+        out: options.out.clone(),
+        outputs,
+        resumed_steps: resumed,
+    })
+}
+
+/// What a step will do, shown before it runs.
+fn preview(context: &mut Context<'_>, step: &Step) -> Result<Vec<String>, CeremonyError> {
+    let mut lines = Vec::new();
+    for read in step.action.reads() {
+        let digest =
+            sha256_tree(&context.path(&read)).map_err(|_| CeremonyError::MissingInput {
+                name: read.clone(),
+                dir: context.work.clone(),
+            })?;
+        lines.push(format!("reads {read}: SHA-256 {digest}"));
+    }
+    for name in step.action.key_names() {
+        let spec = &context.script.keys[name];
+        let uri = Pkcs11Uri::parse(&spec.uri)?;
+        lines.push(format!("uses key {name}: {}", uri.without_query()));
+    }
+    match &step.action {
+        Action::RootCertificate { subject, days, .. } => {
+            lines.push(format!(
+                "subject {}, valid {days} days from {}",
+                subject_for(context, subject),
+                context.time
+            ));
+        }
+        Action::Intermediate { profile, days, .. } => {
+            lines.push(format!(
+                "profile {profile}, valid {} days from {}",
+                days.map(|d| d.to_string()).unwrap_or("default".into()),
+                context.time
+            ));
+        }
+        _ => {}
+    }
+    for write in step.action.writes() {
+        lines.push(format!("writes {write}"));
+    }
+    Ok(lines)
+}
+
+/// Rehearsal outputs say so in their subject, so they cannot pass for production.
+fn subject_for(context: &Context<'_>, subject: &str) -> String {
+    if context.rehearsal {
+        format!("{subject},OU=REHEARSAL - NOT FOR PRODUCTION")
+    } else {
+        subject.to_string()
+    }
+}
+
+fn step_error(
+    step: &Step,
+) -> impl Fn(Box<dyn std::error::Error + Send + Sync>) -> CeremonyError + '_ {
+    move |source| CeremonyError::Step {
+        step: step.id.clone(),
+        source,
+    }
+}
+
+fn run_step(
+    context: &mut Context<'_>,
+    progress: &mut Progress,
+    step: &Step,
+) -> Result<StepEntry, CeremonyError> {
+    context
+        .prompter
+        .say(&format!("-- step {}: {}", step.id, step.title));
+    let preview = preview(context, step)?;
+    for line in &preview {
+        context.prompter.say(&format!("   {line}"));
+    }
+    let code = hex::encode(Sha256::digest(preview.join("\n").as_bytes()))[..8].to_string();
+    context.prompter.confirm_step(&step.id, &code)?;
+    for name in step.action.key_names() {
+        context.unlock(name)?;
+    }
+    progress.record(Event::Begin {
+        step: step.id.clone(),
+    })?;
+    crash_point(&step.id, "before");
+
+    // A step that began before a crash starts over in a clean scratch directory, and any of its
+    // outputs that were moved into place are removed: they were never recorded.
+    let scratch = context.work.join(format!(".step-{}", step.id));
+    let _ = std::fs::remove_dir_all(&scratch);
+    for write in step.action.writes() {
+        let path = context.path(&write);
+        if path.is_dir() {
+            let _ = std::fs::remove_dir_all(&path);
+        } else {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    std::fs::create_dir_all(&scratch).map_err(|e| step_error(step)(Box::new(e)))?;
+
+    let details = execute(context, progress, step, &scratch)?;
+    crash_point(&step.id, "after-hsm");
+
+    let mut outputs = BTreeMap::new();
+    for write in step.action.writes() {
+        std::fs::rename(scratch.join(&write), context.path(&write))
+            .map_err(|e| step_error(step)(Box::new(e)))?;
+        let digest =
+            sha256_tree(&context.path(&write)).map_err(|e| step_error(step)(Box::new(e)))?;
+        outputs.insert(write, digest);
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    crash_point(&step.id, "after-outputs");
+    progress.record(Event::Complete {
+        step: step.id.clone(),
+        outputs: outputs.clone(),
+        details: details.clone(),
+        preview: preview.clone(),
+    })?;
+    for line in &details {
+        context.prompter.say(&format!("   done: {line}"));
+    }
+    Ok(StepEntry {
+        id: step.id.clone(),
+        title: step.title.clone(),
+        preview,
+        outputs,
+        details,
+        resumed: false,
+    })
+}
+
+/// Performs one step's action, writing its outputs into `scratch`; returns lines for the
+/// transcript (fingerprints, serials, versions).
+fn execute(
+    context: &mut Context<'_>,
+    progress: &mut Progress,
+    step: &Step,
+    scratch: &Path,
+) -> Result<Vec<String>, CeremonyError> {
+    let fail = step_error(step);
+    let mut details = Vec::new();
+    match &step.action {
+        Action::GenerateKeys { keys: names } => {
+            for name in names {
+                let uri = context.key_uri(name)?;
+                let backend = keys::open_backend(&uri.to_string())?;
+                let label = uri.object.clone().unwrap_or_default();
+                // A key this ceremony already made (recorded the moment the token made it) is
+                // adopted: generating it again would fail on its label, and repeating an HSM
+                // operation whose result was recorded is what resuming must never do.
+                let info = match progress.generated_key(&step.id, name) {
+                    Some((recorded_uri, fingerprint)) => {
+                        let info = backend.show(recorded_uri)?;
+                        if info.public_key.fingerprint() != fingerprint {
+                            return Err(fail(
+                                format!("key {name} on the token is not the one this ceremony generated").into(),
+                            ));
+                        }
+                        info
+                    }
+                    None => {
+                        let algorithm = crate::keys::KeyAlgorithm::from_name(
+                            context.script.keys[name]
+                                .algorithm
+                                .as_deref()
+                                .unwrap_or_default(),
+                        )?;
+                        let info = backend.generate(&label, algorithm)?;
+                        progress.record(Event::Key {
+                            step: step.id.clone(),
+                            name: name.clone(),
+                            uri: Pkcs11Uri::parse(&info.uri)?.without_query().to_string(),
+                            fingerprint: info.public_key.fingerprint(),
+                        })?;
+                        info
+                    }
+                };
+                details.push(format!(
+                    "key {name}: {} SHA256:{}",
+                    info.public_key.algorithm().name(),
+                    info.public_key.fingerprint()
+                ));
+                let pem_name = format!("{name}.pub.pem");
+                std::fs::write(scratch.join(&pem_name), info.public_key.spki_pem())
+                    .map_err(|e| fail(Box::new(e)))?;
+            }
+        }
+        Action::SplitPin { key } => {
+            return Err(fail(
+                format!("splitting the PIN of {key:?} is not available in this build").into(),
+            ));
+        }
+        Action::RootCertificate {
+            key,
+            subject,
+            days,
+            output,
+        } => {
+            let signer = keys::open_signer(&context.key_uri(key)?.to_string())?;
+            let subject = crate::x509::parse_subject(&subject_for(context, subject))
+                .map_err(|e| fail(Box::new(e)))?;
+            let validity = crate::x509::Validity {
+                not_before: context.time,
+                days: *days,
+            };
+            let cert = crate::x509::issue_root_ca(signer.as_ref(), subject, &validity)
+                .map_err(|e| fail(Box::new(e)))?;
+            crate::files::write_new(&scratch.join(output), cert.pem().as_bytes())?;
+            details.push(format!(
+                "{output}: serial {} SHA256:{}",
+                cert.serial_hex,
+                cert.fingerprint()
+            ));
+        }
+        Action::Intermediate {
+            key,
+            issuer,
+            csr,
+            profile,
+            days,
+            output,
+        } => {
+            let profile =
+                crate::x509::Profile::from_name(profile).map_err(|e| fail(Box::new(e)))?;
+            let order = crate::x509::IntermediateOrder {
+                csr: context.path(csr),
+                profile,
+                issuer_cert: context.path(issuer),
+                issuer_key_uri: context.key_uri(key)?.to_string(),
+                subject: None,
+                validity: crate::x509::Validity {
+                    not_before: context.time,
+                    days: days.unwrap_or(profile.default_days()),
+                },
+                out: scratch.join(output),
+            };
+            let cert = order.execute().map_err(|e| fail(Box::new(e)))?;
+            details.push(format!(
+                "{output}: {} serial {} SHA256:{}",
+                cert.subject,
+                cert.serial_hex,
+                cert.fingerprint()
+            ));
+        }
+        Action::TufInit {
+            policy,
+            keys: key_map,
+            targets,
+            output,
+        } => {
+            let policy = context.script.tuf_policy(policy, key_map)?;
+            let targets: Vec<PathBuf> = targets.iter().map(|t| context.path(t)).collect();
+            let report = crate::tuf::init_repository(
+                &policy,
+                &targets,
+                &scratch.join(output),
+                context.time,
+            )?;
+            for role in &report.roles {
+                details.push(format!(
+                    "{} v{} expires {}",
+                    role.role, role.version, role.expires
+                ));
+            }
+        }
+    }
+    Ok(details)
+}

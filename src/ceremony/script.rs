@@ -1,0 +1,456 @@
+//! Ceremony scripts: one TOML file per ceremony, parsed strictly and checked completely before
+//! any HSM is touched. `check` reports every problem at once, so an operator fixes a script in
+//! one pass rather than one error per attempt.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::CeremonyError;
+
+/// A parsed ceremony script.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Script {
+    /// Name, title and summary.
+    pub ceremony: Header,
+    /// Who must be present.
+    pub roles: Roles,
+    /// The keys the ceremony uses, by name.
+    #[serde(default)]
+    pub keys: BTreeMap<String, KeySpec>,
+    /// Entries the request bundle must carry.
+    #[serde(default)]
+    pub inputs: Vec<InputSpec>,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+    /// What goes into the response bundle: names of files (or directories) that steps produce.
+    pub outputs: Vec<String>,
+    /// Where the script was read from (scripts refer to files relative to themselves).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// The `[ceremony]` table.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    /// Short name, e.g. `root-init`.
+    pub name: String,
+    /// One line for the menu and the transcript.
+    pub title: String,
+    /// A paragraph explaining the ceremony's purpose, printed at the start.
+    #[serde(default)]
+    pub summary: String,
+}
+
+/// The `[roles]` table.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Roles {
+    /// Minimum number of witnesses present.
+    #[serde(default)]
+    pub witnesses: usize,
+    /// The custodians, by role name (e.g. `custodian-1`); people's names are recorded at the
+    /// console.
+    #[serde(default)]
+    pub custodians: Vec<String>,
+    /// How many custodians must take part (M of N) where a quorum is needed.
+    #[serde(default)]
+    pub quorum: Option<usize>,
+}
+
+/// How a key's token PIN is obtained.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PinMode {
+    /// Typed at the console (echo off) by the key's holder.
+    #[default]
+    Prompt,
+    /// Reconstructed from a quorum of custodians' Shamir shares.
+    Shares,
+}
+
+/// One key in the `[keys]` table.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySpec {
+    /// The key's URI, without machine-specific query attributes (no PIN source).
+    pub uri: String,
+    /// `p256` or `p384`; needed where the ceremony generates the key.
+    #[serde(default)]
+    pub algorithm: Option<String>,
+    /// The custodian who holds the key's token, if it is not the operator.
+    #[serde(default)]
+    pub holder: Option<String>,
+    /// How the token's PIN is obtained.
+    #[serde(default)]
+    pub pin: PinMode,
+}
+
+/// An entry the request bundle must carry.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// The entry's name in the bundle.
+    pub name: String,
+    /// What it is: `csr`, `certificate`, `public-key`, `tuf-metadata`, `trusted-root`, `file`.
+    pub kind: InputKind,
+}
+
+/// Kinds of input entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputKind {
+    /// A PKCS#10 certificate signing request.
+    Csr,
+    /// An X.509 certificate (or chain), PEM.
+    Certificate,
+    /// A public key, PEM SPKI.
+    PublicKey,
+    /// A TUF repository (directory) or metadata file.
+    TufMetadata,
+    /// A Sigstore trusted root.
+    TrustedRoot,
+    /// Anything else.
+    File,
+}
+
+/// One step of a ceremony: `id`, `title`, `action` and the action's parameters.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// Unique within the script; the journal records progress by it.
+    pub id: String,
+    /// What the operator is told the step does.
+    pub title: String,
+    /// What the step does, with its parameters.
+    pub action: Action,
+}
+
+impl<'de> Deserialize<'de> for Step {
+    // serde's `flatten` would swallow unknown fields; splitting the table by hand keeps the
+    // action's `deny_unknown_fields` in force, so a misspelt parameter is an error.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut table = toml::Table::deserialize(deserializer)?;
+        let mut take = |field: &str| match table.remove(field) {
+            Some(toml::Value::String(s)) => Ok(s),
+            Some(_) => Err(D::Error::custom(format!(
+                "step field `{field}` must be a string"
+            ))),
+            None => Err(D::Error::missing_field(if field == "id" {
+                "id"
+            } else {
+                "title"
+            })),
+        };
+        let id = take("id")?;
+        let title = take("title")?;
+        let action = Action::deserialize(toml::Value::Table(table))
+            .map_err(|e| D::Error::custom(format!("step {id:?}: {}", e.message())))?;
+        Ok(Step { id, title, action })
+    }
+}
+
+/// What a step does.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Action {
+    /// Generate keys inside their tokens.
+    GenerateKeys {
+        /// Key names from `[keys]`.
+        keys: Vec<String>,
+    },
+    /// Give the key's token a fresh random PIN and split it among the custodians (M of N).
+    SplitPin {
+        /// The key whose token PIN is split.
+        key: String,
+    },
+    /// Self-sign the root CA certificate.
+    RootCertificate {
+        /// The root CA key.
+        key: String,
+        /// Subject, `O=…,CN=…`.
+        subject: String,
+        /// Lifetime in days.
+        days: u32,
+        /// Output file name.
+        output: String,
+    },
+    /// Issue an intermediate from a CSR under a profile.
+    Intermediate {
+        /// The issuing key.
+        key: String,
+        /// The issuer certificate: an input or an earlier output.
+        issuer: String,
+        /// The CSR: an input.
+        csr: String,
+        /// `fulcio` or `tsa`.
+        profile: String,
+        /// Lifetime in days (default: the profile's).
+        #[serde(default)]
+        days: Option<u32>,
+        /// Output file name.
+        output: String,
+    },
+    /// Create a TUF repository.
+    TufInit {
+        /// The repository policy, relative to the script.
+        policy: PathBuf,
+        /// Policy key name → script key name.
+        keys: BTreeMap<String, String>,
+        /// Files (inputs or earlier outputs) to publish as targets.
+        #[serde(default)]
+        targets: Vec<String>,
+        /// Output directory name.
+        output: String,
+    },
+}
+
+impl Action {
+    /// The script key names the step uses.
+    pub fn key_names(&self) -> Vec<&str> {
+        match self {
+            Action::GenerateKeys { keys } => keys.iter().map(String::as_str).collect(),
+            Action::SplitPin { key } | Action::RootCertificate { key, .. } => vec![key],
+            Action::Intermediate { key, .. } => vec![key],
+            Action::TufInit { keys, .. } => keys.values().map(String::as_str).collect(),
+        }
+    }
+
+    /// Files or directories the step reads (inputs or earlier outputs).
+    pub fn reads(&self) -> Vec<String> {
+        match self {
+            Action::Intermediate { issuer, csr, .. } => vec![issuer.clone(), csr.clone()],
+            Action::TufInit { targets, .. } => targets.clone(),
+            _ => vec![],
+        }
+    }
+
+    /// Files or directories the step produces.
+    pub fn writes(&self) -> Vec<String> {
+        match self {
+            // Each generated key's public half, so the transcript and outputs can carry it.
+            Action::GenerateKeys { keys } => keys.iter().map(|k| format!("{k}.pub.pem")).collect(),
+            Action::RootCertificate { output, .. }
+            | Action::Intermediate { output, .. }
+            | Action::TufInit { output, .. } => vec![output.clone()],
+            Action::SplitPin { .. } => vec![],
+        }
+    }
+}
+
+impl Script {
+    /// Reads and parses a script; syntax errors and unknown fields are reported here.
+    pub fn load(path: &Path) -> Result<Script, CeremonyError> {
+        let text = std::fs::read_to_string(path).map_err(|e| CeremonyError::ScriptUnreadable {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let mut script: Script =
+            toml::from_str(&text).map_err(|e| CeremonyError::ScriptInvalid {
+                path: path.to_path_buf(),
+                problems: vec![e.to_string()],
+            })?;
+        script.path = path.to_path_buf();
+        Ok(script)
+    }
+
+    /// A path named in the script, relative to the script's directory.
+    pub fn resolve(&self, relative: &Path) -> PathBuf {
+        self.path.parent().unwrap_or(Path::new(".")).join(relative)
+    }
+
+    /// Every problem in the script, in order. Empty when the script is sound.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut say = |p: String| problems.push(p);
+
+        if self.ceremony.name.trim().is_empty() {
+            say("ceremony.name is empty".into());
+        }
+        let custodians: BTreeSet<&str> = self.roles.custodians.iter().map(String::as_str).collect();
+        if custodians.len() != self.roles.custodians.len() {
+            say("roles.custodians lists a custodian twice".into());
+        }
+        match self.roles.quorum {
+            Some(0) => say("roles.quorum must be at least 1".into()),
+            Some(m) if m > custodians.len() => say(format!(
+                "roles.quorum: {m} exceeds the {} custodians listed",
+                custodians.len()
+            )),
+            _ => {}
+        }
+
+        for (name, key) in &self.keys {
+            match crate::keys::Pkcs11Uri::parse(&key.uri) {
+                Err(e) => say(format!("keys.{name}.uri: {e}")),
+                Ok(uri) => {
+                    if uri.object.is_none() {
+                        say(format!("keys.{name}.uri names no key (add object=…)"));
+                    }
+                    if uri.pin_source.is_some() {
+                        say(format!(
+                            "keys.{name}.uri has a pin-source: PINs are entered at the ceremony, not stored in scripts"
+                        ));
+                    }
+                }
+            }
+            if let Some(algorithm) = &key.algorithm {
+                if let Err(e) = crate::keys::KeyAlgorithm::from_name(algorithm) {
+                    say(format!("keys.{name}.algorithm: {e}"));
+                }
+            }
+            if let Some(holder) = &key.holder {
+                if !custodians.contains(holder.as_str()) {
+                    say(format!(
+                        "keys.{name}.holder: {holder:?} is not in roles.custodians"
+                    ));
+                }
+            }
+            if key.pin == PinMode::Shares && self.roles.quorum.is_none() {
+                say(format!("keys.{name}.pin = \"shares\" needs roles.quorum"));
+            }
+        }
+
+        let mut inputs = BTreeSet::new();
+        for input in &self.inputs {
+            if !super::is_plain_name(&input.name) {
+                say(format!("inputs: {:?} is not a plain file name", input.name));
+            }
+            if !inputs.insert(input.name.as_str()) {
+                say(format!("inputs: {:?} is listed twice", input.name));
+            }
+        }
+
+        let mut ids = BTreeSet::new();
+        let mut available: BTreeSet<String> = inputs.iter().map(|s| s.to_string()).collect();
+        for (index, step) in self.steps.iter().enumerate() {
+            let at = format!("steps[{index}] ({})", step.id);
+            if !ids.insert(step.id.as_str()) {
+                say(format!("{at}: the id is used twice"));
+            }
+            if !super::is_plain_name(&step.id) {
+                say(format!("{at}: the id must be a plain name"));
+            }
+            for key in step.action.key_names() {
+                if !self.keys.contains_key(key) {
+                    say(format!("{at}: key {key:?} is not in [keys]"));
+                }
+            }
+            for read in step.action.reads() {
+                if !available.contains(&read) {
+                    say(format!(
+                        "{at}: {read:?} is neither an input nor the output of an earlier step"
+                    ));
+                }
+            }
+            self.action_problems(&step.action, &at, &inputs, &mut say);
+            for write in step.action.writes() {
+                if !super::is_plain_name(&write) {
+                    say(format!("{at}: output {write:?} is not a plain file name"));
+                } else if !available.insert(write.clone()) {
+                    say(format!(
+                        "{at}: output {write:?} is already an input or an earlier output"
+                    ));
+                }
+            }
+        }
+        for output in &self.outputs {
+            if !available.contains(output) || inputs.contains(output.as_str()) {
+                say(format!("outputs: {output:?} is not produced by any step"));
+            }
+        }
+        problems
+    }
+
+    /// The TUF policy a step names, with its key names bound to the URIs of the script's keys.
+    pub fn tuf_policy(
+        &self,
+        policy: &Path,
+        keys: &BTreeMap<String, String>,
+    ) -> Result<crate::tuf::Policy, CeremonyError> {
+        let path = self.resolve(policy);
+        let text = std::fs::read_to_string(&path).map_err(|e| CeremonyError::ScriptUnreadable {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let mut parsed = crate::tuf::Policy::from_toml(&text, &path)?;
+        let mut table = toml::Table::new();
+        for (policy_name, key_name) in keys {
+            if let Some(spec) = self.keys.get(key_name) {
+                table.insert(policy_name.clone(), toml::Value::String(spec.uri.clone()));
+            }
+        }
+        let mut keys_toml = toml::Table::new();
+        keys_toml.insert("keys".into(), toml::Value::Table(table));
+        parsed.add_keys_toml(&keys_toml.to_string(), &self.path)?;
+        parsed.validate()?;
+        Ok(parsed)
+    }
+
+    fn action_problems(
+        &self,
+        action: &Action,
+        at: &str,
+        inputs: &BTreeSet<&str>,
+        say: &mut impl FnMut(String),
+    ) {
+        let input_kind = |name: &str| self.inputs.iter().find(|i| i.name == name).map(|i| i.kind);
+        match action {
+            Action::GenerateKeys { keys } => {
+                for key in keys {
+                    if self.keys.get(key).is_some_and(|k| k.algorithm.is_none()) {
+                        say(format!(
+                            "{at}: keys.{key}.algorithm is needed to generate it"
+                        ));
+                    }
+                }
+            }
+            Action::SplitPin { key } => {
+                if self.keys.get(key).is_some_and(|k| k.pin != PinMode::Shares) {
+                    say(format!(
+                        "{at}: keys.{key}.pin must be \"shares\" to split its PIN"
+                    ));
+                }
+                if self.roles.quorum.is_none() {
+                    say(format!(
+                        "{at}: splitting a PIN needs roles.quorum and roles.custodians"
+                    ));
+                }
+            }
+            Action::RootCertificate { subject, days, .. } => {
+                if let Err(e) = crate::x509::parse_subject(subject) {
+                    say(format!("{at}: subject: {e}"));
+                }
+                if *days == 0 {
+                    say(format!("{at}: days must be at least 1"));
+                }
+            }
+            Action::Intermediate {
+                csr, profile, days, ..
+            } => {
+                if let Err(e) = crate::x509::Profile::from_name(profile) {
+                    say(format!("{at}: {e}"));
+                }
+                if inputs.contains(csr.as_str()) && input_kind(csr) != Some(InputKind::Csr) {
+                    say(format!("{at}: input {csr:?} is not of kind \"csr\""));
+                }
+                if *days == Some(0) {
+                    say(format!("{at}: days must be at least 1"));
+                }
+            }
+            Action::TufInit { policy, keys, .. } => {
+                if keys.is_empty() {
+                    say(format!(
+                        "{at}: keys maps no policy key names to script keys"
+                    ));
+                }
+                if let Err(e) = self.tuf_policy(policy, keys) {
+                    say(format!("{at}: {e}"));
+                }
+            }
+        }
+    }
+}
