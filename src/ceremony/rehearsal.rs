@@ -22,6 +22,8 @@ pub fn prepare_tokens(
     state: &Path,
     script: &Script,
 ) -> Result<BTreeMap<String, PathBuf>, CeremonyError> {
+    // Absolute paths: the configuration outlives this process and its working directory.
+    let state = std::path::absolute(state).unwrap_or_else(|_| state.to_path_buf());
     let dir = state.join("rehearsal");
     let fail = |reason: String| CeremonyError::State {
         path: dir.clone(),
@@ -37,16 +39,14 @@ pub fn prepare_tokens(
         std::fs::create_dir_all(d).map_err(|e| fail(e.to_string()))?;
     }
     let conf = dir.join("softhsm2.conf");
-    if !conf.exists() {
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                tokens.display()
-            ),
-        )
-        .map_err(|e| fail(e.to_string()))?;
-    }
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .map_err(|e| fail(e.to_string()))?;
     std::env::set_var("SOFTHSM2_CONF", &conf);
     std::env::set_var(crate::keys::MODULE_ENV, module);
 
