@@ -229,7 +229,7 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 /// A test hook: `ROOTCELLAR_TEST_CRASH_AT=STEP:POINT` aborts the process at that point, as a
 /// power cut would. Points: `before` (after the step is recorded as begun), `after-hsm` (after
 /// the token has done its work, before the outputs are in place), `after-outputs` (outputs in
-/// place, completion not yet recorded).
+/// place, completion not yet recorded), and `after-key-NAME` inside a key generation step.
 fn crash_point(step: &str, point: &str) {
     if let Ok(at) = std::env::var("ROOTCELLAR_TEST_CRASH_AT") {
         if at == format!("{step}:{point}") {
@@ -672,6 +672,7 @@ fn execute(
                             uri: Pkcs11Uri::parse(&info.uri)?.without_query().to_string(),
                             fingerprint: info.public_key.fingerprint(),
                         })?;
+                        crash_point(&step.id, &format!("after-key-{name}"));
                         info
                     }
                 };

@@ -1,0 +1,491 @@
+//! Ceremonies: scripts checked, rehearsals that verify, and crashes at every step boundary and
+//! inside HSM steps, each followed by a resume that completes without repeating HSM work.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::common::*;
+
+fn repo_file(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+fn rootcellar() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rootcellar"));
+    cmd.env_remove("ROOTCELLAR_PKCS11_MODULE")
+        .env_remove("SOFTHSM2_CONF")
+        .env_remove("ROOTCELLAR_TEST_CRASH_AT");
+    cmd
+}
+
+/// A state directory and answers file for unattended rehearsals.
+struct Rehearsal {
+    dir: tempfile::TempDir,
+}
+
+impl Rehearsal {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("answers.toml"),
+            "time = \"2026-11-25T09:00:00Z\"\nconfirm = true\n[present]\noperator = [\"Olga\"]\n\
+             witness = [\"Wim\", \"Wanda\"]\ncustodian-1 = [\"Carol\"]\ncustodian-2 = [\"Chidi\"]\n\
+             custodian-3 = [\"Cem\"]\n",
+        )
+        .unwrap();
+        Rehearsal { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn run(
+        &self,
+        script: &str,
+        inputs: Option<&Path>,
+        out: &str,
+        crash_at: Option<&str>,
+    ) -> Output {
+        let mut cmd = rootcellar();
+        cmd.args([
+            "ceremony",
+            "run",
+            repo_file(script).to_str().unwrap(),
+            "--rehearsal",
+        ])
+        .arg("--state")
+        .arg(self.path("state"))
+        .arg("--answers")
+        .arg(self.path("answers.toml"))
+        .arg("--out")
+        .arg(self.path(out));
+        if let Some(dir) = inputs {
+            cmd.arg("--inputs").arg(dir);
+        }
+        if let Some(point) = crash_at {
+            cmd.env("ROOTCELLAR_TEST_CRASH_AT", point);
+        }
+        cmd.output().unwrap()
+    }
+
+    /// The private keys on a rehearsal token, as OpenSC's pkcs11-tool lists them.
+    fn private_keys(&self, token: &str) -> usize {
+        let pin = std::fs::read_to_string(self.path(&format!("state/rehearsal/pins/{token}.pin")))
+            .unwrap();
+        let out = Command::new("pkcs11-tool")
+            .env("SOFTHSM2_CONF", self.path("state/rehearsal/softhsm2.conf"))
+            .args([
+                "--module",
+                softhsm_module().to_str().unwrap(),
+                "--token-label",
+                token,
+            ])
+            .args([
+                "--login",
+                "--pin",
+                pin.trim(),
+                "--list-objects",
+                "--type",
+                "privkey",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .matches("Private Key Object")
+            .count()
+    }
+
+    fn progress(&self, ceremony: &str) -> Vec<serde_json::Value> {
+        let dir = std::fs::read_dir(self.path("state/ceremonies"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(ceremony)
+            })
+            .unwrap();
+        std::fs::read_to_string(dir.join("progress.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "ceremony failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn python_tuf_accepts(repo: &Path, targets: &[&Path]) {
+    let download = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new("python3");
+    cmd.arg(repo_file("tests/python/tuf_client.py"))
+        .arg("--repo")
+        .arg(repo)
+        .arg("--root")
+        .arg(repo.join("metadata/1.root.json"))
+        .arg("--download-dir")
+        .arg(download.path());
+    for target in targets {
+        cmd.arg(format!(
+            "{}={}",
+            target.file_name().unwrap().to_str().unwrap(),
+            target.display()
+        ));
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "python-tuf refused: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn serial(cert: &Path) -> String {
+    let out = openssl(&["x509", "-in", cert.to_str().unwrap(), "-noout", "-serial"]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn every_script_in_ceremony_passes_check() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(repo_file("ceremony")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let out = rootcellar()
+                .args(["ceremony", "check", path.to_str().unwrap()])
+                .output()
+                .unwrap();
+            assert_ok(&out);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "only {checked} scripts found");
+}
+
+#[test]
+fn broken_scripts_report_every_problem_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(repo_file("ceremony/root-init.toml")).unwrap();
+    let policy = repo_file("tuf-repo/policy.toml");
+    let base = base.replace("../tuf-repo/policy.toml", policy.to_str().unwrap());
+    let cases: Vec<(&str, String, Vec<&str>)> = vec![
+        (
+            "several",
+            base.replace("quorum = 2", "quorum = 5")
+                .replace(
+                    "uri = \"pkcs11:token=root-ca;object=root-ca\"",
+                    "uri = \"pkcs11:object=root-ca\"",
+                )
+                .replace("keys = [\"root-ca\",", "keys = [\"root-cA\","),
+            vec![
+                "3 problem(s)",
+                "roles.quorum: 5 exceeds the 3 custodians",
+                "keys.root-ca.uri",
+                "key \"root-cA\" is not in [keys]",
+            ],
+        ),
+        (
+            "unknown-field",
+            base.replace("days = 3652", "days = 3652\nlifetime = 1"),
+            vec!["unknown field `lifetime`"],
+        ),
+        (
+            "pin-in-uri",
+            base.replace(
+                "object=tuf-targets\"",
+                "object=tuf-targets?pin-source=/tmp/pin\"",
+            ),
+            vec!["PINs are entered at the ceremony"],
+        ),
+        (
+            "missing-input",
+            base.replace("targets = [\"root.pem\"]", "targets = [\"request.csr\"]"),
+            vec!["\"request.csr\" is neither an input nor the output of an earlier step"],
+        ),
+        (
+            "unproduced-output",
+            base.replace(
+                "outputs = [\"root.pem\",",
+                "outputs = [\"crl.pem\", \"root.pem\",",
+            ),
+            vec!["outputs: \"crl.pem\" is not produced by any step"],
+        ),
+        (
+            "duplicate-step",
+            base.replace("id = \"root-certificate\"", "id = \"generate-keys\""),
+            vec!["the id is used twice"],
+        ),
+        (
+            "bad-subject",
+            base.replace(
+                "subject = \"O=Example,CN=Example Root CA\"",
+                "subject = \"Example Root\"",
+            ),
+            vec!["subject: invalid subject"],
+        ),
+        (
+            "unmapped-policy-key",
+            base.replace("root-custodian-3 = \"tuf-root-3\"\n", ""),
+            vec!["root-custodian-3"],
+        ),
+    ];
+    for (name, text, expected) in cases {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let out = rootcellar()
+            .args(["ceremony", "check", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: accepted");
+        for e in expected {
+            assert!(err.contains(e), "{name}: expected {e:?} in:\n{err}");
+        }
+    }
+}
+
+#[test]
+fn root_init_and_intermediates_rehearsal_outputs_verify() {
+    let r = Rehearsal::new();
+    let out = r.run("ceremony/root-init.toml", None, "root-init", None);
+    assert_ok(&out);
+    let root = r.path("root-init/root.pem");
+    let verified = openssl(&[
+        "verify",
+        "-x509_strict",
+        "-CAfile",
+        root.to_str().unwrap(),
+        root.to_str().unwrap(),
+    ]);
+    assert!(verified.status.success());
+    let subject = openssl(&["x509", "-in", root.to_str().unwrap(), "-noout", "-subject"]);
+    assert!(
+        String::from_utf8_lossy(&subject.stdout).contains("REHEARSAL"),
+        "rehearsal outputs say so"
+    );
+    python_tuf_accepts(&r.path("root-init/tuf"), &[&root]);
+    let transcript = std::fs::read_to_string(r.path("root-init/transcript.md")).unwrap();
+    assert!(
+        transcript.contains("REHEARSAL")
+            && transcript.contains("Olga")
+            && transcript.contains("Witness 2:")
+    );
+    assert!(std::fs::read_to_string(r.path("root-init/transcript.html"))
+        .unwrap()
+        .starts_with("<!DOCTYPE html>"));
+
+    // The online side's CSRs, and the root certificate, form the request.
+    let request = r.path("request");
+    std::fs::create_dir(&request).unwrap();
+    std::fs::copy(&root, request.join("root.pem")).unwrap();
+    for name in ["fulcio", "tsa"] {
+        let csr = openssl_csr(
+            r.dir.path(),
+            name,
+            "prime256v1",
+            &format!("/O=Example/CN={name}"),
+        );
+        std::fs::rename(csr, request.join(format!("{name}.csr"))).unwrap();
+    }
+    let out = r.run(
+        "ceremony/issue-intermediate.toml",
+        Some(&request),
+        "intermediates",
+        None,
+    );
+    assert_ok(&out);
+    for name in ["intermediate-fulcio.pem", "intermediate-tsa.pem"] {
+        let cert = r.path(&format!("intermediates/{name}"));
+        let verified = openssl(&[
+            "verify",
+            "-x509_strict",
+            "-CAfile",
+            root.to_str().unwrap(),
+            cert.to_str().unwrap(),
+        ]);
+        assert!(
+            verified.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&verified.stderr)
+        );
+    }
+
+    // A finished ceremony is not run twice.
+    let again = r.run("ceremony/root-init.toml", None, "root-init-again", None);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already been completed"));
+}
+
+#[test]
+fn root_init_resumes_after_a_crash_at_every_point() {
+    let script = std::fs::read_to_string(repo_file("ceremony/root-init.toml")).unwrap();
+    let mut points: Vec<String> = Vec::new();
+    for step in ["generate-keys", "root-certificate", "tuf-root-v1"] {
+        for point in ["before", "after-hsm", "after-outputs"] {
+            points.push(format!("{step}:{point}"));
+        }
+    }
+    for key in ["root-ca", "tuf-root-2", "tuf-timestamp"] {
+        points.push(format!("generate-keys:after-key-{key}"));
+    }
+    assert!(script.contains("id = \"tuf-root-v1\""));
+    for point in points {
+        let r = Rehearsal::new();
+        let crashed = r.run("ceremony/root-init.toml", None, "out", Some(&point));
+        assert!(
+            !crashed.status.success(),
+            "{point}: the crash hook did not fire"
+        );
+        assert!(
+            !r.path("out").exists(),
+            "{point}: outputs delivered by a crashed run"
+        );
+
+        let resumed = r.run("ceremony/root-init.toml", None, "out", None);
+        assert_ok(&resumed);
+        let root = r.path("out/root.pem");
+        assert!(openssl(&[
+            "verify",
+            "-x509_strict",
+            "-CAfile",
+            root.to_str().unwrap(),
+            root.to_str().unwrap()
+        ])
+        .status
+        .success());
+        python_tuf_accepts(&r.path("out/tuf"), &[&root]);
+
+        // No key was generated twice, and each step completed exactly once.
+        assert_eq!(r.private_keys("root-ca"), 1, "{point}");
+        assert_eq!(r.private_keys("appliance"), 3, "{point}");
+        for custodian in ["custodian-1", "custodian-2", "custodian-3"] {
+            assert_eq!(r.private_keys(custodian), 1, "{point}");
+        }
+        let events = r.progress("root-init");
+        let completed: Vec<&str> = events
+            .iter()
+            .filter(|e| e["event"] == "complete")
+            .map(|e| e["step"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            completed,
+            ["generate-keys", "root-certificate", "tuf-root-v1"],
+            "{point}"
+        );
+        let keys: BTreeSet<&str> = events
+            .iter()
+            .filter(|e| e["event"] == "key")
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(keys.len(), 7, "{point}: every key recorded once");
+        // The certificate's key is the one recorded when it was generated.
+        let generated = events
+            .iter()
+            .find(|e| e["event"] == "key" && e["name"] == "root-ca")
+            .unwrap()["fingerprint"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let public = std::fs::read(r.path("out/root-ca.pub.pem")).unwrap();
+        assert_eq!(
+            rootcellar::keys::PublicKey::from_spki(&public)
+                .unwrap()
+                .fingerprint(),
+            generated
+        );
+    }
+}
+
+#[test]
+fn an_interrupted_intermediate_ceremony_never_reuses_a_serial() {
+    let r = Rehearsal::new();
+    assert_ok(&r.run("ceremony/root-init.toml", None, "root-init", None));
+    let request = r.path("request");
+    std::fs::create_dir(&request).unwrap();
+    std::fs::copy(r.path("root-init/root.pem"), request.join("root.pem")).unwrap();
+    for name in ["fulcio", "tsa"] {
+        let csr = openssl_csr(r.dir.path(), name, "prime256v1", &format!("/CN={name}"));
+        std::fs::rename(csr, request.join(format!("{name}.csr"))).unwrap();
+    }
+    // The TSA certificate is signed, then the power fails before it is in place.
+    let crashed = r.run(
+        "ceremony/issue-intermediate.toml",
+        Some(&request),
+        "out",
+        Some("tsa:after-hsm"),
+    );
+    assert!(!crashed.status.success());
+    let instance = std::fs::read_dir(r.path("state/ceremonies"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("issue-intermediate"))
+        .unwrap();
+    let fulcio_before = serial(&instance.join("work/intermediate-fulcio.pem"));
+    let lost_tsa = serial(&instance.join("work/.step-tsa/intermediate-tsa.pem"));
+
+    let resumed = r.run(
+        "ceremony/issue-intermediate.toml",
+        Some(&request),
+        "out",
+        None,
+    );
+    assert_ok(&resumed);
+    assert!(String::from_utf8_lossy(&resumed.stdout).contains("step fulcio: already completed"));
+    let fulcio_after = serial(&r.path("out/intermediate-fulcio.pem"));
+    let tsa_after = serial(&r.path("out/intermediate-tsa.pem"));
+    assert_eq!(
+        fulcio_before, fulcio_after,
+        "the completed step was not redone"
+    );
+    assert_ne!(lost_tsa, tsa_after, "the redone step has a fresh serial");
+    assert_ne!(fulcio_after, tsa_after);
+    let root = r.path("root-init/root.pem");
+    for cert in ["out/intermediate-fulcio.pem", "out/intermediate-tsa.pem"] {
+        let verified = openssl(&[
+            "verify",
+            "-x509_strict",
+            "-CAfile",
+            root.to_str().unwrap(),
+            r.path(cert).to_str().unwrap(),
+        ]);
+        assert!(verified.status.success());
+    }
+}
+
+#[test]
+fn a_tampered_output_of_a_completed_step_stops_the_resume() {
+    let r = Rehearsal::new();
+    let crashed = r.run(
+        "ceremony/root-init.toml",
+        None,
+        "out",
+        Some("tuf-root-v1:before"),
+    );
+    assert!(!crashed.status.success());
+    let instance = std::fs::read_dir(r.path("state/ceremonies"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(instance.join("work/root.pem"), "swapped").unwrap();
+    let resumed = r.run("ceremony/root-init.toml", None, "out", None);
+    assert!(!resumed.status.success());
+    assert!(String::from_utf8_lossy(&resumed.stderr)
+        .contains("output root.pem of completed step root-certificate was altered"));
+    assert!(!r.path("out").exists());
+}
