@@ -29,7 +29,7 @@ impl Rehearsal {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("answers.toml"),
-            "time = \"2026-11-25T09:00:00Z\"\nconfirm = true\n[present]\noperator = [\"Olga\"]\n\
+            "time = \"2026-11-24T09:00:00Z\"\nconfirm = true\n[present]\noperator = [\"Olga\"]\n\
              witness = [\"Wim\", \"Wanda\"]\ncustodian-1 = [\"Carol\"]\ncustodian-2 = [\"Chidi\"]\n\
              custodian-3 = [\"Cem\"]\n",
         )
@@ -193,7 +193,7 @@ fn broken_scripts_report_every_problem_at_once() {
                 )
                 .replace("keys = [\"root-ca\",", "keys = [\"root-cA\","),
             vec![
-                "3 problem(s)",
+                "4 problem(s)",
                 "roles.quorum: 5 exceeds the 3 custodians",
                 "keys.root-ca.uri",
                 "key \"root-cA\" is not in [keys]",
