@@ -7,6 +7,7 @@
 //! repeating an HSM operation. At the end the outputs and a transcript are collected.
 
 mod prompter;
+mod quorum;
 mod rehearsal;
 mod runner;
 mod script;

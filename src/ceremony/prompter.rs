@@ -33,6 +33,9 @@ pub trait Prompter {
 
     /// Asks custodian `custodian` for their share.
     fn share(&mut self, custodian: &str) -> Result<Zeroizing<String>, CeremonyError>;
+
+    /// Hands custodian `custodian` their new share, once; it is never recorded.
+    fn show_share(&mut self, custodian: &str, share: &str) -> Result<(), CeremonyError>;
 }
 
 fn console_error(e: std::io::Error) -> CeremonyError {
@@ -144,6 +147,17 @@ impl<R: BufRead, W: Write> Prompter for Interactive<R, W> {
     fn share(&mut self, custodian: &str) -> Result<Zeroizing<String>, CeremonyError> {
         self.secret(&format!("{custodian}: your share (not echoed): "))
     }
+
+    fn show_share(&mut self, custodian: &str, share: &str) -> Result<(), CeremonyError> {
+        self.line(&format!(
+            "Only {custodian} may look at the screen now. Press Enter to show the share: "
+        ))?;
+        writeln!(self.output, "\n  {share}\n").map_err(console_error)?;
+        self.line("Write it down and check it, then press Enter to clear the screen: ")?;
+        // Clear the screen, and scroll a serial console's lines out of sight.
+        write!(self.output, "\x1b[2J\x1b[H{}", "\n".repeat(60)).map_err(console_error)?;
+        self.output.flush().map_err(console_error)
+    }
 }
 
 /// Answers for an unattended run (`--answers FILE`): rehearsals and tests.
@@ -162,6 +176,9 @@ pub struct Answers {
     /// Share files by custodian role.
     #[serde(default)]
     pub shares: BTreeMap<String, PathBuf>,
+    /// Where new shares are handed out (one file per custodian), in unattended production runs.
+    #[serde(default)]
+    pub share_dir: Option<PathBuf>,
     #[serde(skip)]
     path: PathBuf,
     #[serde(skip)]
@@ -249,5 +266,15 @@ impl Prompter for Answers {
             .cloned()
             .ok_or_else(|| self.missing(format!("shares.{custodian} is missing")))?;
         self.secret_file(&path, "share")
+    }
+
+    fn show_share(&mut self, custodian: &str, share: &str) -> Result<(), CeremonyError> {
+        let dir = self
+            .share_dir
+            .clone()
+            .ok_or_else(|| self.missing("share_dir is needed to hand out new shares".into()))?;
+        std::fs::create_dir_all(&dir).map_err(|e| self.missing(e.to_string()))?;
+        crate::files::write_new(&dir.join(format!("{custodian}.share")), share.as_bytes())
+            .map_err(|e| self.missing(e.to_string()))
     }
 }

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::prompter::Prompter;
+use super::quorum::{gather_pin, random_pin, split_pin, PinSet, PinSets};
 use super::script::{Action, PinMode, Script, Step};
 use super::transcript::{StepEntry, Transcript};
 use super::CeremonyError;
@@ -248,6 +249,11 @@ struct Context<'a> {
     prompter: &'a mut dyn Prompter,
     unlocked: BTreeSet<String>,
     pin_files: BTreeMap<String, PathBuf>,
+    /// PINs used to unlock tokens in this run, by token label (a PIN split needs the old one).
+    pins: BTreeMap<String, Arc<Pin>>,
+    pin_sets: PinSets,
+    /// Where rehearsal shares are kept (rehearsal only).
+    rehearsal_shares: Option<PathBuf>,
 }
 
 impl Context<'_> {
@@ -257,7 +263,8 @@ impl Context<'_> {
         Ok(Pkcs11Uri::parse(&spec.uri)?)
     }
 
-    /// Logs in to the token holding `name`, asking for its PIN the way the script says.
+    /// Logs in to the token holding `name`, asking for its PIN the way the script says: typed
+    /// by its holder, or rebuilt from a quorum of custodians' shares once the PIN was split.
     fn unlock(&mut self, name: &str) -> Result<(), CeremonyError> {
         let uri = self.key_uri(name)?;
         let token = uri.token_label().to_string();
@@ -265,22 +272,58 @@ impl Context<'_> {
             return Ok(());
         }
         let spec = &self.script.keys[name];
-        let pin = if let Some(file) = self.pin_files.get(&token) {
-            PinSource::File(file.clone())
-        } else {
-            match spec.pin {
-                PinMode::Prompt => {
-                    let holder = spec.holder.clone().unwrap_or_else(|| "operator".into());
-                    PinSource::Given(Arc::new(Pin::new(self.prompter.pin(&token, &holder)?)))
+        let split = self.pin_sets.get(&token).cloned();
+        // A split recorded as pending may not have reached the token (a crash between the two):
+        // its old PIN is then still the one that works.
+        if let Some(set) = split.as_ref().filter(|s| s.pending) {
+            let rebuilt = gather_pin(
+                self.prompter,
+                &token,
+                set,
+                &self.script.roles.custodians,
+                self.rehearsal_shares.as_deref(),
+            )?;
+            let rebuilt = Arc::new(rebuilt);
+            match Pkcs11Token::open_with(&uri, &PinSource::Given(rebuilt.clone())) {
+                Ok(_) => {
+                    let mut confirmed = set.clone();
+                    confirmed.pending = false;
+                    self.pin_sets.put(&token, confirmed)?;
+                    self.pins.insert(token.clone(), rebuilt);
+                    self.unlocked.insert(token);
+                    return Ok(());
                 }
-                PinMode::Shares => {
-                    return Err(CeremonyError::NotConfirmed(format!(
-                        "token {token:?} is unlocked by custodians' shares, which this build cannot combine yet"
-                    )))
+                Err(crate::keys::KeyError::WrongPin { .. }) => {
+                    self.prompter.say(&format!(
+                        "The split of token {token:?} never took effect; its previous PIN is used."
+                    ));
                 }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let split = split.filter(|s| !s.pending);
+        let pin = match (&split, self.pin_files.get(&token)) {
+            (Some(set), _) => gather_pin(
+                self.prompter,
+                &token,
+                set,
+                &self.script.roles.custodians,
+                self.rehearsal_shares.as_deref(),
+            )?,
+            (None, Some(file)) => PinSource::File(file.clone()).read(&token)?,
+            (None, None) => {
+                let holder = match (spec.pin, &spec.holder) {
+                    // Before its first split, a quorum token still has the PIN it was set up with.
+                    (PinMode::Shares, _) => "operator (the token's initial PIN)".to_string(),
+                    (PinMode::Prompt, Some(holder)) => holder.clone(),
+                    (PinMode::Prompt, None) => "operator".to_string(),
+                };
+                Pin::new(self.prompter.pin(&token, &holder)?)
             }
         };
-        Pkcs11Token::open_with(&uri, &pin)?;
+        let pin = Arc::new(pin);
+        Pkcs11Token::open_with(&uri, &PinSource::Given(pin.clone()))?;
+        self.pins.insert(token.clone(), pin);
         self.unlocked.insert(token);
         Ok(())
     }
@@ -409,6 +452,7 @@ pub fn run(
         }
     };
 
+    let pin_sets = PinSets::load(&options.state)?;
     let pin_files = if rehearsal {
         super::rehearsal::prepare_tokens(&options.state, &script)?
     } else {
@@ -422,6 +466,9 @@ pub fn run(
         prompter,
         unlocked: BTreeSet::new(),
         pin_files,
+        pins: BTreeMap::new(),
+        pin_sets,
+        rehearsal_shares: rehearsal.then(|| options.state.join("rehearsal").join("shares")),
     };
     let mut transcript = Transcript::new(&script, &instance, time, &present, rehearsal);
     let mut resumed = Vec::new();
@@ -687,8 +734,46 @@ fn execute(
             }
         }
         Action::SplitPin { key } => {
-            return Err(fail(
-                format!("splitting the PIN of {key:?} is not available in this build").into(),
+            let uri = context.key_uri(key)?;
+            let token_label = uri.token_label().to_string();
+            let old =
+                context.pins.get(&token_label).cloned().ok_or_else(|| {
+                    fail(format!("token {token_label:?} was not unlocked").into())
+                })?;
+            let custodians = context.script.roles.custodians.clone();
+            let threshold = context.script.roles.quorum.unwrap_or(custodians.len());
+            let new = random_pin();
+            let shares = split_pin(&new, threshold, custodians.len())?;
+            let set_id = shares[0].set_id();
+            // Shares are handed out before the token's PIN changes: a crash in between leaves
+            // the old PIN working and the undelivered split unused.
+            for (custodian, share) in custodians.iter().zip(&shares) {
+                match &context.rehearsal_shares {
+                    Some(dir) => {
+                        let dir = dir.join(&token_label).join(&set_id);
+                        std::fs::create_dir_all(&dir).map_err(|e| fail(Box::new(e)))?;
+                        crate::files::write_new(
+                            &dir.join(format!("{custodian}.share")),
+                            share.to_text().as_bytes(),
+                        )?;
+                    }
+                    None => context.prompter.show_share(custodian, &share.to_text())?,
+                }
+            }
+            let mut set = PinSet {
+                set_id: set_id.clone(),
+                threshold: threshold as u8,
+                pending: true,
+            };
+            context.pin_sets.put(&token_label, set.clone())?;
+            let token = Pkcs11Token::open_with(&uri, &PinSource::Given(old.clone()))?;
+            token.change_pin(&old, &new)?;
+            set.pending = false;
+            context.pin_sets.put(&token_label, set)?;
+            context.pins.insert(token_label.clone(), Arc::new(new));
+            details.push(format!(
+                "token {token_label}: PIN replaced by a random one, split {threshold} of {} (split {set_id})",
+                custodians.len()
             ));
         }
         Action::RootCertificate {

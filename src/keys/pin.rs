@@ -20,6 +20,11 @@ impl Pin {
         Pin(value)
     }
 
+    /// The PIN's text, for splitting it into shares; callers keep any copy zeroized.
+    pub fn expose(&self) -> &str {
+        self.0.as_str()
+    }
+
     /// The PIN as the PKCS#11 layer wants it. `SecretString` zeroizes its copy on drop.
     pub(crate) fn to_auth_pin(&self) -> cryptoki::types::AuthPin {
         cryptoki::types::AuthPin::from(self.0.as_str())

@@ -235,6 +235,18 @@ impl Pkcs11Token {
         &self.label
     }
 
+    /// Changes the user PIN (`C_SetPIN`) of this logged-in token from `old` to `new`. The
+    /// session stays logged in. A wrong `old` PIN is reported as such.
+    pub fn change_pin(&self, old: &super::Pin, new: &super::Pin) -> Result<(), KeyError> {
+        match lock(&self.session).set_pin(&old.to_auth_pin(), &new.to_auth_pin()) {
+            Ok(()) => Ok(()),
+            Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => Err(KeyError::WrongPin {
+                token: self.label.clone(),
+            }),
+            Err(e) => Err(ck("C_SetPIN")(e)),
+        }
+    }
+
     fn find(&self, template: &[Attribute]) -> Result<Vec<ObjectHandle>, KeyError> {
         lock(&self.session)
             .find_objects(template)

@@ -334,7 +334,12 @@ fn root_init_and_intermediates_rehearsal_outputs_verify() {
 fn root_init_resumes_after_a_crash_at_every_point() {
     let script = std::fs::read_to_string(repo_file("ceremony/root-init.toml")).unwrap();
     let mut points: Vec<String> = Vec::new();
-    for step in ["generate-keys", "root-certificate", "tuf-root-v1"] {
+    for step in [
+        "generate-keys",
+        "split-root-pin",
+        "root-certificate",
+        "tuf-root-v1",
+    ] {
         for point in ["before", "after-hsm", "after-outputs"] {
             points.push(format!("{step}:{point}"));
         }
@@ -383,7 +388,12 @@ fn root_init_resumes_after_a_crash_at_every_point() {
             .collect();
         assert_eq!(
             completed,
-            ["generate-keys", "root-certificate", "tuf-root-v1"],
+            [
+                "generate-keys",
+                "split-root-pin",
+                "root-certificate",
+                "tuf-root-v1"
+            ],
             "{point}"
         );
         let keys: BTreeSet<&str> = events
@@ -488,4 +498,142 @@ fn a_tampered_output_of_a_completed_step_stops_the_resume() {
     assert!(String::from_utf8_lossy(&resumed.stderr)
         .contains("output root.pem of completed step root-certificate was altered"));
     assert!(!r.path("out").exists());
+}
+
+/// Runs root-init, then prepares the issue-intermediate request; returns the rehearsal and the
+/// directory of the root token's current shares.
+fn after_root_init() -> (Rehearsal, PathBuf) {
+    let r = Rehearsal::new();
+    assert_ok(&r.run("ceremony/root-init.toml", None, "root-init", None));
+    let request = r.path("request");
+    std::fs::create_dir(&request).unwrap();
+    std::fs::copy(r.path("root-init/root.pem"), request.join("root.pem")).unwrap();
+    for name in ["fulcio", "tsa"] {
+        let csr = openssl_csr(r.dir.path(), name, "prime256v1", &format!("/CN={name}"));
+        std::fs::rename(csr, request.join(format!("{name}.csr"))).unwrap();
+    }
+    let sets = r.path("state/rehearsal/shares/root-ca");
+    let set = std::fs::read_dir(&sets)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    (r, set)
+}
+
+#[test]
+fn the_root_pin_is_split_and_only_a_quorum_of_valid_shares_unlocks_it() {
+    let (r, set) = after_root_init();
+    let shares: Vec<String> = (1..=3)
+        .map(|i| std::fs::read_to_string(set.join(format!("custodian-{i}.share"))).unwrap())
+        .collect();
+    assert!(shares.iter().all(|s| s.starts_with("RCS1")), "{shares:?}");
+    // The token's original rehearsal PIN no longer opens it: the split replaced it.
+    let old_pin = std::fs::read_to_string(r.path("state/rehearsal/pins/root-ca.pin")).unwrap();
+    let login = Command::new("pkcs11-tool")
+        .env("SOFTHSM2_CONF", r.path("state/rehearsal/softhsm2.conf"))
+        .args([
+            "--module",
+            softhsm_module().to_str().unwrap(),
+            "--token-label",
+            "root-ca",
+        ])
+        .args([
+            "--login",
+            "--pin",
+            old_pin.trim(),
+            "--list-objects",
+            "--type",
+            "privkey",
+        ])
+        .output()
+        .unwrap();
+    assert!(!login.status.success(), "the old PIN still works");
+
+    let run_with = |kept: &[usize], corrupt: Option<usize>| {
+        // Move the rehearsal shares aside so only the chosen custodians can answer.
+        let aside = r.path("aside");
+        let _ = std::fs::remove_dir_all(&aside);
+        std::fs::create_dir(&aside).unwrap();
+        for i in 1..=3 {
+            let name = format!("custodian-{i}.share");
+            if set.join(&name).exists() {
+                std::fs::rename(set.join(&name), aside.join(&name)).unwrap();
+            }
+        }
+        for &i in kept {
+            let name = format!("custodian-{i}.share");
+            let mut text = std::fs::read_to_string(aside.join(&name)).unwrap();
+            if corrupt == Some(i) {
+                let flipped = if text.as_bytes()[10] == b'A' {
+                    "B"
+                } else {
+                    "A"
+                };
+                text.replace_range(10..11, flipped);
+            }
+            std::fs::write(set.join(&name), text).unwrap();
+        }
+        let out = r.run(
+            "ceremony/issue-intermediate.toml",
+            Some(&r.path("request")),
+            "intermediates",
+            None,
+        );
+        for i in 1..=3 {
+            let name = format!("custodian-{i}.share");
+            let _ = std::fs::remove_file(set.join(&name));
+            std::fs::rename(aside.join(&name), set.join(&name)).unwrap();
+        }
+        out
+    };
+
+    let too_few = run_with(&[2], None);
+    assert!(
+        String::from_utf8_lossy(&too_few.stderr).contains("only 1 of the 2 shares"),
+        "{}",
+        String::from_utf8_lossy(&too_few.stderr)
+    );
+    let corrupted = run_with(&[1, 3], Some(3));
+    let err = String::from_utf8_lossy(&corrupted.stderr);
+    assert!(err.contains("the share of custodian-3 is refused"), "{err}");
+    assert!(!r.path("intermediates").exists());
+
+    let quorum = run_with(&[1, 3], None);
+    assert_ok(&quorum);
+    let root = r.path("root-init/root.pem");
+    let cert = r.path("intermediates/intermediate-fulcio.pem");
+    assert!(openssl(&[
+        "verify",
+        "-x509_strict",
+        "-CAfile",
+        root.to_str().unwrap(),
+        cert.to_str().unwrap()
+    ])
+    .status
+    .success());
+}
+
+#[test]
+fn shares_from_another_split_are_refused() {
+    let (r, set) = after_root_init();
+    let (other, other_set) = after_root_init();
+    for i in 1..=3 {
+        let name = format!("custodian-{i}.share");
+        std::fs::copy(other_set.join(&name), set.join(&name)).unwrap();
+    }
+    let out = r.run(
+        "ceremony/issue-intermediate.toml",
+        Some(&r.path("request")),
+        "intermediates",
+        None,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("belongs to split")
+            && err.contains("not to token \"root-ca\"'s current split"),
+        "{err}"
+    );
+    drop(other);
 }
