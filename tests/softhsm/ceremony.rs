@@ -632,3 +632,48 @@ fn shares_from_another_split_are_refused() {
     );
     drop(other);
 }
+
+#[test]
+fn an_interactive_run_at_a_real_terminal_completes() {
+    let r = Rehearsal::new();
+    let out = Command::new("python3")
+        .arg(repo_file("tests/python/console_driver.py"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_rootcellar"))
+        .args([
+            "ceremony",
+            "run",
+            repo_file("ceremony/root-init.toml").to_str().unwrap(),
+            "--rehearsal",
+        ])
+        .arg("--state")
+        .arg(r.path("state"))
+        .arg("--out")
+        .arg(r.path("out"))
+        .env_remove("ROOTCELLAR_TEST_CRASH_AT")
+        .output()
+        .unwrap();
+    let session = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        session.contains("That is not the confirmation code."),
+        "a wrong code is refused"
+    );
+    assert!(session.contains("ceremony complete"));
+    let transcript = std::fs::read_to_string(r.path("out/transcript.md")).unwrap();
+    assert!(transcript.contains("Olga Operator") && transcript.contains("Wanda Witness"));
+    let root = r.path("out/root.pem");
+    assert!(openssl(&[
+        "verify",
+        "-x509_strict",
+        "-CAfile",
+        root.to_str().unwrap(),
+        root.to_str().unwrap()
+    ])
+    .status
+    .success());
+}
