@@ -828,6 +828,36 @@ fn execute(
                 cert.fingerprint()
             ));
         }
+        Action::Crl {
+            key,
+            issuer,
+            revoke,
+            days,
+            output,
+        } => {
+            let list =
+                std::fs::read_to_string(context.path(revoke)).map_err(|e| fail(Box::new(e)))?;
+            let order = crate::x509::CrlOrder {
+                issuer_cert: context.path(issuer),
+                issuer_key_uri: context.key_uri(key)?.to_string(),
+                revoke: list
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_string)
+                    .collect(),
+                this_update: context.time,
+                days: *days,
+                out: scratch.join(output),
+            };
+            let crl = order.execute().map_err(|e| fail(Box::new(e)))?;
+            details.push(format!(
+                "{output}: CRL number {}, revoked [{}], next update {}",
+                crl.number,
+                crl.revoked.join(", "),
+                crl.next_update
+            ));
+        }
         Action::TufInit {
             policy,
             keys: key_map,

@@ -194,6 +194,19 @@ pub enum Action {
         /// Output file name.
         output: String,
     },
+    /// Sign a CRL revoking the serials listed (one hex serial per line) in an input file.
+    Crl {
+        /// The issuing key.
+        key: String,
+        /// The issuer certificate: an input or an earlier output.
+        issuer: String,
+        /// The input listing serials to revoke.
+        revoke: String,
+        /// Days until nextUpdate.
+        days: u32,
+        /// Output file name.
+        output: String,
+    },
     /// Create a TUF repository.
     TufInit {
         /// The repository policy, relative to the script.
@@ -214,7 +227,7 @@ impl Action {
         match self {
             Action::GenerateKeys { keys } => keys.iter().map(String::as_str).collect(),
             Action::SplitPin { key } | Action::RootCertificate { key, .. } => vec![key],
-            Action::Intermediate { key, .. } => vec![key],
+            Action::Intermediate { key, .. } | Action::Crl { key, .. } => vec![key],
             Action::TufInit { keys, .. } => keys.values().map(String::as_str).collect(),
         }
     }
@@ -223,6 +236,7 @@ impl Action {
     pub fn reads(&self) -> Vec<String> {
         match self {
             Action::Intermediate { issuer, csr, .. } => vec![issuer.clone(), csr.clone()],
+            Action::Crl { issuer, revoke, .. } => vec![issuer.clone(), revoke.clone()],
             Action::TufInit { targets, .. } => targets.clone(),
             _ => vec![],
         }
@@ -235,6 +249,7 @@ impl Action {
             Action::GenerateKeys { keys } => keys.iter().map(|k| format!("{k}.pub.pem")).collect(),
             Action::RootCertificate { output, .. }
             | Action::Intermediate { output, .. }
+            | Action::Crl { output, .. }
             | Action::TufInit { output, .. } => vec![output.clone()],
             Action::SplitPin { .. } => vec![],
         }
@@ -438,6 +453,11 @@ impl Script {
                     say(format!("{at}: input {csr:?} is not of kind \"csr\""));
                 }
                 if *days == Some(0) {
+                    say(format!("{at}: days must be at least 1"));
+                }
+            }
+            Action::Crl { days, .. } => {
+                if *days == 0 {
                     say(format!("{at}: days must be at least 1"));
                 }
             }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use rootcellar::x509::{
-    IntermediateOrder, IssuedCertificate, Profile, RootCaOrder, RootCaSpec, Validity,
+    CrlOrder, IntermediateOrder, IssuedCertificate, Profile, RootCaOrder, RootCaSpec, Validity,
 };
 
 use super::{parse_time, CliError};
@@ -64,6 +64,27 @@ pub enum X509Command {
         /// Print a JSON summary.
         #[arg(long)]
         json: bool,
+    },
+    /// Sign a certificate revocation list revoking certificates by serial.
+    Crl {
+        /// The issuing CA's certificate.
+        #[arg(long)]
+        issuer_cert: PathBuf,
+        /// The issuing CA's key (pkcs11:…).
+        #[arg(long)]
+        issuer_key: String,
+        /// A serial number to revoke (hex); repeatable. None gives an empty CRL.
+        #[arg(long)]
+        revoke: Vec<String>,
+        /// thisUpdate, RFC 3339 (default: now); also the CRL number, in seconds.
+        #[arg(long)]
+        this_update: Option<String>,
+        /// Days until nextUpdate.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Output PEM file; must not exist.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -143,6 +164,32 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
                 out,
             };
             print(&order.execute()?, &order.out, json);
+        }
+        X509Command::Crl {
+            issuer_cert,
+            issuer_key,
+            revoke,
+            this_update,
+            days,
+            out,
+        } => {
+            let order = CrlOrder {
+                issuer_cert,
+                issuer_key_uri: issuer_key,
+                revoke,
+                this_update: parse_time(this_update.as_deref())?,
+                days,
+                out,
+            };
+            let crl = order.execute()?;
+            println!("wrote {}", order.out.display());
+            println!(
+                "  CRL number {}, {} to {}",
+                crl.number, crl.this_update, crl.next_update
+            );
+            for serial in &crl.revoked {
+                println!("  revoked: {serial}");
+            }
         }
     }
     Ok(())

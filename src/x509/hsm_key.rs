@@ -38,10 +38,11 @@ pub enum Refusal {
     Key(crate::keys::KeyError),
 }
 
-/// An HSM key that lints every to-be-signed certificate before signing it.
+/// An HSM key that lints every to-be-signed certificate before signing it (or, without rules,
+/// signs what rcgen gives it: CRLs, which have no certificate profile).
 pub struct LintingSigner<'a> {
     signer: &'a dyn Signer,
-    rules: &'a CertificateRules,
+    rules: Option<&'a CertificateRules>,
     refusal: Mutex<Option<Refusal>>,
 }
 
@@ -50,7 +51,16 @@ impl<'a> LintingSigner<'a> {
     pub fn new(signer: &'a dyn Signer, rules: &'a CertificateRules) -> Self {
         LintingSigner {
             signer,
-            rules,
+            rules: Some(rules),
+            refusal: Mutex::new(None),
+        }
+    }
+
+    /// Wraps `signer` without a certificate lint.
+    pub fn unlinted(signer: &'a dyn Signer) -> Self {
+        LintingSigner {
+            signer,
+            rules: None,
             refusal: Mutex::new(None),
         }
     }
@@ -81,9 +91,11 @@ impl PublicKeyData for LintingSigner<'_> {
 
 impl SigningKey for LintingSigner<'_> {
     fn sign(&self, to_be_signed: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
-        let problems = lint::check_tbs_der(to_be_signed, self.rules);
-        if !problems.is_empty() {
-            return Err(self.refuse(Refusal::Lint(problems)));
+        if let Some(rules) = self.rules {
+            let problems = lint::check_tbs_der(to_be_signed, rules);
+            if !problems.is_empty() {
+                return Err(self.refuse(Refusal::Lint(problems)));
+            }
         }
         self.signer
             .sign(to_be_signed)

@@ -143,12 +143,12 @@ fn base_params(
 }
 
 /// Turns rcgen's outcome into ours, recovering the lint or key error the signer set aside.
-fn signed(
-    result: Result<rcgen::Certificate, rcgen::Error>,
+pub(super) fn signed_der(
+    result: Result<Vec<u8>, rcgen::Error>,
     signer: &LintingSigner<'_>,
 ) -> Result<Vec<u8>, X509Error> {
     match (result, signer.take_refusal()) {
-        (Ok(cert), None) => Ok(cert.der().to_vec()),
+        (Ok(der), None) => Ok(der),
         (_, Some(Refusal::Lint(problems))) => Err(X509Error::LintBeforeSigning(problems)),
         (_, Some(Refusal::Key(e))) => Err(X509Error::Signing(e)),
         (Err(e), None) => Err(X509Error::Build(e.to_string())),
@@ -217,18 +217,24 @@ pub fn issue_root_ca(
         signature_oid: signature_oid(public_key.algorithm()),
     };
     let linting = LintingSigner::new(signer, &rules);
-    let der = signed(params.self_signed(&linting), &linting)?;
+    let der = signed_der(
+        params.self_signed(&linting).map(|c| c.der().to_vec()),
+        &linting,
+    )?;
     check_after_signing(&der, &rules, public_key, vec![])
 }
 
 /// What an issuer certificate contributes to the rules of the certificates it issues.
-struct IssuerFacts {
-    subject: Vec<u8>,
-    subject_key_id: Vec<u8>,
-    validity: (i64, i64),
+pub(super) struct IssuerFacts {
+    pub(super) subject: Vec<u8>,
+    pub(super) subject_key_id: Vec<u8>,
+    pub(super) validity: (i64, i64),
 }
 
-fn issuer_facts(issuer_der: &[u8], issuer_key: &keys::PublicKey) -> Result<IssuerFacts, X509Error> {
+pub(super) fn issuer_facts(
+    issuer_der: &[u8],
+    issuer_key: &keys::PublicKey,
+) -> Result<IssuerFacts, X509Error> {
     let bad = |s: &str| X509Error::BadIssuer(s.to_string());
     let (_, cert) = X509Certificate::from_der(issuer_der).map_err(|_| bad("does not parse"))?;
     if cert.public_key().raw != issuer_key.spki_der().as_slice() {
@@ -267,7 +273,7 @@ fn issuer_facts(issuer_der: &[u8], issuer_key: &keys::PublicKey) -> Result<Issue
 }
 
 /// Reads a PEM (or DER) certificate file.
-fn read_certificate(path: &Path) -> Result<Vec<u8>, X509Error> {
+pub(super) fn read_certificate(path: &Path) -> Result<Vec<u8>, X509Error> {
     let bytes = std::fs::read(path)
         .map_err(|e| X509Error::BadIssuer(format!("{}: {e}", path.display())))?;
     if bytes.starts_with(b"-----") {
@@ -308,8 +314,10 @@ pub fn issue_intermediate(
     let linting = LintingSigner::new(issuer_key, &rules);
     let issuer = Issuer::from_ca_cert_der(&issuer_der.to_vec().into(), &linting)
         .map_err(|e| X509Error::BadIssuer(e.to_string()))?;
-    let der = signed(
-        params.signed_by(&SubjectKey(&request.public_key), &issuer),
+    let der = signed_der(
+        params
+            .signed_by(&SubjectKey(&request.public_key), &issuer)
+            .map(|c| c.der().to_vec()),
         &linting,
     )?;
     check_after_signing(

@@ -5,6 +5,7 @@
 //! the HSM is asked to sign them, and the finished certificate is parsed again, checked against
 //! the same rules, and its signature verified with the issuer's public key.
 
+mod crl;
 mod csr;
 mod hsm_key;
 mod issue;
@@ -12,12 +13,13 @@ mod lint;
 mod name;
 mod profile;
 
+pub use crl::{issue_crl, parse_serial, CrlOrder, IssuedCrl};
 pub use csr::CertificateRequest;
-pub use name::parse_subject;
 pub use issue::{
     issue_intermediate, issue_root_ca, IntermediateOrder, IssuedCertificate, RootCaOrder,
     RootCaSpec, Validity,
 };
+pub use name::parse_subject;
 pub use profile::Profile;
 
 /// Why a certificate could not be issued.

@@ -677,3 +677,55 @@ fn an_interactive_run_at_a_real_terminal_completes() {
     .status
     .success());
 }
+
+#[test]
+fn the_crl_ceremony_revokes_an_intermediate() {
+    let (r, _) = after_root_init();
+    assert_ok(&r.run(
+        "ceremony/issue-intermediate.toml",
+        Some(&r.path("request")),
+        "intermediates",
+        None,
+    ));
+    let tsa = r.path("intermediates/intermediate-tsa.pem");
+    let serial = serial(&tsa).trim_start_matches("serial=").to_string();
+    let request = r.path("crl-request");
+    std::fs::create_dir(&request).unwrap();
+    std::fs::copy(r.path("root-init/root.pem"), request.join("root.pem")).unwrap();
+    std::fs::write(
+        request.join("revoke.txt"),
+        format!("# the TSA intermediate\n{serial}\n"),
+    )
+    .unwrap();
+    assert_ok(&r.run("ceremony/issue-crl.toml", Some(&request), "crl", None));
+    let root = r.path("root-init/root.pem");
+    let crl = r.path("crl/root.crl.pem");
+    let checked = openssl(&[
+        "verify",
+        "-crl_check",
+        "-CAfile",
+        root.to_str().unwrap(),
+        "-CRLfile",
+        crl.to_str().unwrap(),
+        tsa.to_str().unwrap(),
+    ]);
+    assert!(
+        !checked.status.success(),
+        "the revoked intermediate still verifies"
+    );
+    let fulcio = r.path("intermediates/intermediate-fulcio.pem");
+    let checked = openssl(&[
+        "verify",
+        "-crl_check",
+        "-CAfile",
+        root.to_str().unwrap(),
+        "-CRLfile",
+        crl.to_str().unwrap(),
+        fulcio.to_str().unwrap(),
+    ]);
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}

@@ -471,3 +471,86 @@ fn wrong_pin_unknown_token_and_existing_output_are_refused_without_writing() {
     let result = run(&other, &out.with_extension("other"));
     assert!(String::from_utf8_lossy(&result.stderr).contains("does not match the issuer key"));
 }
+
+#[test]
+fn a_crl_revoking_an_intermediate_verifies_with_openssl() {
+    let pki = pki();
+    let dir = pki.hsm.dir.path();
+    let csr = openssl_csr(dir, "revoked", "prime256v1", "/CN=revoked");
+    let (result, cert) = pki.issue("fulcio", &csr, "revoked.pem");
+    assert!(result.status.success());
+    let serial = String::from_utf8_lossy(
+        &openssl(&["x509", "-in", cert.to_str().unwrap(), "-noout", "-serial"]).stdout,
+    )
+    .trim()
+    .trim_start_matches("serial=")
+    .to_string();
+    let crl = dir.join("root.crl.pem");
+    ok(pki
+        .hsm
+        .rootcellar()
+        .args([
+            "x509",
+            "crl",
+            "--issuer-cert",
+            pki.root_pem.to_str().unwrap(),
+        ])
+        .args([
+            "--issuer-key",
+            &pki.root_key,
+            "--revoke",
+            &serial,
+            "--out",
+            crl.to_str().unwrap(),
+        ]));
+    let verified = openssl(&[
+        "crl",
+        "-in",
+        crl.to_str().unwrap(),
+        "-CAfile",
+        pki.root_pem.to_str().unwrap(),
+        "-noout",
+        "-verify",
+    ]);
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    // openssl now refuses the revoked intermediate when asked to check the CRL.
+    let checked = openssl(&[
+        "verify",
+        "-crl_check",
+        "-CAfile",
+        pki.root_pem.to_str().unwrap(),
+        "-CRLfile",
+        crl.to_str().unwrap(),
+        cert.to_str().unwrap(),
+    ]);
+    assert!(!checked.status.success());
+    assert!(
+        String::from_utf8_lossy(&checked.stdout).contains("revoked")
+            || String::from_utf8_lossy(&checked.stderr).contains("revoked")
+    );
+    // A bad serial is refused before anything is signed.
+    let err = fails(
+        pki.hsm
+            .rootcellar()
+            .args([
+                "x509",
+                "crl",
+                "--issuer-cert",
+                pki.root_pem.to_str().unwrap(),
+            ])
+            .args([
+                "--issuer-key",
+                &pki.root_key,
+                "--revoke",
+                "not-hex",
+                "--out",
+                dir.join("x.pem").to_str().unwrap(),
+            ]),
+    );
+    assert!(err.contains("is not hex"), "{err}");
+    assert!(!dir.join("x.pem").exists());
+}
