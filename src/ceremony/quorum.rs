@@ -105,8 +105,8 @@ pub fn split_pin(
 }
 
 /// Asks custodians, in order, for shares of `set` until `threshold` valid ones are in hand, and
-/// rebuilds the PIN. A share that is corrupted, from another split, or given twice is named and
-/// refused.
+/// rebuilds the token's PIN. A share that is corrupted, from another split, or given twice is
+/// named and refused.
 pub fn gather_pin(
     prompter: &mut dyn Prompter,
     token: &str,
@@ -114,36 +114,54 @@ pub fn gather_pin(
     custodians: &[String],
     rehearsal_dir: Option<&Path>,
 ) -> Result<Pin, CeremonyError> {
+    let secret = gather_secret(
+        prompter,
+        &format!("token {token:?}"),
+        &set.set_id,
+        set.threshold,
+        custodians,
+        rehearsal_dir
+            .map(|d| d.join(token).join(&set.set_id))
+            .as_deref(),
+    )?;
+    let text = std::str::from_utf8(&secret)
+        .map_err(|_| CeremonyError::NotConfirmed("the rebuilt PIN is not text".into()))?;
+    Ok(Pin::new(Zeroizing::new(text.to_string())))
+}
+
+/// Asks custodians, in order, for shares of split `set_id` of `what` until `threshold` valid
+/// ones are in hand, and rebuilds the secret. In rehearsal the shares are read from
+/// `rehearsal_set_dir/CUSTODIAN.share` instead of being typed.
+pub fn gather_secret(
+    prompter: &mut dyn Prompter,
+    what: &str,
+    set_id: &str,
+    threshold: u8,
+    custodians: &[String],
+    rehearsal_set_dir: Option<&Path>,
+) -> Result<Zeroizing<Vec<u8>>, CeremonyError> {
     let mut shares: Vec<Share> = Vec::new();
     prompter.say(&format!(
-        "Token {token:?} is unlocked by {} of its custodians' shares (split {}).",
-        set.threshold, set.set_id
+        "{what} is unlocked by {threshold} of its custodians' shares (split {set_id})."
     ));
     for custodian in custodians {
-        if shares.len() == usize::from(set.threshold) {
+        if shares.len() == usize::from(threshold) {
             break;
         }
-        let text = match rehearsal_dir {
-            Some(dir) => {
-                let path = dir
-                    .join(token)
-                    .join(&set.set_id)
-                    .join(format!("{custodian}.share"));
-                match std::fs::read_to_string(&path) {
-                    Ok(t) => Zeroizing::new(t),
-                    Err(_) => continue,
-                }
-            }
+        let text = match rehearsal_set_dir {
+            Some(dir) => match std::fs::read_to_string(dir.join(format!("{custodian}.share"))) {
+                Ok(t) => Zeroizing::new(t),
+                Err(_) => continue,
+            },
             None => prompter.share(custodian)?,
         };
         let share = Share::from_text(text.trim()).map_err(|e| {
             CeremonyError::NotConfirmed(format!("the share of {custodian} is refused: {e}"))
         })?;
-        if share.set_id() != set.set_id {
+        if share.set_id() != set_id {
             return Err(CeremonyError::NotConfirmed(format!(
-                "the share of {custodian} belongs to split {}, not to token {token:?}'s current split {}",
-                share.set_id(),
-                set.set_id
+                "the share of {custodian} belongs to split {}, not to {what}'s current split {set_id}",
+                share.set_id()
             )));
         }
         if shares.iter().any(|s| s.index() == share.index()) {
@@ -154,17 +172,13 @@ pub fn gather_pin(
         }
         shares.push(share);
     }
-    if shares.len() < usize::from(set.threshold) {
+    if shares.len() < usize::from(threshold) {
         return Err(CeremonyError::NotConfirmed(format!(
-            "only {} of the {} shares needed to unlock token {token:?}",
-            shares.len(),
-            set.threshold
+            "only {} of the {threshold} shares needed to unlock {what}",
+            shares.len()
         )));
     }
-    let secret = combine_shares(&shares).map_err(|e| {
-        CeremonyError::NotConfirmed(format!("the shares of token {token:?} do not combine: {e}"))
-    })?;
-    let text = std::str::from_utf8(&secret)
-        .map_err(|_| CeremonyError::NotConfirmed("the rebuilt PIN is not text".into()))?;
-    Ok(Pin::new(Zeroizing::new(text.to_string())))
+    combine_shares(&shares).map_err(|e| {
+        CeremonyError::NotConfirmed(format!("the shares of {what} do not combine: {e}"))
+    })
 }

@@ -676,6 +676,46 @@ fn run_step(
     })
 }
 
+/// Hands each custodian their share: shown once at the console, or in rehearsal kept under
+/// `STATE/rehearsal/shares/GROUP/SET/`.
+fn deliver_shares(
+    context: &mut Context<'_>,
+    group: &str,
+    set_id: &str,
+    custodians: &[String],
+    shares: &[crate::keys::Share],
+) -> Result<(), CeremonyError> {
+    for (custodian, share) in custodians.iter().zip(shares) {
+        match &context.rehearsal_shares {
+            Some(dir) => {
+                let dir = dir.join(group).join(set_id);
+                std::fs::create_dir_all(&dir).map_err(|e| CeremonyError::State {
+                    path: dir.clone(),
+                    reason: e.to_string(),
+                })?;
+                crate::files::write_new(
+                    &dir.join(format!("{custodian}.share")),
+                    share.to_text().as_bytes(),
+                )?;
+            }
+            None => context.prompter.show_share(custodian, &share.to_text())?,
+        }
+    }
+    Ok(())
+}
+
+/// A backup file: the wrapped keys, and which split of the wrap key opens them.
+#[derive(Debug, Serialize, Deserialize)]
+struct BackupFile {
+    format: String,
+    token: String,
+    set_id: String,
+    threshold: u8,
+    keys: Vec<crate::keys::WrappedKey>,
+}
+
+const BACKUP_FORMAT: &str = "rootcellar-key-backup/1";
+
 /// Performs one step's action, writing its outputs into `scratch`; returns lines for the
 /// transcript (fingerprints, serials, versions).
 fn execute(
@@ -712,7 +752,11 @@ fn execute(
                                 .as_deref()
                                 .unwrap_or_default(),
                         )?;
-                        let info = backend.generate(&label, algorithm)?;
+                        let info = if context.script.keys[name].backup {
+                            backend.generate_for_backup(&label, algorithm)?
+                        } else {
+                            backend.generate(&label, algorithm)?
+                        };
                         progress.record(Event::Key {
                             step: step.id.clone(),
                             name: name.clone(),
@@ -747,19 +791,7 @@ fn execute(
             let set_id = shares[0].set_id();
             // Shares are handed out before the token's PIN changes: a crash in between leaves
             // the old PIN working and the undelivered split unused.
-            for (custodian, share) in custodians.iter().zip(&shares) {
-                match &context.rehearsal_shares {
-                    Some(dir) => {
-                        let dir = dir.join(&token_label).join(&set_id);
-                        std::fs::create_dir_all(&dir).map_err(|e| fail(Box::new(e)))?;
-                        crate::files::write_new(
-                            &dir.join(format!("{custodian}.share")),
-                            share.to_text().as_bytes(),
-                        )?;
-                    }
-                    None => context.prompter.show_share(custodian, &share.to_text())?,
-                }
-            }
+            deliver_shares(context, &token_label, &set_id, &custodians, &shares)?;
             let mut set = PinSet {
                 set_id: set_id.clone(),
                 threshold: threshold as u8,
@@ -827,6 +859,99 @@ fn execute(
                 cert.serial_hex,
                 cert.fingerprint()
             ));
+        }
+        Action::BackupKeys {
+            keys: names,
+            output,
+        } => {
+            let uri = context.key_uri(&names[0])?;
+            let token_label = uri.token_label().to_string();
+            let labels = names
+                .iter()
+                .map(|n| Ok(context.key_uri(n)?.object.unwrap_or_default()))
+                .collect::<Result<Vec<_>, CeremonyError>>()?;
+            let token = Pkcs11Token::open_with(
+                &uri,
+                &PinSource::Given(context.pins[&token_label].clone()),
+            )?;
+            let (wrapped, wrap_key) = token.wrap_keys(&labels)?;
+            let custodians = context.script.roles.custodians.clone();
+            let threshold = context.script.roles.quorum.unwrap_or(custodians.len());
+            let shares =
+                crate::keys::split_secret(&wrap_key, threshold as u8, custodians.len() as u8)
+                    .map_err(|e| fail(Box::new(e)))?;
+            let set_id = shares[0].set_id();
+            let file = BackupFile {
+                format: BACKUP_FORMAT.into(),
+                token: token_label.clone(),
+                set_id: set_id.clone(),
+                threshold: threshold as u8,
+                keys: wrapped,
+            };
+            crate::files::write_new(
+                &scratch.join(output),
+                serde_json::to_string_pretty(&file)
+                    .expect("backups serialise")
+                    .as_bytes(),
+            )?;
+            deliver_shares(context, "backup", &set_id, &custodians, &shares)?;
+            for key in &file.keys {
+                let public = crate::keys::PublicKey::from_spki(key.public_key_pem.as_bytes())?;
+                details.push(format!(
+                    "{} wrapped, SHA256:{}",
+                    key.label,
+                    public.fingerprint()
+                ));
+            }
+            details.push(format!(
+                "wrap key split {threshold} of {} (split {set_id})",
+                custodians.len()
+            ));
+        }
+        Action::RestoreKeys {
+            backup,
+            into,
+            output,
+        } => {
+            let text =
+                std::fs::read_to_string(context.path(backup)).map_err(|e| fail(Box::new(e)))?;
+            let file: BackupFile = serde_json::from_str(&text)
+                .map_err(|e| fail(format!("{backup} is not a key backup: {e}").into()))?;
+            if file.format != BACKUP_FORMAT {
+                return Err(fail(
+                    format!("{backup}: unknown backup format {:?}", file.format).into(),
+                ));
+            }
+            let custodians = context.script.roles.custodians.clone();
+            let wrap_key = super::quorum::gather_secret(
+                context.prompter,
+                &format!("the backup of token {:?}", file.token),
+                &file.set_id,
+                file.threshold,
+                &custodians,
+                context
+                    .rehearsal_shares
+                    .as_ref()
+                    .map(|d| d.join("backup").join(&file.set_id))
+                    .as_deref(),
+            )?;
+            let uri = context.key_uri(into)?;
+            let token_label = uri.token_label().to_string();
+            let token = Pkcs11Token::open_with(
+                &uri,
+                &PinSource::Given(context.pins[&token_label].clone()),
+            )?;
+            let restored = token.restore_keys(&file.keys, &wrap_key)?;
+            let mut report = String::new();
+            for (key, public) in file.keys.iter().zip(&restored) {
+                details.push(format!(
+                    "{} restored into {token_label}, SHA256:{}",
+                    key.label,
+                    public.fingerprint()
+                ));
+                report.push_str(&format!("{} SHA256:{}\n", key.label, public.fingerprint()));
+            }
+            crate::files::write_new(&scratch.join(output), report.as_bytes())?;
         }
         Action::Crl {
             key,

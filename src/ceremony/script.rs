@@ -87,6 +87,10 @@ pub struct KeySpec {
     /// How the token's PIN is obtained.
     #[serde(default)]
     pub pin: PinMode,
+    /// Generate the key so that it can leave its token wrapped, for a backup. Keys without it
+    /// are generated non-extractable and can never be backed up.
+    #[serde(default)]
+    pub backup: bool,
 }
 
 /// An entry the request bundle must carry.
@@ -207,6 +211,22 @@ pub enum Action {
         /// Output file name.
         output: String,
     },
+    /// Export keys wrapped under a fresh AES key, split that key M of N among the custodians.
+    BackupKeys {
+        /// Keys (all on one token, each generated with `backup = true`).
+        keys: Vec<String>,
+        /// Output file name (the wrapped keys; useless without a quorum of shares).
+        output: String,
+    },
+    /// Rebuild backed-up keys into another token from the backup and a quorum of shares.
+    RestoreKeys {
+        /// The backup: an input.
+        backup: String,
+        /// A key on the target token (its label is ignored; the token is what counts).
+        into: String,
+        /// Output file name: the restored keys' fingerprints.
+        output: String,
+    },
     /// Create a TUF repository.
     TufInit {
         /// The repository policy, relative to the script.
@@ -225,7 +245,10 @@ impl Action {
     /// The script key names the step uses.
     pub fn key_names(&self) -> Vec<&str> {
         match self {
-            Action::GenerateKeys { keys } => keys.iter().map(String::as_str).collect(),
+            Action::GenerateKeys { keys } | Action::BackupKeys { keys, .. } => {
+                keys.iter().map(String::as_str).collect()
+            }
+            Action::RestoreKeys { into, .. } => vec![into],
             Action::SplitPin { key } | Action::RootCertificate { key, .. } => vec![key],
             Action::Intermediate { key, .. } | Action::Crl { key, .. } => vec![key],
             Action::TufInit { keys, .. } => keys.values().map(String::as_str).collect(),
@@ -237,6 +260,7 @@ impl Action {
         match self {
             Action::Intermediate { issuer, csr, .. } => vec![issuer.clone(), csr.clone()],
             Action::Crl { issuer, revoke, .. } => vec![issuer.clone(), revoke.clone()],
+            Action::RestoreKeys { backup, .. } => vec![backup.clone()],
             Action::TufInit { targets, .. } => targets.clone(),
             _ => vec![],
         }
@@ -250,6 +274,8 @@ impl Action {
             Action::RootCertificate { output, .. }
             | Action::Intermediate { output, .. }
             | Action::Crl { output, .. }
+            | Action::BackupKeys { output, .. }
+            | Action::RestoreKeys { output, .. }
             | Action::TufInit { output, .. } => vec![output.clone()],
             Action::SplitPin { .. } => vec![],
         }
@@ -454,6 +480,39 @@ impl Script {
                 }
                 if *days == Some(0) {
                     say(format!("{at}: days must be at least 1"));
+                }
+            }
+            Action::BackupKeys { keys, .. } => {
+                let mut tokens = BTreeSet::new();
+                for key in keys {
+                    if let Some(spec) = self.keys.get(key) {
+                        if !spec.backup {
+                            say(format!(
+                                "{at}: keys.{key} is not generated for backup (backup = true); a non-extractable key cannot leave its token"
+                            ));
+                        }
+                        if let Ok(uri) = crate::keys::Pkcs11Uri::parse(&spec.uri) {
+                            tokens.insert(uri.token_label().to_string());
+                        }
+                    }
+                }
+                if tokens.len() > 1 {
+                    say(format!(
+                        "{at}: the keys are on {} tokens; back up one token per step",
+                        tokens.len()
+                    ));
+                }
+                if self.roles.quorum.is_none() {
+                    say(format!(
+                        "{at}: a backup needs roles.quorum and roles.custodians"
+                    ));
+                }
+            }
+            Action::RestoreKeys { .. } => {
+                if self.roles.quorum.is_none() {
+                    say(format!(
+                        "{at}: a restore needs roles.quorum and roles.custodians"
+                    ));
                 }
             }
             Action::Crl { days, .. } => {

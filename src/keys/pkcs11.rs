@@ -273,7 +273,12 @@ impl Pkcs11Token {
             .unwrap_or_default())
     }
 
-    fn public_key_for_id(&self, id: &[u8]) -> Result<PublicKey, KeyError> {
+    /// The logged-in session, locked.
+    pub(super) fn session(&self) -> std::sync::MutexGuard<'_, Session> {
+        lock(&self.session)
+    }
+
+    pub(super) fn public_key_for_id(&self, id: &[u8]) -> Result<PublicKey, KeyError> {
         let handles = self.find(&[
             Attribute::Class(ObjectClass::PUBLIC_KEY),
             Attribute::Id(id.to_vec()),
@@ -381,8 +386,15 @@ fn unwrap_octet_string(value: &[u8]) -> &[u8] {
     }
 }
 
-impl KeyBackend for Arc<Pkcs11Token> {
-    fn generate(&self, label: &str, algorithm: KeyAlgorithm) -> Result<KeyInfo, KeyError> {
+impl Pkcs11Token {
+    /// Generates a key pair in the token. With `extractable`, the private key can later leave
+    /// the token wrapped (for a backup), never in the clear: it stays sensitive.
+    fn generate_key(
+        &self,
+        label: &str,
+        algorithm: KeyAlgorithm,
+        extractable: bool,
+    ) -> Result<KeyInfo, KeyError> {
         if label.is_empty() {
             return Err(KeyError::InvalidUri {
                 uri: self.token_uri.without_query().to_string(),
@@ -424,7 +436,7 @@ impl KeyBackend for Arc<Pkcs11Token> {
             Attribute::Token(true),
             Attribute::Private(true),
             Attribute::Sensitive(true),
-            Attribute::Extractable(false),
+            Attribute::Extractable(extractable),
             Attribute::Sign(true),
             Attribute::SignRecover(false),
             Attribute::Decrypt(false),
@@ -441,6 +453,20 @@ impl KeyBackend for Arc<Pkcs11Token> {
             )
             .map_err(ck("C_GenerateKeyPair"))?;
         Ok(self.key_info(private)?.0)
+    }
+}
+
+impl KeyBackend for Arc<Pkcs11Token> {
+    fn generate(&self, label: &str, algorithm: KeyAlgorithm) -> Result<KeyInfo, KeyError> {
+        self.generate_key(label, algorithm, false)
+    }
+
+    fn generate_for_backup(
+        &self,
+        label: &str,
+        algorithm: KeyAlgorithm,
+    ) -> Result<KeyInfo, KeyError> {
+        self.generate_key(label, algorithm, true)
     }
 
     fn list(&self) -> Result<Vec<KeyInfo>, KeyError> {

@@ -729,3 +729,94 @@ fn the_crl_ceremony_revokes_an_intermediate() {
         String::from_utf8_lossy(&checked.stderr)
     );
 }
+
+#[test]
+fn a_backup_restored_into_a_fresh_token_signs_for_the_original_key() {
+    let (r, _) = after_root_init();
+    assert_ok(&r.run("ceremony/backup-keys.toml", None, "backup", None));
+    let backup = r.path("backup/root-ca.backup.json");
+    let text = std::fs::read_to_string(&backup).unwrap();
+    assert!(
+        text.contains("\"wrapped\"") && !text.contains("PRIVATE KEY"),
+        "{text}"
+    );
+
+    let request = r.path("restore-request");
+    std::fs::create_dir(&request).unwrap();
+    std::fs::copy(&backup, request.join("root-ca.backup.json")).unwrap();
+    assert_ok(&r.run(
+        "ceremony/restore-keys.toml",
+        Some(&request),
+        "restored",
+        None,
+    ));
+    let original = std::fs::read(r.path("root-init/root-ca.pub.pem")).unwrap();
+    let original = rootcellar::keys::PublicKey::from_spki(&original).unwrap();
+    let report = std::fs::read_to_string(r.path("restored/restored-keys.txt")).unwrap();
+    assert_eq!(
+        report.trim(),
+        format!("root-ca SHA256:{}", original.fingerprint())
+    );
+
+    // The restored key signs a CRL that verifies against the original root certificate: the
+    // CLI refuses a key that is not the certificate's, and openssl checks the signature.
+    let pin = r.path("state/rehearsal/pins/root-ca-2.pin");
+    let uri = format!(
+        "pkcs11:token=root-ca-2;object=root-ca?module-path={}&pin-source={}",
+        softhsm_module().display(),
+        pin.display()
+    );
+    let root = r.path("root-init/root.pem");
+    let crl = r.path("restored.crl.pem");
+    let out = rootcellar()
+        .env("SOFTHSM2_CONF", r.path("state/rehearsal/softhsm2.conf"))
+        .args([
+            "x509",
+            "crl",
+            "--issuer-cert",
+            root.to_str().unwrap(),
+            "--issuer-key",
+            &uri,
+        ])
+        .args(["--out", crl.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let verified = openssl(&[
+        "crl",
+        "-in",
+        crl.to_str().unwrap(),
+        "-CAfile",
+        root.to_str().unwrap(),
+        "-noout",
+        "-verify",
+    ]);
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    // The restored key is as protected as a generated one.
+    let shown = rootcellar()
+        .env("SOFTHSM2_CONF", r.path("state/rehearsal/softhsm2.conf"))
+        .args(["key", "show", &uri, "--json"])
+        .output()
+        .unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["protection"]["extractable"], false);
+    assert_eq!(shown["protection"]["sensitive"], true);
+
+    // The custodians' TUF keys were generated non-extractable: a script backing them up fails
+    // its check before any token is touched.
+    let script = std::fs::read_to_string(repo_file("ceremony/backup-keys.toml"))
+        .unwrap()
+        .replace("backup = true", "backup = false");
+    let path = r.path("bad-backup.toml");
+    std::fs::write(&path, script).unwrap();
+    let out = rootcellar()
+        .args(["ceremony", "check", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("a non-extractable key cannot leave its token"));
+}
