@@ -81,6 +81,9 @@ pub enum CeremonyError {
     /// A key operation failed.
     #[error(transparent)]
     Key(#[from] crate::keys::KeyError),
+    /// The journal refused a record (the step is then not done).
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
     /// A TUF policy bound by the script is wrong.
     #[error(transparent)]
     Tuf(#[from] crate::tuf::TufError),

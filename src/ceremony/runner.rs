@@ -25,6 +25,7 @@ use super::quorum::{gather_pin, random_pin, split_pin, PinSet, PinSets};
 use super::script::{Action, PinMode, Script, Step};
 use super::transcript::{StepEntry, Transcript};
 use super::CeremonyError;
+use crate::journal::{Digest as JournalDigest, Journal, Record};
 use crate::keys::{self, Pin, PinSource, Pkcs11Token, Pkcs11Uri};
 
 /// How to run a ceremony.
@@ -254,6 +255,49 @@ struct Context<'a> {
     pin_sets: PinSets,
     /// Where rehearsal shares are kept (rehearsal only).
     rehearsal_shares: Option<PathBuf>,
+    /// The appliance's audit journal: every step and key generation is recorded in it before
+    /// the ceremony moves on.
+    journal: Journal,
+    /// The instance id, as the journal names the ceremony.
+    instance: String,
+    /// The operator, as the journal names the actor.
+    operator: String,
+}
+
+impl Context<'_> {
+    fn journal(
+        &self,
+        action: &str,
+        detail: String,
+        inputs: Vec<JournalDigest>,
+        outputs: Vec<JournalDigest>,
+    ) -> Result<(), CeremonyError> {
+        let mut record = Record::new(self.time, self.operator.clone(), action)
+            .ceremony(self.instance.clone())
+            .detail(detail);
+        for digest in inputs {
+            record = record.input(digest);
+        }
+        for digest in outputs {
+            record = record.output(digest);
+        }
+        self.journal.append(record)?;
+        Ok(())
+    }
+}
+
+/// A journal digest from a hex SHA-256 (of a file, or of a directory's listing).
+fn journal_digest(name: &str, hex_digest: &str) -> JournalDigest {
+    let mut sha256 = [0u8; 32];
+    if let Ok(bytes) = hex::decode(hex_digest) {
+        if bytes.len() == 32 {
+            sha256.copy_from_slice(&bytes);
+        }
+    }
+    JournalDigest {
+        name: name.to_string(),
+        sha256,
+    }
 }
 
 impl Context<'_> {
@@ -383,6 +427,11 @@ pub fn run(
     };
     std::fs::create_dir_all(&work).map_err(|e| state_error(e.to_string()))?;
     let mut progress = Progress::open(instance.join("progress.jsonl"))?;
+    let journal = Journal::open(&options.state)?;
+    let instance_name = instance
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if progress
         .events
         .iter()
@@ -426,6 +475,14 @@ pub fn run(
             prompter.say(&format!(
                 "Resuming the ceremony begun at {original}; its time stays {original}."
             ));
+            journal.append(
+                Record::new(original, present["operator"].join(", "), "ceremony.resume")
+                    .ceremony(instance_name.clone())
+                    .detail(format!(
+                        "clock confirmed as {time}; present: {}",
+                        present_text(&present)
+                    )),
+            )?;
             progress.record(Event::Resume {
                 clock: time,
                 present: present.clone(),
@@ -443,6 +500,20 @@ pub fn run(
                     }
                 }
             }
+            journal.append(
+                Record::new(time, present["operator"].join(", "), "ceremony.start")
+                    .ceremony(instance_name.clone())
+                    .detail(format!(
+                        "{}{}; present: {}",
+                        script.ceremony.name,
+                        if options.rehearsal {
+                            " (rehearsal)"
+                        } else {
+                            ""
+                        },
+                        present_text(&present)
+                    )),
+            )?;
             progress.record(Event::Start {
                 time,
                 present: present.clone(),
@@ -469,6 +540,9 @@ pub fn run(
         pins: BTreeMap::new(),
         pin_sets,
         rehearsal_shares: rehearsal.then(|| options.state.join("rehearsal").join("shares")),
+        journal,
+        instance: instance_name,
+        operator: present["operator"].join(", "),
     };
     let mut transcript = Transcript::new(&script, &instance, time, &present, rehearsal);
     let mut resumed = Vec::new();
@@ -530,12 +604,19 @@ pub fn run(
         );
     }
     transcript.finish(&outputs);
+    transcript.journal_head(context.journal.head()?.to_string());
     std::fs::write(staging.join("transcript.md"), transcript.markdown())
         .map_err(|e| state_error(e.to_string()))?;
     std::fs::write(staging.join("transcript.html"), transcript.html())
         .map_err(|e| state_error(e.to_string()))?;
     crate::files::ensure_absent([options.out.as_path()])?;
     std::fs::rename(&staging, &options.out).map_err(|e| state_error(e.to_string()))?;
+    context.journal(
+        "ceremony.finish",
+        format!("outputs delivered to {}", options.out.display()),
+        vec![],
+        outputs.iter().map(|(n, d)| journal_digest(n, d)).collect(),
+    )?;
     progress.record(Event::Finish {
         outputs: outputs.clone(),
     })?;
@@ -549,6 +630,15 @@ pub fn run(
         outputs,
         resumed_steps: resumed,
     })
+}
+
+fn present_text(present: &BTreeMap<String, Vec<String>>) -> String {
+    present
+        .iter()
+        .filter(|(_, names)| !names.is_empty())
+        .map(|(role, names)| format!("{role}: {}", names.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// What a step will do, shown before it runs.
@@ -625,6 +715,7 @@ fn run_step(
     for name in step.action.key_names() {
         context.unlock(name)?;
     }
+    context.journal("ceremony.step.begin", step.id.clone(), vec![], vec![])?;
     progress.record(Event::Begin {
         step: step.id.clone(),
     })?;
@@ -657,6 +748,18 @@ fn run_step(
     }
     let _ = std::fs::remove_dir_all(&scratch);
     crash_point(&step.id, "after-outputs");
+    let mut inputs = Vec::new();
+    for read in step.action.reads() {
+        let digest =
+            sha256_tree(&context.path(&read)).map_err(|e| step_error(step)(Box::new(e)))?;
+        inputs.push(journal_digest(&read, &digest));
+    }
+    context.journal(
+        "ceremony.step",
+        format!("{}: {}", step.id, details.join("; ")),
+        inputs,
+        outputs.iter().map(|(n, d)| journal_digest(n, d)).collect(),
+    )?;
     progress.record(Event::Complete {
         step: step.id.clone(),
         outputs: outputs.clone(),
@@ -757,6 +860,19 @@ fn execute(
                         } else {
                             backend.generate(&label, algorithm)?
                         };
+                        context.journal(
+                            "key.generate",
+                            format!(
+                                "{} {}",
+                                Pkcs11Uri::parse(&info.uri)?.without_query(),
+                                info.public_key.algorithm().name()
+                            ),
+                            vec![],
+                            vec![JournalDigest::of(
+                                format!("{name} public key (SPKI DER)"),
+                                &info.public_key.spki_der(),
+                            )],
+                        )?;
                         progress.record(Event::Key {
                             step: step.id.clone(),
                             name: name.clone(),

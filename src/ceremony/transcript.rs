@@ -36,6 +36,7 @@ pub struct Transcript {
     steps: Vec<StepEntry>,
     outputs: BTreeMap<String, String>,
     witnesses: usize,
+    journal_head: Option<String>,
 }
 
 impl Transcript {
@@ -63,6 +64,7 @@ impl Transcript {
                 .roles
                 .witnesses
                 .max(present.get("witness").map_or(0, Vec::len)),
+            journal_head: None,
         }
     }
 
@@ -74,6 +76,11 @@ impl Transcript {
     /// Records the outputs delivered.
     pub fn finish(&mut self, outputs: &BTreeMap<String, String>) {
         self.outputs = outputs.clone();
+    }
+
+    /// Records the journal's head after the ceremony's last record.
+    pub fn journal_head(&mut self, head: String) {
+        self.journal_head = Some(head);
     }
 
     /// The transcript as Markdown.
@@ -120,6 +127,9 @@ impl Transcript {
         md.push_str("## Outputs delivered\n\n");
         for (name, digest) in &self.outputs {
             md.push_str(&format!("- `{name}`: SHA-256 `{digest}`\n"));
+        }
+        if let Some(head) = &self.journal_head {
+            md.push_str(&format!("\nJournal head after this ceremony: {head}\n"));
         }
         md.push_str("\n## Signatures\n\n");
         md.push_str("I witnessed this ceremony and the fingerprints above match what the console showed.\n\n");

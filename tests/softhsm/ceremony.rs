@@ -402,6 +402,21 @@ fn root_init_resumes_after_a_crash_at_every_point() {
             .as_str()
             .unwrap()
             .to_string();
+        // The audit journal's chain is intact across the crash, and records every step.
+        let verified = rootcellar()
+            .args(["journal", "verify", "--state"])
+            .arg(r.path("state"))
+            .output()
+            .unwrap();
+        assert_ok(&verified);
+        let shown = rootcellar()
+            .args(["journal", "show", "--state"])
+            .arg(r.path("state"))
+            .output()
+            .unwrap();
+        let shown = String::from_utf8_lossy(&shown.stdout);
+        assert_eq!(shown.matches("ceremony.finish").count(), 1, "{point}");
+        assert!(shown.matches("key.generate").count() >= 7, "{point}");
         let public = std::fs::read(r.path("out/root-ca.pub.pem")).unwrap();
         assert_eq!(
             rootcellar::keys::PublicKey::from_spki(&public)
