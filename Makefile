@@ -20,7 +20,18 @@ test: deps
 
 bench: deps
 	cargo bench --locked --bench sign_throughput
+	cargo bench --locked --bench tuf_verify
 
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
+
+# Fuzz the bundle decoder and the journal segment reader, FUZZ_SECONDS each (cargo-fuzz on the
+# stable toolchain: RUSTC_BOOTSTRAP=1 lets it pass its -Z sanitizer flags). The fuzz crate is
+# its own workspace under fuzz/, so `make test` never builds it.
+FUZZ_SECONDS ?= 300
+.PHONY: fuzz
+fuzz:
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run bundle_decode -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run journal_segment -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536

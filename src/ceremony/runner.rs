@@ -159,13 +159,12 @@ impl Progress {
             .collect()
     }
 
-    fn started(&self) -> Option<(jiff::Timestamp, &BTreeMap<String, Vec<String>>, bool)> {
+    /// The confirmed time and mode of the run that started this ceremony.
+    fn started(&self) -> Option<(jiff::Timestamp, bool)> {
         self.events.iter().find_map(|e| match e {
             Event::Start {
-                time,
-                present,
-                rehearsal,
-            } => Some((*time, present, *rehearsal)),
+                time, rehearsal, ..
+            } => Some((*time, *rehearsal)),
             _ => None,
         })
     }
@@ -466,7 +465,7 @@ pub fn run(
         present.insert(custodian.clone(), prompter.names(custodian, 0)?);
     }
     let (time, rehearsal) = match progress.started() {
-        Some((original, _, rehearsal)) => {
+        Some((original, rehearsal)) => {
             if rehearsal != options.rehearsal {
                 return Err(state_error(
                     "this ceremony was started in the other mode (rehearsal vs production)".into(),

@@ -15,6 +15,10 @@ pub enum KeyCommand {
         /// p256 or p384.
         #[arg(long, default_value = "p256")]
         algorithm: String,
+        /// Let the private key leave the token wrapped, for a backup (it stays sensitive).
+        /// Without this the key can never leave its token.
+        #[arg(long)]
+        for_backup: bool,
         #[command(flatten)]
         output: Output,
     },
@@ -66,11 +70,17 @@ pub fn run(command: KeyCommand) -> Result<(), CliError> {
         KeyCommand::Generate {
             uri,
             algorithm,
+            for_backup,
             output,
         } => {
             let algorithm = KeyAlgorithm::from_name(&algorithm)?;
-            let label = keys::Pkcs11Uri::parse(&uri)?.object.unwrap_or_default();
-            let info = keys::open_backend(&uri)?.generate(&label, algorithm)?;
+            let label = keys::uri_label(&uri)?.unwrap_or_default();
+            let backend = keys::open_backend(&uri)?;
+            let info = if for_backup {
+                backend.generate_for_backup(&label, algorithm)?
+            } else {
+                backend.generate(&label, algorithm)?
+            };
             output.print(&[info], true);
         }
         KeyCommand::List { uri, output } => {

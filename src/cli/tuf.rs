@@ -1,9 +1,9 @@
 //! `rootcellar tuf …`
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use rootcellar::tuf::{self, Policy};
+use rootcellar::tuf::{self, Policy, TargetChange};
 
 use super::CliError;
 
@@ -31,6 +31,164 @@ pub enum TufCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Draft the next root from a policy (rotation, key replacement, threshold change, or a
+    /// re-sign with the same keys) into REPO/staged/, for the custodians to sign.
+    Rotate {
+        /// The repository.
+        #[arg(long, value_name = "DIR")]
+        repo: PathBuf,
+        /// The policy the new root follows.
+        #[arg(long, value_name = "FILE")]
+        policy: PathBuf,
+        /// The keys file mapping the policy's key names to URIs or PEM public keys.
+        #[arg(long, value_name = "FILE")]
+        keys: Option<PathBuf>,
+        /// The ceremony time (RFC 3339) the expiry counts from; defaults to the system clock.
+        #[arg(long, value_name = "RFC3339")]
+        now: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign, with one key, every staged draft that key may sign.
+    Sign {
+        /// The repository.
+        #[arg(long, value_name = "DIR")]
+        repo: PathBuf,
+        /// The key's URI (pkcs11:…); the PIN comes from pin-source or the prompt.
+        #[arg(long, value_name = "URI")]
+        key: String,
+        /// The ceremony time (RFC 3339); defaults to the system clock.
+        #[arg(long, value_name = "RFC3339")]
+        now: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show each role's published version and expiry, and each staged draft's signatures and
+    /// thresholds.
+    Status {
+        /// The repository.
+        #[arg(long, value_name = "DIR")]
+        repo: PathBuf,
+        /// The policy whose signing periods apply (default: each role's default period).
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// The keys file of the policy.
+        #[arg(long, value_name = "FILE")]
+        keys: Option<PathBuf>,
+        /// The time (RFC 3339) to judge expiry at; defaults to the system clock.
+        #[arg(long, value_name = "RFC3339")]
+        now: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish the staged drafts that meet their thresholds into REPO/metadata/ (offline mode:
+    /// with a new snapshot and timestamp signed by the appliance; with nothing staged, only
+    /// those: a refresh).
+    Publish {
+        /// The repository.
+        #[arg(long, value_name = "DIR")]
+        repo: PathBuf,
+        /// The repository policy.
+        #[arg(long, value_name = "FILE")]
+        policy: PathBuf,
+        /// The keys file mapping the policy's key names to URIs or PEM public keys.
+        #[arg(long, value_name = "FILE")]
+        keys: Option<PathBuf>,
+        /// The ceremony time (RFC 3339); defaults to the system clock.
+        #[arg(long, value_name = "RFC3339")]
+        now: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stage changes to the targets role.
+    #[command(subcommand)]
+    Targets(TargetsCommand),
+    /// Verify a repository as a TUF client does, from a root you already trust.
+    Verify {
+        /// The root metadata file you trust (obtained out of band).
+        #[arg(long, value_name = "FILE")]
+        trusted_root: PathBuf,
+        /// The repository directory (metadata/, targets/).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// The time (RFC 3339) at which nothing may have expired; defaults to the system clock.
+        #[arg(long, value_name = "RFC3339")]
+        at: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TargetsCommand {
+    /// Add a target file, or replace the target of the same name.
+    Add {
+        /// The repository.
+        #[arg(long, value_name = "DIR")]
+        repo: PathBuf,
+        /// The file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The target name (default: the file name).
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Custom metadata, a JSON object (kept from the replaced target when not given).
+        #[arg(long, value_name = "JSON")]
+        custom: Option<String>,
+        #[command(flatten)]
+        common: TargetsCommon,
+    },
+    /// Remove a target.
+    Remove {
+        /// The repository.
+        #[arg(long, value_name = "DIR")]
+        repo: PathBuf,
+        /// The target name.
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[command(flatten)]
+        common: TargetsCommon,
+    },
+    /// Renew the targets metadata unchanged: new version, new expiry.
+    Renew {
+        /// The repository.
+        #[arg(long, value_name = "DIR")]
+        repo: PathBuf,
+        #[command(flatten)]
+        common: TargetsCommon,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TargetsCommon {
+    /// The repository policy (for the targets expiry).
+    #[arg(long, value_name = "FILE")]
+    policy: PathBuf,
+    /// The keys file of the policy.
+    #[arg(long, value_name = "FILE")]
+    keys: Option<PathBuf>,
+    /// The ceremony time (RFC 3339); defaults to the system clock.
+    #[arg(long, value_name = "RFC3339")]
+    now: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn print(json: bool, value: serde_json::Value, text: String) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).expect("JSON values serialise")
+        );
+    } else {
+        print!("{text}");
+    }
 }
 
 pub fn run(command: TufCommand) -> Result<(), CliError> {
@@ -46,15 +204,101 @@ pub fn run(command: TufCommand) -> Result<(), CliError> {
             let now = super::parse_time(now.as_deref())?;
             let policy = Policy::load(&policy, keys.as_deref())?;
             let report = tuf::init_repository(&policy, &targets, &out, now)?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report.to_json()).expect("JSON values serialise")
-                );
-            } else {
-                print!("{}", report.to_text());
-            }
+            print(json, report.to_json(), report.to_text());
+        }
+        TufCommand::Rotate {
+            repo,
+            policy,
+            keys,
+            now,
+            json,
+        } => {
+            let now = super::parse_time(now.as_deref())?;
+            let policy = Policy::load(&policy, keys.as_deref())?;
+            let report = tuf::draft_root(&repo, &policy, now)?;
+            print(json, report.to_json(), report.to_text());
+        }
+        TufCommand::Sign {
+            repo,
+            key,
+            now,
+            json,
+        } => {
+            let now = super::parse_time(now.as_deref())?;
+            let report = tuf::sign_staged(&repo, &key, now)?;
+            print(json, report.to_json(), report.to_text());
+        }
+        TufCommand::Status {
+            repo,
+            policy,
+            keys,
+            now,
+            json,
+        } => {
+            let now = super::parse_time(now.as_deref())?;
+            let policy = policy
+                .map(|p| Policy::load_roles(&p, keys.as_deref()))
+                .transpose()?;
+            let report = tuf::repository_status(&repo, policy.as_ref(), now)?;
+            print(json, report.to_json(), report.to_text());
+        }
+        TufCommand::Publish {
+            repo,
+            policy,
+            keys,
+            now,
+            json,
+        } => {
+            let now = super::parse_time(now.as_deref())?;
+            let policy = Policy::load(&policy, keys.as_deref())?;
+            let report = tuf::publish(&repo, &policy, now)?;
+            print(json, report.to_json(), report.to_text());
+        }
+        TufCommand::Targets(command) => run_targets(command)?,
+        TufCommand::Verify {
+            trusted_root,
+            dir,
+            at,
+            json,
+        } => {
+            let at = super::parse_time(at.as_deref())?;
+            let bytes = std::fs::read(&trusted_root).map_err(|e| {
+                CliError::Usage(format!("cannot read {}: {e}", trusted_root.display()))
+            })?;
+            let options = tuf::VerifyOptions::at(at);
+            let report = tuf::verify_repository(&bytes, &dir, &options)
+                .map_err(|e| CliError::Tuf(e.into()))?;
+            print(json, report.to_json(), report.to_text());
         }
     }
+    Ok(())
+}
+
+fn run_targets(command: TargetsCommand) -> Result<(), CliError> {
+    let (repo, change, common) = match command {
+        TargetsCommand::Add {
+            repo,
+            file,
+            name,
+            custom,
+            common,
+        } => {
+            let custom = custom
+                .map(|text| {
+                    serde_json::from_str(&text)
+                        .map_err(|e| CliError::Usage(format!("--custom is not JSON ({e}): {text}")))
+                })
+                .transpose()?;
+            (repo, TargetChange::Add { file, name, custom }, common)
+        }
+        TargetsCommand::Remove { repo, name, common } => {
+            (repo, TargetChange::Remove { name }, common)
+        }
+        TargetsCommand::Renew { repo, common } => (repo, TargetChange::Renew, common),
+    };
+    let now = super::parse_time(common.now.as_deref())?;
+    let policy = Policy::load_roles(&common.policy, common.keys.as_deref())?;
+    let report = tuf::stage_targets(Path::new(&repo), &policy, &change, now)?;
+    print(common.json, report.to_json(), report.to_text());
     Ok(())
 }

@@ -99,6 +99,115 @@ pub enum KeyError {
     /// The token returned data that does not make sense (a bad public point, a short signature).
     #[error("token returned malformed data: {0}")]
     Malformed(String),
+    /// A `yubihsm:` URI names a connector that is neither `usb`, a loopback `http://` address,
+    /// nor a name registered in this process.
+    #[error(
+        "no YubiHSM2 connector named {name:?}: use connector=usb, connector=http://127.0.0.1:PORT (yubihsm-connector), or a name registered with keys::yubihsm::register_connector (registered: {registered})"
+    )]
+    UnknownConnector {
+        /// The name in the URI.
+        name: String,
+        /// The names registered, for the operator.
+        registered: String,
+    },
+    /// A connector name could not be registered.
+    #[error("cannot register YubiHSM2 connector {name:?}: {reason}")]
+    ConnectorRegistration {
+        /// The name asked for.
+        name: String,
+        /// Why not.
+        reason: String,
+    },
+    /// The YubiHSM2 could not be reached (not plugged in, claimed by another process, or the
+    /// connector is not running).
+    #[error("cannot reach {device}: {reason}")]
+    DeviceUnreachable {
+        /// The device, as the URI describes it.
+        device: String,
+        /// What the transport said, with a hint.
+        reason: String,
+    },
+    /// The YubiHSM2 refused the password of the authentication key. Not retried.
+    #[error("wrong password for authentication key {auth_key} on {device} (not retried)")]
+    WrongPassword {
+        /// The device.
+        device: String,
+        /// The authentication key id, `0xNNNN`.
+        auth_key: String,
+    },
+    /// The YubiHSM2 has no authentication key with this id.
+    #[error("{device} has no authentication key {auth_key}; check auth-key= in the key URI")]
+    AuthKeyNotFound {
+        /// The device.
+        device: String,
+        /// The authentication key id, `0xNNNN`.
+        auth_key: String,
+    },
+    /// The YubiHSM2 password could not be obtained.
+    #[error("cannot read the YubiHSM2 password from {source_desc}: {reason}")]
+    PasswordUnavailable {
+        /// Where the password was to come from.
+        source_desc: String,
+        /// Why it could not be read.
+        reason: String,
+    },
+    /// The device reached is not the one the URI names.
+    #[error("{device} is not the device the key URI names (serial={expected})")]
+    SerialMismatch {
+        /// The device reached, with the serial number it reported.
+        device: String,
+        /// The serial in the URI.
+        expected: String,
+    },
+    /// The device refused an operation for lack of a capability or domain.
+    #[error(
+        "{device} refused {operation}: the authentication key or the object lacks the capability or domain for it ({detail})"
+    )]
+    PermissionDenied {
+        /// The device.
+        device: String,
+        /// What rootcellar asked for.
+        operation: &'static str,
+        /// What the device said.
+        detail: String,
+    },
+    /// An object id is already taken on the device.
+    #[error("{device} already holds {kind} with id {id}; refusing to replace it")]
+    IdInUse {
+        /// The device.
+        device: String,
+        /// The kind of object (`an asymmetric key`, `a wrap key`).
+        kind: &'static str,
+        /// The id, `0xNNNN`.
+        id: String,
+    },
+    /// A key cannot be backed up because it was generated without `exportable-under-wrap`.
+    #[error(
+        "key {key} on {device} is not exportable under wrap (generated without exportable-under-wrap, by design) and cannot be backed up"
+    )]
+    NotExportable {
+        /// The device.
+        device: String,
+        /// The key id, `0xNNNN`.
+        key: String,
+    },
+    /// A wrapped backup does not fit the shares, the device, or itself.
+    #[error("backup refused: {0}")]
+    Backup(String),
+    /// The shares of a split secret did not rebuild it.
+    #[error("secret sharing: {0}")]
+    Shares(#[from] super::shares::ShareError),
+    /// Any other YubiHSM2 failure, with the operation that failed.
+    #[error("YubiHSM2 {operation} failed on {device}: {source}")]
+    YubiHsm {
+        /// The device.
+        device: String,
+        /// What rootcellar was doing.
+        operation: &'static str,
+        /// The library's error.
+        #[source]
+        source: yubihsm::client::Error,
+    },
     /// Any other PKCS#11 failure, with the function that failed.
     #[error("PKCS#11 {operation} failed: {source}")]
     Pkcs11 {

@@ -3,24 +3,31 @@
 //! `x509` and `tuf` see only [`Signer`] ("here is your public key; sign these bytes"); they never
 //! know whether the key is in a PKCS#11 token or elsewhere. Backends implement [`KeyBackend`]
 //! for one token: generate a key inside it, list its keys, hand out signers. Keys are named by
-//! URIs (RFC 7512 `pkcs11:`), so that any PKCS#11 module works without code changes.
+//! URIs (RFC 7512 `pkcs11:`, so that any PKCS#11 module works without code changes; and
+//! [`yubihsm:`](yubihsm) for YubiHSM2 devices driven natively).
 //!
 //! Private keys never exist in rootcellar's memory: they are generated inside the token as
 //! sensitive, non-extractable, sign-only objects, and every signature is made by the token.
 
+mod backup;
 mod error;
 mod pin;
 mod pkcs11;
 mod public_key;
+pub mod shares;
 mod uri;
+pub mod yubihsm;
 
 use std::sync::Arc;
 
+pub use backup::WrappedKey;
 pub use error::KeyError;
 pub use pin::{Pin, PinSource};
 pub use pkcs11::{KeyProtection, Pkcs11Token, MODULE_ENV};
 pub use public_key::{KeyAlgorithm, PublicKey};
+pub use shares::{combine_shares, split_secret, Share, ShareError};
 pub use uri::Pkcs11Uri;
+pub use yubihsm::{YubiHsmBackend, YubiHsmUri};
 
 /// Something that can sign with one private key it holds.
 pub trait Signer: Send + Sync {
@@ -82,6 +89,19 @@ pub trait KeyBackend {
     /// Generates a key pair inside the token, labelled `label`. Refuses a label in use.
     fn generate(&self, label: &str, algorithm: KeyAlgorithm) -> Result<KeyInfo, KeyError>;
 
+    /// Generates a key pair whose private key can leave the token wrapped for a backup (it
+    /// stays sensitive). Backends without wrapped export refuse.
+    fn generate_for_backup(
+        &self,
+        label: &str,
+        algorithm: KeyAlgorithm,
+    ) -> Result<KeyInfo, KeyError> {
+        let _ = (label, algorithm);
+        Err(KeyError::UnsupportedAlgorithm(
+            "this backend cannot generate keys for wrapped backup".into(),
+        ))
+    }
+
     /// Lists the signing keys on the token.
     fn list(&self) -> Result<Vec<KeyInfo>, KeyError>;
 
@@ -92,10 +112,12 @@ pub trait KeyBackend {
     fn signer(&self, uri: &str) -> Result<Arc<dyn Signer>, KeyError>;
 }
 
-/// Opens the backend that `uri` names (`pkcs11:` today).
+/// Opens the backend that `uri` names (`pkcs11:` or `yubihsm:`).
 pub fn open_backend(uri: &str) -> Result<Box<dyn KeyBackend>, KeyError> {
-    let parsed = parse_uri(uri)?;
-    Ok(Box::new(Pkcs11Token::open(&parsed)?))
+    match parse_uri(uri)? {
+        ParsedUri::Pkcs11(parsed) => Ok(Box::new(Pkcs11Token::open(&parsed)?)),
+        ParsedUri::YubiHsm(parsed) => Ok(Box::new(YubiHsmBackend::open(&parsed)?)),
+    }
 }
 
 /// Opens a signer for the key `uri` names, logging in to its token once per process.
@@ -103,13 +125,29 @@ pub fn open_signer(uri: &str) -> Result<Arc<dyn Signer>, KeyError> {
     open_backend(uri)?.signer(uri)
 }
 
-fn parse_uri(uri: &str) -> Result<Pkcs11Uri, KeyError> {
+/// The key label a URI names (`object=` of a `pkcs11:` URI, `label=` of a `yubihsm:` URI), for
+/// commands that create a key from a URI.
+pub fn uri_label(uri: &str) -> Result<Option<String>, KeyError> {
+    Ok(match parse_uri(uri)? {
+        ParsedUri::Pkcs11(parsed) => parsed.object,
+        ParsedUri::YubiHsm(parsed) => parsed.label,
+    })
+}
+
+enum ParsedUri {
+    Pkcs11(Pkcs11Uri),
+    YubiHsm(YubiHsmUri),
+}
+
+fn parse_uri(uri: &str) -> Result<ParsedUri, KeyError> {
     if uri.starts_with("pkcs11:") {
-        Pkcs11Uri::parse(uri)
+        Pkcs11Uri::parse(uri).map(ParsedUri::Pkcs11)
+    } else if uri.starts_with("yubihsm:") {
+        YubiHsmUri::parse(uri).map(ParsedUri::YubiHsm)
     } else {
         Err(KeyError::InvalidUri {
             uri: uri.to_string(),
-            reason: "unknown scheme (expected pkcs11:)".into(),
+            reason: "unknown scheme (expected pkcs11: or yubihsm:)".into(),
         })
     }
 }

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use super::verify::VerifyError;
+use super::Role;
 use crate::files::OutputError;
 use crate::keys::KeyError;
 
@@ -137,6 +139,113 @@ pub enum TufError {
     /// The async runtime tough needs could not be started.
     #[error("cannot start the runtime for tough: {0}")]
     Runtime(#[source] std::io::Error),
+    /// An external public key named by the policy could not be read.
+    #[error("cannot read the public key of {name:?} from {path}: {reason}")]
+    PublicKeyUnreadable {
+        /// The key's name in the policy.
+        name: String,
+        /// The PEM file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The directory is not a rootcellar TUF repository.
+    #[error("{dir} is not a TUF repository: {reason}")]
+    NotARepository {
+        /// The directory.
+        dir: PathBuf,
+        /// Why not.
+        reason: String,
+    },
+    /// A repository (or the one about to be published) does not verify as a client verifies it.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// A staged or published metadata file is not what rootcellar wrote there.
+    #[error("{file} cannot be used: {reason}")]
+    StagedInvalid {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Another command holds the repository's lock.
+    #[error(
+        "another rootcellar command is changing this repository ({path} exists); if none is \
+         running, remove that file"
+    )]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// A draft of the role is staged already.
+    #[error(
+        "{role} v{version} is already staged in {file}: sign and publish it, or remove that file \
+         to start over"
+    )]
+    DraftExists {
+        /// The role.
+        role: Role,
+        /// The draft's version.
+        version: u64,
+        /// The draft file.
+        file: PathBuf,
+    },
+    /// There is nothing staged to sign or publish.
+    #[error("nothing is staged in {dir}: {hint}")]
+    NothingStaged {
+        /// The working area.
+        dir: PathBuf,
+        /// What would stage something.
+        hint: String,
+    },
+    /// A key may not sign any staged draft.
+    #[error("key {key_id} ({uri}) may not sign any staged draft: {entitled}")]
+    NotEntitled {
+        /// The key's TUF key id.
+        key_id: String,
+        /// The key's URI.
+        uri: String,
+        /// Which keys may sign each draft.
+        entitled: String,
+    },
+    /// A draft does not have the signatures it needs.
+    #[error("cannot publish {role} v{version}: {missing}")]
+    BelowThreshold {
+        /// The role.
+        role: Role,
+        /// The draft's version.
+        version: u64,
+        /// The thresholds not met and the keys that could still sign.
+        missing: String,
+    },
+    /// A draft, or the metadata it depends on, expires before the time given.
+    #[error("{role} v{version} expires at {expires}, not after {now}: {hint}")]
+    Expired {
+        /// The role.
+        role: Role,
+        /// The version.
+        version: u64,
+        /// Its expiry.
+        expires: jiff::Timestamp,
+        /// The time of the operation.
+        now: jiff::Timestamp,
+        /// What to do.
+        hint: String,
+    },
+    /// The policy and the repository disagree in a way the operation cannot resolve.
+    #[error("{problem}")]
+    PolicyMismatch {
+        /// What disagrees, and what to do.
+        problem: String,
+    },
+    /// A target name or custom metadata given on the command line is unusable.
+    #[error("target {name:?}: {reason}")]
+    TargetInvalid {
+        /// The target name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl TufError {

@@ -9,6 +9,7 @@ use tough::key_source::KeySource;
 use tough::schema::key::{EcdsaKey, EcdsaScheme, Key};
 use tough::sign::Sign;
 
+use super::metadata::SignedMetadata;
 use super::TufError;
 use crate::keys::{KeyAlgorithm, Signer};
 
@@ -73,6 +74,36 @@ impl HsmKeySource {
     /// The TUF key id: SHA-256 of the key's canonical JSON, lowercase hex.
     pub fn key_id(&self) -> &str {
         &self.key_id
+    }
+
+    /// The key's public half.
+    pub fn public_key(&self) -> &crate::keys::PublicKey {
+        self.signer.public_key()
+    }
+
+    /// Signs `metadata`'s payload in the token, checks the signature and adds it under this
+    /// key's id.
+    pub fn sign_metadata(&self, metadata: &mut SignedMetadata) -> Result<(), TufError> {
+        let signature = self
+            .signer
+            .sign(metadata.canonical_signed())
+            .map_err(|source| TufError::KeyUnavailable {
+                name: self.name.clone(),
+                uri: self.signer.key_uri(),
+                source,
+            })?;
+        if !self
+            .signer
+            .public_key()
+            .verify(metadata.canonical_signed(), &signature)
+        {
+            return Err(TufError::BadSignature {
+                name: self.name.clone(),
+                uri: self.signer.key_uri(),
+            });
+        }
+        metadata.add_signature(&self.key_id, &signature);
+        Ok(())
     }
 
     /// Signs `message` in the token and checks the signature before handing it out, so that a

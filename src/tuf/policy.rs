@@ -1,7 +1,9 @@
-//! The repository policy: which keys hold each top-level role, how many must sign, and how long
-//! each role's metadata stays valid. Read from TOML (`tuf-repo/policy.toml`), with the key URIs
-//! either in the policy's `[keys]` table or in a separate keys file, and validated whole before
-//! any key is opened.
+//! The repository policy: which keys hold each top-level role, how many must sign, how long
+//! each role's metadata stays valid and when it is due to be re-signed, and whether snapshot and
+//! timestamp are signed here (`offline`) or by an online service (`online`). Read from TOML
+//! (`tuf-repo/policy.toml`), with the keys (HSM URIs or public-key PEM files) either in the
+//! policy's `[keys]` table or in a separate keys file, and validated whole before any key is
+//! opened.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -27,6 +29,21 @@ impl Role {
     /// Every top-level role, in the order TUF lists them.
     pub const ALL: [Role; 4] = [Role::Root, Role::Targets, Role::Snapshot, Role::Timestamp];
 
+    /// The signing period used when the policy gives none: root and targets six weeks (as
+    /// Sigstore re-signs its root), snapshot a week, timestamp two days.
+    pub fn default_signing_days(self) -> u32 {
+        match self {
+            Role::Root | Role::Targets => 42,
+            Role::Snapshot => 7,
+            Role::Timestamp => 2,
+        }
+    }
+
+    /// The role named `name`, if it is a top-level role.
+    pub fn from_name(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.name() == name)
+    }
+
     /// The role's name as TUF spells it.
     pub fn name(self) -> &'static str {
         match self {
@@ -34,16 +51,6 @@ impl Role {
             Role::Targets => "targets",
             Role::Snapshot => "snapshot",
             Role::Timestamp => "timestamp",
-        }
-    }
-
-    pub(crate) fn tough(self) -> tough::schema::RoleType {
-        use tough::schema::RoleType;
-        match self {
-            Role::Root => RoleType::Root,
-            Role::Targets => RoleType::Targets,
-            Role::Snapshot => RoleType::Snapshot,
-            Role::Timestamp => RoleType::Timestamp,
         }
     }
 }
@@ -64,6 +71,53 @@ pub struct RolePolicy {
     pub threshold: u64,
     /// How long the role's metadata is valid after it is signed, in days.
     pub expires_days: u32,
+    /// Re-sign when fewer than this many days of validity remain (the signing period). When
+    /// absent, [`Role::default_signing_days`], capped below `expires_days`.
+    #[serde(default)]
+    pub signing_days: Option<u32>,
+}
+
+impl RolePolicy {
+    /// The signing period in days: the policy's, or the role's default below `expires_days`.
+    pub fn effective_signing_days(&self, role: Role) -> u32 {
+        self.signing_days.unwrap_or_else(|| {
+            role.default_signing_days()
+                .min(self.expires_days.saturating_sub(1))
+        })
+    }
+}
+
+/// Who signs snapshot and timestamp.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The appliance signs every role, snapshot and timestamp included, with keys in its
+    /// tokens: for disconnected clusters, which have no timestamp service.
+    #[default]
+    Offline,
+    /// The appliance signs root and targets only; snapshot and timestamp are signed by an online
+    /// service, whose public keys the policy names as PEM files.
+    Online,
+}
+
+impl Mode {
+    /// The mode's name as the policy spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Offline => "offline",
+            Mode::Online => "online",
+        }
+    }
+}
+
+/// Where a key named by the policy lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySpec {
+    /// In a token, named by its URI: the appliance can sign with it.
+    Uri(String),
+    /// Elsewhere: only its public key is known, as a PEM SubjectPublicKeyInfo file (the path is
+    /// resolved against the directory of the file that names it).
+    PublicKeyFile(PathBuf),
 }
 
 #[derive(Deserialize)]
@@ -71,9 +125,11 @@ pub struct RolePolicy {
 struct PolicyToml {
     #[serde(default = "consistent_snapshot_default")]
     consistent_snapshot: bool,
+    #[serde(default)]
+    mode: Mode,
     roles: RolesToml,
     #[serde(default)]
-    keys: BTreeMap<String, String>,
+    keys: BTreeMap<String, toml::Value>,
 }
 
 fn consistent_snapshot_default() -> bool {
@@ -92,14 +148,69 @@ struct RolesToml {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct KeysToml {
-    keys: BTreeMap<String, String>,
+    keys: BTreeMap<String, toml::Value>,
 }
 
-/// A key name's URI and the file that defined it (for error messages).
+/// A key name's location and the file that defined it (for error messages).
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct KeyEntry {
-    uri: String,
+    spec: KeySpec,
     file: PathBuf,
+}
+
+impl KeyEntry {
+    /// A `[keys]` value: a URI string, or `{ public_key = "file.pem" }`.
+    fn parse(name: &str, value: toml::Value, file: &Path) -> Result<KeyEntry, TufError> {
+        let spec = match value {
+            toml::Value::String(uri) => KeySpec::Uri(uri),
+            toml::Value::Table(table) => {
+                let mut path = None;
+                for (field, value) in table {
+                    match (field.as_str(), value) {
+                        ("public_key", toml::Value::String(p)) => path = Some(p),
+                        ("public_key", _) => {
+                            return Err(invalid(
+                                file,
+                                format!("keys.{name}.public_key"),
+                                "must be the path of a PEM public key file",
+                            ))
+                        }
+                        (other, _) => return Err(invalid(
+                            file,
+                            format!("keys.{name}.{other}"),
+                            "unknown field; a key is a URI string or { public_key = \"file.pem\" }",
+                        )),
+                    }
+                }
+                let path = path.ok_or_else(|| {
+                    invalid(
+                        file,
+                        format!("keys.{name}"),
+                        "a key table needs public_key = \"file.pem\"",
+                    )
+                })?;
+                KeySpec::PublicKeyFile(parent_of(file).join(path))
+            }
+            _ => {
+                return Err(invalid(
+                    file,
+                    format!("keys.{name}"),
+                    "must be a key URI string or { public_key = \"file.pem\" }",
+                ))
+            }
+        };
+        Ok(KeyEntry {
+            spec,
+            file: file.to_path_buf(),
+        })
+    }
+}
+
+fn parent_of(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
 }
 
 /// A repository policy, parsed from TOML.
@@ -110,6 +221,7 @@ struct KeyEntry {
 pub struct Policy {
     file: PathBuf,
     consistent_snapshot: bool,
+    mode: Mode,
     roles: BTreeMap<Role, RolePolicy>,
     keys: BTreeMap<String, KeyEntry>,
 }
@@ -126,6 +238,23 @@ impl Policy {
         Ok(parsed)
     }
 
+    /// Reads a policy for what it says about roles (thresholds, expiry, signing periods), adding
+    /// the keys file when given, and validates it except that every key name needs a location:
+    /// for commands that set expiries but sign nothing (`tuf targets`, `tuf status`).
+    pub fn load_roles(policy: &Path, keys: Option<&Path>) -> Result<Policy, TufError> {
+        let mut parsed = Policy::from_toml(&read(policy)?, policy)?;
+        if let Some(keys) = keys {
+            parsed.add_keys_toml(&read(keys)?, keys)?;
+        }
+        if let Err(e) = parsed.validate() {
+            let unresolved = matches!(&e, TufError::PolicyInvalid { problem, .. } if problem.contains("has no URI"));
+            if !unresolved {
+                return Err(e);
+            }
+        }
+        Ok(parsed)
+    }
+
     /// Parses policy text; `file` names it in error messages. Does not validate.
     pub fn from_toml(text: &str, file: &Path) -> Result<Policy, TufError> {
         let parsed: PolicyToml = toml::from_str(text).map_err(|e| syntax(file, e))?;
@@ -135,17 +264,15 @@ impl Policy {
             (Role::Snapshot, parsed.roles.snapshot),
             (Role::Timestamp, parsed.roles.timestamp),
         ]);
-        let keys = parsed
-            .keys
-            .into_iter()
-            .map(|(name, uri)| {
-                let file = file.to_path_buf();
-                (name, KeyEntry { uri, file })
-            })
-            .collect();
+        let mut keys = BTreeMap::new();
+        for (name, value) in parsed.keys {
+            let entry = KeyEntry::parse(&name, value, file)?;
+            keys.insert(name, entry);
+        }
         Ok(Policy {
             file: file.to_path_buf(),
             consistent_snapshot: parsed.consistent_snapshot,
+            mode: parsed.mode,
             roles,
             keys,
         })
@@ -155,7 +282,7 @@ impl Policy {
     /// given only once across the policy and the keys file, so that no URI silently wins.
     pub fn add_keys_toml(&mut self, text: &str, file: &Path) -> Result<(), TufError> {
         let parsed: KeysToml = toml::from_str(text).map_err(|e| syntax(file, e))?;
-        for (name, uri) in parsed.keys {
+        for (name, value) in parsed.keys {
             if let Some(existing) = self.keys.get(&name) {
                 return Err(invalid(
                     file,
@@ -166,8 +293,8 @@ impl Policy {
                     ),
                 ));
             }
-            let file = file.to_path_buf();
-            self.keys.insert(name, KeyEntry { uri, file });
+            let entry = KeyEntry::parse(&name, value, file)?;
+            self.keys.insert(name, entry);
         }
         Ok(())
     }
@@ -190,7 +317,11 @@ impl Policy {
                     "a key name must be non-empty, without spaces or control characters",
                 ));
             }
-            if entry.uri.trim().is_empty() {
+            let empty = match &entry.spec {
+                KeySpec::Uri(uri) => uri.trim().is_empty(),
+                KeySpec::PublicKeyFile(path) => path.as_os_str().is_empty(),
+            };
+            if empty {
                 return Err(invalid(
                     &entry.file,
                     format!("keys.{name}"),
@@ -200,6 +331,56 @@ impl Policy {
         }
         for (role, policy) in &self.roles {
             self.validate_role(*role, policy)?;
+        }
+        self.validate_mode()
+    }
+
+    /// Offline: the appliance signs snapshot and timestamp, so their keys are in its tokens.
+    /// Online: it holds only their public keys, and those keys hold no offline role.
+    fn validate_mode(&self) -> Result<(), TufError> {
+        for role in [Role::Snapshot, Role::Timestamp] {
+            for name in &self.role(role).keys {
+                let external = matches!(self.key_spec(name), Some(KeySpec::PublicKeyFile(_)));
+                match self.mode {
+                    Mode::Offline if external => {
+                        return Err(invalid(
+                            &self.file,
+                            format!("roles.{role}.keys"),
+                            format!(
+                                "key {name:?} is an external public key, but in mode \"offline\" \
+                                 the appliance signs {role} itself: give its HSM URI, or set \
+                                 mode = \"online\""
+                            ),
+                        ))
+                    }
+                    Mode::Online if !external => {
+                        return Err(invalid(
+                            &self.file,
+                            format!("roles.{role}.keys"),
+                            format!(
+                                "key {name:?} is an HSM URI, but in mode \"online\" {role} is \
+                                 signed by the online service: give its public key as \
+                                 {{ public_key = \"{name}.pem\" }}"
+                            ),
+                        ))
+                    }
+                    _ => {}
+                }
+                if self.mode == Mode::Online {
+                    for offline in [Role::Root, Role::Targets] {
+                        if self.role(offline).keys.contains(name) {
+                            return Err(invalid(
+                                &self.file,
+                                format!("roles.{offline}.keys"),
+                                format!(
+                                    "key {name:?} is the online {role} key; an online key must \
+                                     not hold the offline {offline} role"
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -215,7 +396,7 @@ impl Policy {
             ));
         }
         let mut seen = BTreeSet::new();
-        let mut uris: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut uris: BTreeMap<String, &str> = BTreeMap::new();
         for name in &policy.keys {
             if !seen.insert(name.as_str()) {
                 return Err(invalid(
@@ -234,7 +415,11 @@ impl Policy {
                     ),
                 ));
             };
-            if let Some(other) = uris.insert(entry.uri.as_str(), name.as_str()) {
+            let location = match &entry.spec {
+                KeySpec::Uri(uri) => uri.clone(),
+                KeySpec::PublicKeyFile(path) => path.display().to_string(),
+            };
+            if let Some(other) = uris.insert(location, name.as_str()) {
                 return Err(invalid(
                     &self.file,
                     field("keys"),
@@ -269,6 +454,19 @@ impl Policy {
                 "must be at least 1 day",
             ));
         }
+        if let Some(days) = policy.signing_days {
+            if days >= policy.expires_days {
+                return Err(invalid(
+                    &self.file,
+                    field("signing_days"),
+                    format!(
+                        "{days} is not less than expires_days ({}): the metadata would be due \
+                         for re-signing as soon as it is signed",
+                        policy.expires_days
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -283,9 +481,34 @@ impl Policy {
         &self.roles[&role]
     }
 
-    /// The URI of the key `name`, if a `[keys]` table gives one.
+    /// The URI of the key `name`, if a `[keys]` table gives one (not for external keys).
     pub fn key_uri(&self, name: &str) -> Option<&str> {
-        self.keys.get(name).map(|entry| entry.uri.as_str())
+        match self.key_spec(name) {
+            Some(KeySpec::Uri(uri)) => Some(uri.as_str()),
+            _ => None,
+        }
+    }
+
+    /// Where the key `name` lives, if a `[keys]` table says.
+    pub fn key_spec(&self, name: &str) -> Option<&KeySpec> {
+        self.keys.get(name).map(|entry| &entry.spec)
+    }
+
+    /// Who signs snapshot and timestamp.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Every key name the policy's roles use, sorted, each once.
+    pub fn key_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .roles
+            .values()
+            .flat_map(|r| r.keys.iter().cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 }
 
@@ -482,6 +705,115 @@ mod tests {
     fn consistent_snapshot_off_is_refused() {
         let err = error(&GOOD.replace("consistent_snapshot = true", "consistent_snapshot = false"));
         assert!(err.contains("policy.toml: consistent_snapshot:"), "{err}");
+    }
+
+    #[test]
+    fn signing_period_defaults_below_expiry_and_must_be_shorter() {
+        let parsed = policy(GOOD).unwrap();
+        assert_eq!(parsed.mode(), Mode::Offline);
+        let root = parsed.role(Role::Root);
+        assert_eq!(root.effective_signing_days(Role::Root), 42);
+        let timestamp = parsed.role(Role::Timestamp);
+        assert_eq!(timestamp.effective_signing_days(Role::Timestamp), 2);
+        let short = RolePolicy {
+            expires_days: 1,
+            ..timestamp.clone()
+        };
+        assert_eq!(short.effective_signing_days(Role::Timestamp), 0);
+
+        let text = GOOD.replacen(
+            "expires_days = 182",
+            "expires_days = 182\nsigning_days = 42",
+            1,
+        );
+        assert_eq!(
+            policy(&text).unwrap().role(Role::Root).signing_days,
+            Some(42)
+        );
+        let err =
+            error(&GOOD.replacen("expires_days = 7", "expires_days = 7\nsigning_days = 7", 1));
+        assert!(
+            err.starts_with("policy.toml: roles.timestamp.signing_days: 7 is not less than"),
+            "{err}"
+        );
+    }
+
+    const ONLINE_KEYS: &str = r#"
+        [keys]
+        root-1 = "pkcs11:token=c1;object=root-1"
+        root-2 = "pkcs11:token=c2;object=root-2"
+        root-3 = "pkcs11:token=c2;object=root-3"
+        targets = "pkcs11:token=online;object=targets"
+        snapshot = { public_key = "online/snapshot.pem" }
+        timestamp = { public_key = "/etc/rootcellar/timestamp.pem" }
+    "#;
+
+    fn online(text: &str, keys: &str) -> Result<Policy, TufError> {
+        let mut policy = Policy::from_toml(text, Path::new("dir/policy.toml"))?;
+        policy.add_keys_toml(keys, Path::new("conf/keys.toml"))?;
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    #[test]
+    fn online_mode_takes_public_keys_for_snapshot_and_timestamp() {
+        let text = format!("mode = \"online\"\n{GOOD}");
+        let policy = online(&text, ONLINE_KEYS).unwrap();
+        assert_eq!(policy.mode(), Mode::Online);
+        assert_eq!(
+            policy.key_spec("snapshot"),
+            Some(&KeySpec::PublicKeyFile(PathBuf::from(
+                "conf/online/snapshot.pem"
+            )))
+        );
+        assert_eq!(
+            policy.key_spec("timestamp"),
+            Some(&KeySpec::PublicKeyFile(PathBuf::from(
+                "/etc/rootcellar/timestamp.pem"
+            )))
+        );
+        assert_eq!(policy.key_uri("snapshot"), None);
+
+        // Offline, the appliance must hold them.
+        let err = online(GOOD, ONLINE_KEYS).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "dir/policy.toml: roles.snapshot.keys: key \"snapshot\" is an external public key"
+            ),
+            "{err}"
+        );
+        // Online, they must not be in the appliance's tokens.
+        let err = online(&text, KEYS).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "roles.snapshot.keys: key \"snapshot\" is an HSM URI, but in mode \"online\""
+            ),
+            "{err}"
+        );
+        // An online key holds no offline role.
+        let shared = text.replacen("keys = [\"targets\"]", "keys = [\"timestamp\"]", 1);
+        let err = online(&shared, ONLINE_KEYS).unwrap_err().to_string();
+        assert!(
+            err.contains("roles.targets.keys: key \"timestamp\" is the online timestamp key"),
+            "{err}"
+        );
+        let err = online(&text.replace("online", "hybrid"), ONLINE_KEYS)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown variant `hybrid`"), "{err}");
+    }
+
+    #[test]
+    fn a_key_table_needs_exactly_public_key() {
+        let keys = ONLINE_KEYS.replace("public_key = \"online/snapshot.pem\"", "pem = \"x\"");
+        let err = online(GOOD, &keys).unwrap_err().to_string();
+        assert!(err.contains("keys.snapshot.pem: unknown field"), "{err}");
+        let keys = ONLINE_KEYS.replace("{ public_key = \"online/snapshot.pem\" }", "3");
+        let err = online(GOOD, &keys).unwrap_err().to_string();
+        assert!(
+            err.contains("keys.snapshot: must be a key URI string"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,29 +1,20 @@
 //! Creating a TUF repository: root v1 signed by every root key, then targets, snapshot and
-//! timestamp v1 signed by their keys, with the target files stored under consistent-snapshot
-//! names. Built in a temporary sibling of the output directory, verified by reading it back as a
-//! client would, and only then renamed into place.
+//! timestamp v1 signed by their keys (snapshot and timestamp only in offline mode), with the
+//! target files stored under consistent-snapshot names. Built in a temporary sibling of the
+//! output directory, verified by reading it back as a client would, and only then renamed into
+//! place.
 
-use std::collections::{BTreeMap, HashMap};
-use std::num::NonZeroU64;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use jiff::{SignedDuration, Timestamp};
-use tough::editor::signed::{PathExists, SignedRole};
-use tough::editor::RepositoryEditor;
-use tough::key_source::KeySource;
-use tough::schema::decoded::{Decoded, Hex};
-use tough::schema::{KeyHolder, RoleKeys, Root};
 use tough::{ExpirationEnforcement, IntoVec, RepositoryLoader, TargetName};
 
-use super::{HsmKeySource, Policy, Role, TufError};
+use super::keyring::{self, ResolvedKey};
+use super::layout::{METADATA_DIR, TARGETS_DIR};
+use super::metadata::{self, MetaFile, SignedMetadata};
+use super::{verify, Mode, Policy, Role, TufError};
 use crate::files::{ensure_absent, OutputError};
-
-/// The TUF specification version rootcellar writes (the one tough supports).
-const SPEC_VERSION: &str = "1.0.0";
-/// The directory of the repository holding metadata, as clients are configured to fetch it.
-const METADATA_DIR: &str = "metadata";
-/// The directory holding target files.
-const TARGETS_DIR: &str = "targets";
 
 /// What [`init_repository`] wrote: printed by the CLI and kept in ceremony records.
 #[derive(Clone, Debug)]
@@ -159,9 +150,11 @@ impl InitReport {
 ///
 /// Writes `metadata/1.root.json`, `metadata/1.targets.json`, `metadata/1.snapshot.json`,
 /// `metadata/timestamp.json` and `targets/<sha256>.<name>` for each target: what a TUF
-/// repository with consistent snapshots serves. There is no unversioned `root.json`: clients are
-/// given `1.root.json` out of band as their trusted root. The repository is built in a temporary
-/// sibling directory and verified before it is renamed into place, so a failure leaves nothing.
+/// repository with consistent snapshots serves. In [`Mode::Online`] snapshot and timestamp are
+/// left to the online signer. There is no unversioned `root.json`: clients are given
+/// `1.root.json` out of band as their trusted root. The repository is built in a temporary
+/// sibling directory and verified (by rootcellar's client and, offline, by tough's) before it is
+/// renamed into place, so a failure leaves nothing.
 pub fn init_repository(
     policy: &Policy,
     targets: &[PathBuf],
@@ -173,16 +166,26 @@ pub fn init_repository(
     let temp_dir = temporary_sibling(out_dir)?;
     let targets = check_targets(targets)?;
     let expiries = expiries(policy, now)?;
-    let keys = open_keys(policy)?;
+    let signed_roles = signed_roles(policy);
+    for &role in &signed_roles {
+        for name in &policy.role(role).keys {
+            if policy.key_uri(name).is_none() {
+                return Err(TufError::PolicyInvalid {
+                    file: policy.file().to_path_buf(),
+                    field: format!("roles.{role}.keys"),
+                    problem: format!(
+                        "key {name:?} is an external public key, but tuf init signs {role} v1 \
+                         with every key of the role: give its HSM URI"
+                    ),
+                });
+            }
+        }
+    }
+    let keys = keyring::resolve_all(policy)?;
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(TufError::Runtime)?;
     std::fs::create_dir(&temp_dir).map_err(|source| io_error(&temp_dir, source))?;
     let guard = RemoveOnDrop(Some(temp_dir.clone()));
-    let target_reports =
-        runtime.block_on(build(policy, &keys, &targets, &expiries, &temp_dir, now))?;
+    let target_reports = build(policy, &keys, &targets, &expiries, &temp_dir, now)?;
     sync_tree(&temp_dir)?;
     let files = list_files(&temp_dir)?;
 
@@ -194,7 +197,7 @@ pub fn init_repository(
     guard.keep();
     sync_dir(&parent_of(out_dir))?;
 
-    let roles = Role::ALL
+    let roles = signed_roles
         .iter()
         .map(|&role| RoleReport {
             role,
@@ -207,8 +210,8 @@ pub fn init_repository(
                 .iter()
                 .map(|name| KeyReport {
                     name: name.clone(),
-                    key_id: keys[name].key_id().to_string(),
-                    uri: keys[name].uri(),
+                    key_id: keys[name].key.key_id.clone(),
+                    uri: keys[name].location.clone(),
                 })
                 .collect(),
         })
@@ -221,100 +224,134 @@ pub fn init_repository(
     })
 }
 
-/// Signs and writes the repository into `dir`, then reads it back as a client.
-async fn build(
+/// The roles the appliance signs: all four offline, root and targets online.
+fn signed_roles(policy: &Policy) -> Vec<Role> {
+    match policy.mode() {
+        Mode::Offline => Role::ALL.to_vec(),
+        Mode::Online => vec![Role::Root, Role::Targets],
+    }
+}
+
+/// Signs `metadata` with every key of `role` that the policy names.
+fn sign_all(
     policy: &Policy,
-    keys: &BTreeMap<String, HsmKeySource>,
+    keys: &BTreeMap<String, ResolvedKey>,
+    role: Role,
+    metadata: &mut SignedMetadata,
+) -> Result<(), TufError> {
+    for name in &policy.role(role).keys {
+        let signer = keys[name]
+            .signer
+            .as_ref()
+            .expect("init checked that every key it signs with is in a token");
+        signer.sign_metadata(metadata)?;
+    }
+    Ok(())
+}
+
+/// Signs and writes the repository into `dir`, then reads it back as a client.
+fn build(
+    policy: &Policy,
+    keys: &BTreeMap<String, ResolvedKey>,
     targets: &[(String, PathBuf)],
     expiries: &BTreeMap<Role, Timestamp>,
     dir: &Path,
     now: Timestamp,
 ) -> Result<Vec<TargetReport>, TufError> {
-    let one = NonZeroU64::MIN;
-    let rng = aws_lc_rs::rand::SystemRandom::new();
     let metadata_dir = dir.join(METADATA_DIR);
     let targets_dir = dir.join(TARGETS_DIR);
+    for sub in [&metadata_dir, &targets_dir] {
+        std::fs::create_dir(sub).map_err(|source| io_error(sub, source))?;
+    }
+    let unrepresentable = |reason: String| TufError::VerificationFailed {
+        dir: dir.to_path_buf(),
+        reason,
+    };
 
-    let root = build_root(policy, keys, expiries[&Role::Root])?;
-    let root_sources = sources(keys, &policy.role(Role::Root).keys);
-    let signed_root = SignedRole::new(root.clone(), &KeyHolder::Root(root), &root_sources, &rng)
-        .await
-        .map_err(TufError::tough("sign the root metadata"))?;
-    // tough leaves root's threshold to the caller (a rotated root counts two sets of keys).
-    let signatures = signed_root.signed().signatures.len();
-    if signatures != root_sources.len() {
-        return Err(TufError::VerificationFailed {
-            dir: dir.to_path_buf(),
-            reason: format!(
-                "root has {signatures} signatures, expected one from each of its {} keys",
-                root_sources.len()
-            ),
+    let (key_table, role_table) = keyring::root_tables(policy, keys);
+    let root = metadata::root_payload(1, expiries[&Role::Root], &key_table, &role_table);
+    let mut root = SignedMetadata::new(root).map_err(unrepresentable)?;
+    sign_all(policy, keys, Role::Root, &mut root)?;
+    let root_bytes = root.to_bytes();
+    crate::files::write_new(&metadata_dir.join("1.root.json"), &root_bytes)?;
+
+    let mut entries = BTreeMap::new();
+    let mut reports = Vec::new();
+    for (name, path) in targets {
+        let bytes = std::fs::read(path).map_err(|e| TufError::TargetUnusable {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let sha256 = metadata::sha256_hex(&bytes);
+        let stored = Path::new(TARGETS_DIR).join(format!("{sha256}.{name}"));
+        crate::files::write_new(&dir.join(&stored), &bytes)?;
+        entries.insert(name.clone(), metadata::target_entry(&bytes, None));
+        reports.push(TargetReport {
+            name: name.clone(),
+            length: bytes.len() as u64,
+            sha256,
+            path: stored,
         });
     }
-    signed_root
-        .write(&metadata_dir, true)
-        .await
-        .map_err(TufError::tough("write 1.root.json"))?;
-    let root_path = metadata_dir.join("1.root.json");
+    let payload = metadata::targets_payload(1, expiries[&Role::Targets], &entries);
+    let mut targets_md = SignedMetadata::new(payload).map_err(unrepresentable)?;
+    sign_all(policy, keys, Role::Targets, &mut targets_md)?;
+    let targets_bytes = targets_md.to_bytes();
+    crate::files::write_new(&metadata_dir.join("1.targets.json"), &targets_bytes)?;
 
-    let mut editor = RepositoryEditor::new(&root_path)
-        .await
-        .map_err(TufError::tough("load the new root into tough's editor"))?;
-    editor
-        .targets_version(one)
-        .map_err(TufError::tough("set the targets version"))?;
-    editor
-        .targets_expires(expiries[&Role::Targets])
-        .map_err(TufError::tough("set the targets expiry"))?;
-    editor
-        .snapshot_version(one)
-        .snapshot_expires(expiries[&Role::Snapshot])
-        .timestamp_version(one)
-        .timestamp_expires(expiries[&Role::Timestamp]);
-    for (name, path) in targets {
-        let (target_name, target) = RepositoryEditor::build_target(path)
-            .await
-            .map_err(TufError::tough(format!("hash target {}", path.display())))?;
-        debug_assert_eq!(target_name.raw(), name);
-        editor
-            .add_target(target_name, target)
-            .map_err(TufError::tough(format!("add target {name:?}")))?;
-    }
-    let mut online_names: Vec<String> = [Role::Targets, Role::Snapshot, Role::Timestamp]
-        .iter()
-        .flat_map(|&role| policy.role(role).keys.iter().cloned())
-        .collect();
-    online_names.sort();
-    online_names.dedup();
-    let signed = editor
-        .sign(&sources(keys, &online_names))
-        .await
-        .map_err(TufError::tough(
-            "sign the targets, snapshot and timestamp metadata",
-        ))?;
-    signed
-        .write(&metadata_dir)
-        .await
-        .map_err(TufError::tough("write the repository metadata"))?;
-
-    tokio::fs::create_dir(&targets_dir)
-        .await
-        .map_err(|source| io_error(&targets_dir, source))?;
-    for (name, path) in targets {
-        signed
-            .copy_target(path, &targets_dir, PathExists::Fail, None)
-            .await
-            .map_err(TufError::tough(format!(
-                "copy target {name:?} into the repository"
-            )))?;
+    let failed = |reason: String| TufError::VerificationFailed {
+        dir: dir.to_path_buf(),
+        reason,
+    };
+    if policy.mode() == Mode::Online {
+        // Snapshot and timestamp come from the online signer: check what was signed here.
+        let mut cache = verify::KeyCache::default();
+        let trusted = verify::load_trusted_root(&root_bytes, &mut cache)
+            .map_err(|e| failed(e.to_string()))?;
+        if !verify::tally(&trusted, Role::Targets, &targets_md, false).met() {
+            return Err(failed("targets v1 does not meet its threshold".into()));
+        }
+        return Ok(reports);
     }
 
-    verify(dir, &root_path, targets, expiries, now).await
+    let payload = metadata::snapshot_payload(
+        1,
+        expiries[&Role::Snapshot],
+        MetaFile::of(1, &targets_bytes),
+    );
+    let mut snapshot = SignedMetadata::new(payload).map_err(unrepresentable)?;
+    sign_all(policy, keys, Role::Snapshot, &mut snapshot)?;
+    let snapshot_bytes = snapshot.to_bytes();
+    crate::files::write_new(&metadata_dir.join("1.snapshot.json"), &snapshot_bytes)?;
+    let payload = metadata::timestamp_payload(
+        1,
+        expiries[&Role::Timestamp],
+        MetaFile::of(1, &snapshot_bytes),
+    );
+    let mut timestamp = SignedMetadata::new(payload).map_err(unrepresentable)?;
+    sign_all(policy, keys, Role::Timestamp, &mut timestamp)?;
+    crate::files::write_new(&metadata_dir.join("timestamp.json"), &timestamp.to_bytes())?;
+
+    // Read back twice: by rootcellar's own client and by tough's, independent implementations.
+    verify::verify_repository(&root_bytes, dir, &verify::VerifyOptions::at(now))
+        .map_err(|e| failed(format!("rootcellar's client refuses it: {e}")))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(TufError::Runtime)?;
+    runtime.block_on(verify_with_tough(
+        dir,
+        &metadata_dir.join("1.root.json"),
+        targets,
+        expiries,
+        now,
+    ))?;
+    Ok(reports)
 }
 
 /// Reads the new repository back with tough's client, from the trusted root through every
 /// target, so that what is published has been verified once as a client will verify it.
-async fn verify(
+async fn verify_with_tough(
     dir: &Path,
     root_path: &Path,
     targets: &[(String, PathBuf)],
@@ -385,89 +422,6 @@ async fn verify(
         });
     }
     Ok(reports)
-}
-
-/// The root metadata: every policy key, and each role's key ids and threshold.
-fn build_root(
-    policy: &Policy,
-    keys: &BTreeMap<String, HsmKeySource>,
-    expires: Timestamp,
-) -> Result<Root, TufError> {
-    let mut root_keys = HashMap::new();
-    let mut roles = HashMap::new();
-    for role in Role::ALL {
-        let role_policy = policy.role(role);
-        let mut keyids = Vec::new();
-        for name in &role_policy.keys {
-            let key = &keys[name];
-            let id: Decoded<Hex> = hex::decode(key.key_id()).expect("key ids are hex").into();
-            root_keys.insert(id.clone(), key.tuf_key().clone());
-            keyids.push(id);
-        }
-        // `validate` refused a threshold of 0.
-        let threshold =
-            NonZeroU64::new(role_policy.threshold).ok_or_else(|| TufError::PolicyInvalid {
-                file: policy.file().to_path_buf(),
-                field: format!("roles.{role}.threshold"),
-                problem: "must be at least 1".into(),
-            })?;
-        roles.insert(
-            role.tough(),
-            RoleKeys {
-                keyids,
-                threshold,
-                _extra: HashMap::new(),
-            },
-        );
-    }
-    Ok(Root {
-        spec_version: SPEC_VERSION.to_string(),
-        consistent_snapshot: true,
-        version: NonZeroU64::MIN,
-        expires,
-        keys: root_keys,
-        roles,
-        _extra: HashMap::new(),
-    })
-}
-
-/// Opens every key the policy names, once each, refusing non-P-256 keys and two names for one
-/// key within a role.
-fn open_keys(policy: &Policy) -> Result<BTreeMap<String, HsmKeySource>, TufError> {
-    let mut keys: BTreeMap<String, HsmKeySource> = BTreeMap::new();
-    for role in Role::ALL {
-        let mut ids: BTreeMap<String, String> = BTreeMap::new();
-        for name in &policy.role(role).keys {
-            if !keys.contains_key(name) {
-                // `validate` checked that every named key has a URI.
-                let uri = policy.key_uri(name).unwrap_or_default();
-                let signer =
-                    crate::keys::open_signer(uri).map_err(|source| TufError::KeyUnavailable {
-                        name: name.clone(),
-                        uri: uri.to_string(),
-                        source,
-                    })?;
-                keys.insert(name.clone(), HsmKeySource::new(name.clone(), signer)?);
-            }
-            let id = keys[name].key_id().to_string();
-            if let Some(first) = ids.insert(id.clone(), name.clone()) {
-                return Err(TufError::SameKeyTwice {
-                    role: role.name(),
-                    first,
-                    second: name.clone(),
-                    key_id: id,
-                });
-            }
-        }
-    }
-    Ok(keys)
-}
-
-fn sources(keys: &BTreeMap<String, HsmKeySource>, names: &[String]) -> Vec<Box<dyn KeySource>> {
-    names
-        .iter()
-        .map(|name| Box::new(keys[name].clone()) as Box<dyn KeySource>)
-        .collect()
 }
 
 /// Each role's expiry: `now` truncated to whole seconds (tough would otherwise write

@@ -6,9 +6,12 @@ Serves REPO over HTTP on 127.0.0.1 (an ephemeral port, in a thread), bootstraps 
 metadata and downloads each named target into DOWNLOAD_DIR, checking it against the file given.
 
     tuf_client.py --repo REPO --root TRUSTED_ROOT --download-dir DIR NAME=EXPECTED_FILE...
+                  [--max-root-rotations N]
 
-Exits 0 and prints a JSON summary when every target verifies; otherwise prints
-`tuf_client: <ErrorType>: <message>` on stderr and exits 1.
+Exits 0 and prints a JSON summary when every target verifies (the root version reached, the
+timestamp version, the targets, and `seconds`: the time from creating the Updater to the last
+download, for the benchmark); otherwise prints `tuf_client: <ErrorType>: <message>` on stderr
+and exits 1.
 """
 
 import argparse
@@ -21,12 +24,13 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 
 # The repository is on localhost; a proxy from the environment must not intercept it.
 for _name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
     os.environ.pop(_name, None)
 
-from tuf.ngclient import Updater  # noqa: E402
+from tuf.ngclient import Updater, UpdaterConfig  # noqa: E402
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -49,8 +53,17 @@ def main():
     parser.add_argument("--repo", required=True, help="repository directory (metadata/, targets/)")
     parser.add_argument("--root", required=True, help="trusted root metadata, given out of band")
     parser.add_argument("--download-dir", required=True, help="where targets are saved")
+    parser.add_argument(
+        "--max-root-rotations",
+        type=int,
+        default=None,
+        help="how many root versions to follow (python-tuf's default is 256)",
+    )
     parser.add_argument("targets", nargs="*", metavar="NAME=EXPECTED_FILE")
     args = parser.parse_args()
+    config = UpdaterConfig()
+    if args.max_root_rotations is not None:
+        config.max_root_rotations = args.max_root_rotations
 
     server = serve(args.repo)
     base = f"http://127.0.0.1:{server.server_address[1]}"
@@ -66,11 +79,13 @@ def main():
                 shutil.copyfile(args.root, os.path.join(metadata_dir, "root.json"))
                 bootstrap = {}
             os.makedirs(args.download_dir, exist_ok=True)
+            started = time.perf_counter()
             updater = Updater(
                 metadata_dir=metadata_dir,
                 metadata_base_url=f"{base}/metadata/",
                 target_dir=args.download_dir,
                 target_base_url=f"{base}/targets/",
+                config=config,
                 **bootstrap,
             )
             updater.refresh()
@@ -85,13 +100,18 @@ def main():
                     if got.read() != expected.read():
                         raise ValueError(f"target {name!r} differs from {expected_path}")
                 downloaded[name] = {"length": info.length, "sha256": info.hashes["sha256"]}
+            seconds = time.perf_counter() - started
             with open(os.path.join(metadata_dir, "timestamp.json"), "rb") as f:
                 timestamp = json.load(f)
+            with open(os.path.join(metadata_dir, "root.json"), "rb") as f:
+                root = json.load(f)
             print(
                 json.dumps(
                     {
+                        "root_version": root["signed"]["version"],
                         "timestamp_version": timestamp["signed"]["version"],
                         "targets": downloaded,
+                        "seconds": seconds,
                     },
                     indent=2,
                     sort_keys=True,

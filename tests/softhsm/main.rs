@@ -1,9 +1,11 @@
 //! Integration tests against a real SoftHSM2 token (see `common.rs`).
 
+mod bundle;
 mod ceremony;
 mod common;
+mod journal;
 mod keys;
+mod trustroot;
 mod tuf;
 mod tuf_lifecycle;
 mod x509;
-mod trustroot;

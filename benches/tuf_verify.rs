@@ -1,0 +1,246 @@
+//! Verifying a long root chain: rootcellar's client against python-tuf's `Updater`, in the same
+//! run, over the same repository.
+//!
+//! `make bench` (or `cargo bench --bench tuf_verify`). The repository's root is rotated 1000
+//! times, threshold 3 of 5: every rotation replaces one custodian key, and root N+1 is signed by
+//! the three kept keys of root N and the new one (a threshold of the old root's keys and of its
+//! own). Timestamp, snapshot and targets (listing `trusted_root.json`) are signed once, under the
+//! final root. Keys are software P-256 keys behind a bench-only `Signer`: signing speed is not
+//! what is measured, and 1000 rotations on SoftHSM2 would only make the setup slower.
+//!
+//! rootcellar verifies the repository on disk (`verify_repository`, in-process); python-tuf
+//! refreshes it over HTTP from 127.0.0.1 and downloads the target (`tests/python/tuf_client.py`,
+//! timed inside python from creating the Updater to the download, so interpreter start-up is not
+//! counted against it). Rounds alternate; the median of each is compared.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use p256::ecdsa::signature::Signer as _;
+use rootcellar::keys::{KeyAlgorithm, KeyError, PublicKey, Signer};
+use rootcellar::tuf::{sha256_hex, verify_repository, SignedMetadata, TufKey, VerifyOptions};
+use serde_json::{json, Value};
+
+const ROTATIONS: u64 = 1000;
+const KEYS: usize = 5;
+const THRESHOLD: usize = 3;
+const ROUNDS: usize = 3;
+
+/// A software P-256 key: the bench plays every custodian.
+struct SoftKey {
+    key: p256::ecdsa::SigningKey,
+    public: PublicKey,
+}
+
+impl SoftKey {
+    fn random() -> Arc<SoftKey> {
+        let key = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+        let point = key.verifying_key().to_encoded_point(false);
+        let public = PublicKey::from_point(KeyAlgorithm::EcdsaP256, point.as_bytes()).unwrap();
+        Arc::new(SoftKey { key, public })
+    }
+
+    fn tuf(&self) -> TufKey {
+        TufKey::from_public(&self.public).unwrap()
+    }
+}
+
+impl Signer for SoftKey {
+    fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let sig: p256::ecdsa::Signature = self.key.sign(message);
+        Ok(sig.to_der().as_bytes().to_vec())
+    }
+    fn key_uri(&self) -> String {
+        "soft:bench".into()
+    }
+}
+
+const EXPIRES: &str = "2099-01-01T00:00:00Z";
+
+fn root_payload(version: u64, root_keys: &[Arc<SoftKey>], online: &[Arc<SoftKey>; 3]) -> Value {
+    let mut keys = serde_json::Map::new();
+    let mut ids = |set: &[Arc<SoftKey>]| -> Vec<String> {
+        set.iter()
+            .map(|k| {
+                let tuf = k.tuf();
+                keys.insert(tuf.key_id.clone(), tuf.json);
+                tuf.key_id
+            })
+            .collect()
+    };
+    let root_ids = ids(root_keys);
+    let targets_ids = ids(&online[0..1]);
+    let snapshot_ids = ids(&online[1..2]);
+    let timestamp_ids = ids(&online[2..3]);
+    json!({
+        "_type": "root",
+        "spec_version": "1.0.0",
+        "consistent_snapshot": true,
+        "version": version,
+        "expires": EXPIRES,
+        "keys": keys,
+        "roles": {
+            "root": {"keyids": root_ids, "threshold": THRESHOLD},
+            "targets": {"keyids": targets_ids, "threshold": 1},
+            "snapshot": {"keyids": snapshot_ids, "threshold": 1},
+            "timestamp": {"keyids": timestamp_ids, "threshold": 1},
+        },
+    })
+}
+
+fn write(path: &Path, metadata: &SignedMetadata) -> Vec<u8> {
+    let bytes = metadata.to_bytes();
+    std::fs::write(path, &bytes).unwrap();
+    bytes
+}
+
+/// Builds the repository in `dir`; returns the trusted root (v1) bytes.
+fn build(dir: &Path) -> Vec<u8> {
+    let metadata = dir.join("metadata");
+    let targets = dir.join("targets");
+    std::fs::create_dir_all(&metadata).unwrap();
+    std::fs::create_dir_all(&targets).unwrap();
+    let online = [SoftKey::random(), SoftKey::random(), SoftKey::random()];
+    let mut custodians: Vec<Arc<SoftKey>> = (0..KEYS).map(|_| SoftKey::random()).collect();
+
+    let mut root = SignedMetadata::new(root_payload(1, &custodians, &online)).unwrap();
+    for key in &custodians {
+        root.sign_with(key.as_ref()).unwrap();
+    }
+    let trusted = write(&metadata.join("1.root.json"), &root);
+    for version in 2..=ROTATIONS + 1 {
+        // Replace one custodian key; the three kept keys after it and the new key sign.
+        let replaced = (version as usize) % KEYS;
+        let newcomer = SoftKey::random();
+        custodians[replaced] = newcomer.clone();
+        let mut root = SignedMetadata::new(root_payload(version, &custodians, &online)).unwrap();
+        for offset in 1..=THRESHOLD {
+            root.sign_with(custodians[(replaced + offset) % KEYS].as_ref())
+                .unwrap();
+        }
+        root.sign_with(newcomer.as_ref()).unwrap();
+        write(&metadata.join(format!("{version}.root.json")), &root);
+    }
+
+    let content = br#"{"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1"}"#;
+    let hash = sha256_hex(content);
+    std::fs::write(targets.join(format!("{hash}.trusted_root.json")), content).unwrap();
+    let meta = |version: u64, bytes: &[u8]| json!({"version": version, "length": bytes.len(), "hashes": {"sha256": sha256_hex(bytes)}});
+    let mut targets_md = SignedMetadata::new(json!({
+        "_type": "targets", "spec_version": "1.0.0", "version": 1, "expires": EXPIRES,
+        "targets": {"trusted_root.json": {"length": content.len(), "hashes": {"sha256": hash}}},
+    }))
+    .unwrap();
+    targets_md.sign_with(online[0].as_ref()).unwrap();
+    let targets_bytes = write(&metadata.join("1.targets.json"), &targets_md);
+    let mut snapshot = SignedMetadata::new(json!({
+        "_type": "snapshot", "spec_version": "1.0.0", "version": 1, "expires": EXPIRES,
+        "meta": {"targets.json": meta(1, &targets_bytes)},
+    }))
+    .unwrap();
+    snapshot.sign_with(online[1].as_ref()).unwrap();
+    let snapshot_bytes = write(&metadata.join("1.snapshot.json"), &snapshot);
+    let mut timestamp = SignedMetadata::new(json!({
+        "_type": "timestamp", "spec_version": "1.0.0", "version": 1, "expires": EXPIRES,
+        "meta": {"snapshot.json": meta(1, &snapshot_bytes)},
+    }))
+    .unwrap();
+    timestamp.sign_with(online[2].as_ref()).unwrap();
+    write(&metadata.join("timestamp.json"), &timestamp);
+    std::fs::write(dir.join("expected-trusted_root.json"), content).unwrap();
+    trusted
+}
+
+fn rootcellar_round(trusted: &[u8], dir: &Path) -> Duration {
+    let started = Instant::now();
+    let report = verify_repository(trusted, dir, &VerifyOptions::at(jiff::Timestamp::now()))
+        .expect("rootcellar verifies the repository");
+    let elapsed = started.elapsed();
+    assert_eq!(report.root_version(), ROTATIONS + 1);
+    assert_eq!(report.targets.len(), 1);
+    elapsed
+}
+
+fn python_round(dir: &Path, round: usize) -> Duration {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/tuf_client.py");
+    let output = Command::new("python3")
+        .arg(script)
+        .arg("--repo")
+        .arg(dir)
+        .arg("--root")
+        .arg(dir.join("metadata/1.root.json"))
+        .arg("--download-dir")
+        .arg(dir.join(format!("python-downloads-{round}")))
+        .arg("--max-root-rotations")
+        .arg((ROTATIONS + 10).to_string())
+        .arg(format!(
+            "trusted_root.json={}",
+            dir.join("expected-trusted_root.json").display()
+        ))
+        .output()
+        .expect("python3 runs (make bench installs python-tuf)");
+    assert!(
+        output.status.success(),
+        "python-tuf refused the repository: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["root_version"], ROTATIONS + 1);
+    Duration::from_secs_f64(summary["seconds"].as_f64().unwrap())
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let trusted = build(dir.path());
+    // TUF_VERIFY_BENCH_KEEP=DIR keeps a copy of the repository, to profile a client on it.
+    if let Some(keep) = std::env::var_os("TUF_VERIFY_BENCH_KEEP") {
+        let status = Command::new("cp")
+            .arg("-r")
+            .arg(dir.path())
+            .arg(&keep)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    println!(
+        "built a repository with {} root versions (threshold {THRESHOLD} of {KEYS}) in {:.1} s",
+        ROTATIONS + 1,
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for round in 0..ROUNDS {
+        ours.push(rootcellar_round(&trusted, dir.path()));
+        theirs.push(python_round(dir.path(), round));
+    }
+    let ours = median(ours);
+    let theirs = median(theirs);
+    println!(
+        "TUF client, {ROTATIONS} root rotations (3 of 5) then timestamp/snapshot/targets and one \
+         target, median of {ROUNDS} rounds"
+    );
+    println!(
+        "  python-tuf Updater (HTTP on 127.0.0.1) : {:>9.1} ms",
+        theirs.as_secs_f64() * 1e3
+    );
+    println!(
+        "  rootcellar verify_repository (disk)    : {:>9.1} ms",
+        ours.as_secs_f64() * 1e3
+    );
+    println!(
+        "  ratio (rootcellar / python-tuf)        : {:>9.3}   (target: at most 0.1)",
+        ours.as_secs_f64() / theirs.as_secs_f64()
+    );
+}

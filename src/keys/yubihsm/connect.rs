@@ -1,0 +1,405 @@
+//! Reaching a YubiHSM2 and authenticating to it: connectors (USB, `yubihsm-connector` on
+//! loopback, or registered in-process), the authentication key's password, and the one open
+//! session per device that every operation in this process shares.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use zeroize::Zeroizing;
+
+use super::uri::{format_id, valid_connector_name, ConnectorSpec, YubiHsmUri};
+use crate::keys::KeyError;
+
+/// A YubiHSM2 authentication key's password, held in memory that is wiped when dropped.
+/// Its `Debug` never shows the value.
+pub struct Password(Zeroizing<String>);
+
+impl Password {
+    /// Wraps a password already in memory (typed at a ceremony prompt, or rebuilt from
+    /// custodians' shares); the caller's buffer should be zeroized too.
+    pub fn new(value: Zeroizing<String>) -> Self {
+        Password(value)
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+/// Where to obtain the authentication key's password. Never the command line.
+#[derive(Clone, Debug)]
+pub enum PasswordSource {
+    /// Ask at the console, echo off.
+    Prompt,
+    /// Read the first line of a file (rehearsals and tests).
+    File(PathBuf),
+    /// A password already in memory.
+    Given(Arc<Password>),
+}
+
+impl PasswordSource {
+    /// The source a URI asks for: its `password-source` file, or else the prompt.
+    pub fn for_uri(uri: &YubiHsmUri) -> Self {
+        match &uri.password_source {
+            Some(path) => PasswordSource::File(path.clone()),
+            None => PasswordSource::Prompt,
+        }
+    }
+
+    /// Obtains the password for authentication key `auth_key` of `device`. A prompt is refused
+    /// when standard input is not a terminal, so an unattended run fails instead of hanging.
+    pub fn read(&self, device: &str, auth_key: u16) -> Result<Password, KeyError> {
+        match self {
+            PasswordSource::Given(password) => Ok(Password(password.0.clone())),
+            PasswordSource::File(path) => {
+                let unavailable = |reason: String| KeyError::PasswordUnavailable {
+                    source_desc: format!("file {}", path.display()),
+                    reason,
+                };
+                let contents = Zeroizing::new(
+                    std::fs::read_to_string(path).map_err(|e| unavailable(e.to_string()))?,
+                );
+                let line = contents.lines().next().unwrap_or_default();
+                if line.is_empty() {
+                    return Err(unavailable("the file is empty".into()));
+                }
+                Ok(Password(Zeroizing::new(line.to_string())))
+            }
+            PasswordSource::Prompt => {
+                if !std::io::stdin().is_terminal() {
+                    return Err(KeyError::PasswordUnavailable {
+                        source_desc: "the console".into(),
+                        reason: "standard input is not a terminal; give password-source=FILE in the key URI".into(),
+                    });
+                }
+                let value = rpassword::prompt_password(format!(
+                    "Password for authentication key {} on {device}: ",
+                    format_id(auth_key)
+                ))
+                .map_err(|e| KeyError::PasswordUnavailable {
+                    source_desc: "the console".into(),
+                    reason: e.to_string(),
+                })?;
+                Ok(Password(Zeroizing::new(value)))
+            }
+        }
+    }
+}
+
+fn registry() -> &'static Mutex<BTreeMap<String, yubihsm::Connector>> {
+    static REGISTRY: OnceLock<Mutex<BTreeMap<String, yubihsm::Connector>>> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+/// One open, authenticated device per (connector, serial, authentication key) in the process.
+type DeviceKey = (ConnectorSpec, Option<String>, u16);
+
+fn devices() -> &'static Mutex<HashMap<DeviceKey, Arc<YubiHsm>>> {
+    static DEVICES: OnceLock<Mutex<HashMap<DeviceKey, Arc<YubiHsm>>>> = OnceLock::new();
+    DEVICES.get_or_init(Default::default)
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The maps hold no invariant a panic could break half-way.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Makes `connector` reachable as `yubihsm:connector=NAME;…` in this process.
+///
+/// This is the seam for tests: the library never compiles the `yubihsm` crate's MockHsm, but a
+/// test builds `yubihsm::Connector::mockhsm()` and registers it here. It also lets an embedding
+/// program hand over a connector it configured itself. A name is lowercase letters, digits and
+/// `-` (not `usb` or `http`) and is registered once: replacing the device behind a name that
+/// key URIs already use would silently move keys.
+pub fn register_connector(name: &str, connector: yubihsm::Connector) -> Result<(), KeyError> {
+    let refuse = |reason: &str| KeyError::ConnectorRegistration {
+        name: name.to_string(),
+        reason: reason.to_string(),
+    };
+    if !valid_connector_name(name) {
+        return Err(refuse(
+            "a name is lowercase letters, digits and '-', starts with a letter, and is not usb or http",
+        ));
+    }
+    let mut registry = lock(registry());
+    if registry.contains_key(name) {
+        return Err(refuse("the name is already registered in this process"));
+    }
+    registry.insert(name.to_string(), connector);
+    Ok(())
+}
+
+fn connector_for(uri: &YubiHsmUri) -> Result<yubihsm::Connector, KeyError> {
+    match &uri.connector {
+        ConnectorSpec::Usb => {
+            let serial = uri
+                .serial
+                .as_deref()
+                .map(|s| s.parse::<yubihsm::device::SerialNumber>())
+                .transpose()
+                .map_err(|e| KeyError::InvalidUri {
+                    uri: uri.without_query().to_string(),
+                    reason: format!("serial: {e}"),
+                })?;
+            Ok(yubihsm::Connector::usb(&yubihsm::UsbConfig {
+                serial,
+                timeout_ms: yubihsm::UsbConfig::DEFAULT_TIMEOUT_MILLIS,
+            }))
+        }
+        ConnectorSpec::Http { addr, port } => Ok(yubihsm::Connector::http(&yubihsm::HttpConfig {
+            addr: addr.to_string(),
+            port: *port,
+            ..Default::default()
+        })),
+        ConnectorSpec::Registered(name) => {
+            let registry = lock(registry());
+            registry
+                .get(name)
+                .cloned()
+                .ok_or_else(|| KeyError::UnknownConnector {
+                    name: name.clone(),
+                    registered: if registry.is_empty() {
+                        "none".into()
+                    } else {
+                        registry.keys().cloned().collect::<Vec<_>>().join(", ")
+                    },
+                })
+        }
+    }
+}
+
+/// How a device is named in messages before and after its serial number is known.
+fn describe(connector: &ConnectorSpec, serial: Option<&str>) -> String {
+    match serial {
+        Some(serial) => format!("YubiHSM2 {serial} (connector={connector})"),
+        None => format!("YubiHSM2 (connector={connector})"),
+    }
+}
+
+/// An open, authenticated session with one YubiHSM2.
+///
+/// Obtained with [`YubiHsm::open`]; shared by every key backend, signer, backup and audit call
+/// on that device in this process, so the password is asked for once. The session re-opens by
+/// itself after the device's idle timeout (the derived authentication key stays in zeroized
+/// memory for that, as a PKCS#11 login stays open).
+pub struct YubiHsm {
+    pub(crate) client: yubihsm::Client,
+    /// The URI the device was opened with, without key attributes, with the device's serial.
+    pub(crate) device_uri: YubiHsmUri,
+    serial: String,
+    description: String,
+}
+
+impl std::fmt::Debug for YubiHsm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("YubiHsm")
+            .field("device", &self.description)
+            .finish_non_exhaustive()
+    }
+}
+
+impl YubiHsm {
+    /// Opens (or reuses) an authenticated session with the device `uri` names. The password
+    /// comes from the URI's `password-source` file, or else the console prompt.
+    pub fn open(uri: &YubiHsmUri) -> Result<Arc<Self>, KeyError> {
+        Self::open_with(uri, &PasswordSource::for_uri(uri))
+    }
+
+    /// Like [`YubiHsm::open`], with the password from `password_source`.
+    ///
+    /// A wrong password is reported once and not retried; so is an unknown authentication key.
+    pub fn open_with(
+        uri: &YubiHsmUri,
+        password_source: &PasswordSource,
+    ) -> Result<Arc<Self>, KeyError> {
+        let auth_key = uri.auth_key.ok_or_else(|| KeyError::InvalidUri {
+            uri: uri.to_string(),
+            reason: "auth-key=0xNNNN is required to open the device: the authentication key to log in with (the factory default is 0x0001)".into(),
+        })?;
+        let cache_key = (uri.connector.clone(), uri.serial.clone(), auth_key);
+        let mut devices = lock(devices());
+        if let Some(device) = devices.get(&cache_key) {
+            return Ok(device.clone());
+        }
+        let description = describe(&uri.connector, uri.serial.as_deref());
+        let connector = connector_for(uri)?;
+        let password = password_source.read(&description, auth_key)?;
+        let credentials = yubihsm::Credentials::from_password(auth_key, password.as_bytes());
+        drop(password);
+        let client = yubihsm::Client::open(connector, credentials, true)
+            .map_err(|e| open_error(e, &description, auth_key))?;
+        let info = client.device_info().map_err(|source| KeyError::YubiHsm {
+            device: description.clone(),
+            operation: "device info",
+            source,
+        })?;
+        let serial = info.serial_number.to_string();
+        if let Some(expected) = &uri.serial {
+            if *expected != serial {
+                return Err(KeyError::SerialMismatch {
+                    device: describe(&uri.connector, Some(&serial)),
+                    expected: expected.clone(),
+                });
+            }
+        }
+        let device = Arc::new(YubiHsm {
+            client,
+            device_uri: YubiHsmUri {
+                serial: Some(serial.clone()),
+                ..uri.device()
+            },
+            description: describe(&uri.connector, Some(&serial)),
+            serial,
+        });
+        // Also under the serial: a later URI that names it reuses this session rather than
+        // opening a second one (a USB device can be claimed once).
+        devices.insert(
+            (uri.connector.clone(), Some(device.serial.clone()), auth_key),
+            device.clone(),
+        );
+        devices.insert(cache_key, device.clone());
+        Ok(device)
+    }
+
+    /// The device's serial number (10 digits).
+    pub fn serial(&self) -> &str {
+        &self.serial
+    }
+
+    /// The device as messages name it: `YubiHSM2 0012345678 (connector=usb)`.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// The device's URI (connector, serial, authentication key, password source), without key
+    /// attributes.
+    pub fn uri(&self) -> &YubiHsmUri {
+        &self.device_uri
+    }
+
+    /// Maps a failed command to the error an operator can act on.
+    pub(crate) fn error(
+        &self,
+        operation: &'static str,
+        source: yubihsm::client::Error,
+    ) -> KeyError {
+        use yubihsm::device::ErrorKind as Device;
+        match source.device_error() {
+            Some(Device::InsufficientPermissions) => KeyError::PermissionDenied {
+                device: self.description.clone(),
+                operation,
+                detail: source.to_string(),
+            },
+            _ if is_transport_failure(&source) => KeyError::DeviceUnreachable {
+                device: self.description.clone(),
+                reason: source.to_string(),
+            },
+            _ => KeyError::YubiHsm {
+                device: self.description.clone(),
+                operation,
+                source,
+            },
+        }
+    }
+}
+
+/// Whether `error`, or any error it wraps, comes from the transport (USB or HTTP) rather than
+/// the device: the crate reports a refused connection as a protocol error around it.
+fn is_transport_failure(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.downcast_ref::<yubihsm::connector::Error>().is_some() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// Maps the failure to open a session: unreachable device, unknown authentication key, wrong
+/// password.
+fn open_error(source: yubihsm::client::Error, device: &str, auth_key: u16) -> KeyError {
+    use yubihsm::client::ErrorKind;
+    if is_transport_failure(&source) {
+        return KeyError::DeviceUnreachable {
+            device: device.to_string(),
+            reason: format!(
+                "{source} (is it plugged in? Over USB, yubihsm-connector must not be running, as it holds the device; over http, it must be)"
+            ),
+        };
+    }
+    match source.kind() {
+        ErrorKind::AuthenticationError => {
+            // The device answers "object not found" for an unknown authentication key; a wrong
+            // password shows as a cryptogram mismatch on our side.
+            if source.to_string().contains("auth key not found") {
+                KeyError::AuthKeyNotFound {
+                    device: device.to_string(),
+                    auth_key: format_id(auth_key),
+                }
+            } else {
+                KeyError::WrongPassword {
+                    device: device.to_string(),
+                    auth_key: format_id(auth_key),
+                }
+            }
+        }
+        _ => KeyError::YubiHsm {
+            device: device.to_string(),
+            operation: "open session",
+            source,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_file_first_line_and_redacted_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw");
+        std::fs::write(&path, "s3cret pass\nignored\n").unwrap();
+        let password = PasswordSource::File(path).read("d", 1).unwrap();
+        assert_eq!(password.as_bytes(), b"s3cret pass");
+        assert_eq!(format!("{password:?}"), "Password(<redacted>)");
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "").unwrap();
+        let err = PasswordSource::File(empty).read("d", 1).unwrap_err();
+        assert!(err.to_string().contains("empty"), "{err}");
+    }
+
+    #[test]
+    fn registration_refuses_bad_and_repeated_names() {
+        let name = "unit-test-registration";
+        assert!(register_connector("usb", yubihsm::Connector::mockhsm()).is_err());
+        assert!(register_connector("Bad Name", yubihsm::Connector::mockhsm()).is_err());
+        register_connector(name, yubihsm::Connector::mockhsm()).unwrap();
+        let err = register_connector(name, yubihsm::Connector::mockhsm()).unwrap_err();
+        assert!(err.to_string().contains("already registered"), "{err}");
+    }
+
+    #[test]
+    fn unknown_connector_and_missing_auth_key_are_clear() {
+        let uri = YubiHsmUri::parse("yubihsm:connector=nobody-here?auth-key=0x0001").unwrap();
+        let err = YubiHsm::open_with(&uri, &PasswordSource::Prompt).unwrap_err();
+        assert!(matches!(err, KeyError::UnknownConnector { .. }), "{err}");
+        let uri = YubiHsmUri::parse("yubihsm:connector=nobody-here").unwrap();
+        let err = YubiHsm::open_with(&uri, &PasswordSource::Prompt).unwrap_err();
+        assert!(
+            err.to_string().contains("auth-key=0xNNNN is required"),
+            "{err}"
+        );
+    }
+}
