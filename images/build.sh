@@ -45,7 +45,7 @@ say() { printf '%s\n' "$*"; }
 step() { printf '\n== %s  [%ss]\n' "$*" "$(($(date +%s) - started))"; }
 die() { printf 'image: %s\n' "$*" >&2; exit 1; }
 
-for tool in apt-get dpkg-deb depmod modprobe readelf objcopy strip cpio zstd mkfs.fat mcopy \
+for tool in apt-get dpkg-deb depmod modprobe readelf objcopy strip cpio mksquashfs mkfs.fat mcopy \
   mmd sfdisk python3 sha256sum; do
   command -v "$tool" >/dev/null || die "$tool is missing: run images/install-deps.sh"
 done
@@ -155,15 +155,16 @@ done
 
 step "root filesystem"
 rootfs=$work/rootfs
-mkdir -p "$rootfs"/usr/{bin,sbin,lib/x86_64-linux-gnu,lib64} "$rootfs"/{dev,proc,sys,run,tmp,root,etc,var,media/sneaker}
+mkdir -p "$rootfs"/usr/{bin,sbin,lib/x86_64-linux-gnu,lib64} "$rootfs"/{dev,proc,sys,run,etc,var,media/sneaker}
 ln -s usr/bin "$rootfs/bin"
 ln -s usr/sbin "$rootfs/sbin"
 ln -s usr/lib "$rootfs/lib"
 ln -s usr/lib64 "$rootfs/lib64"
+# Working state is all in the tmpfs on /run (see rootfs/init).
+ln -s run/tmp "$rootfs/tmp"
+ln -s run/root "$rootfs/root"
 ln -s ../run "$rootfs/var/run"
-ln -s ../tmp "$rootfs/var/tmp"
-chmod 0700 "$rootfs/root"
-chmod 1777 "$rootfs/tmp"
+ln -s ../run/tmp "$rootfs/var/tmp"
 
 # Where each file of the image comes from, for the manifest: a Debian package, or "rootcellar"
 # (the binary, the scripts under images/rootfs, generated files).
@@ -345,7 +346,7 @@ rootcellar_version=$("$rootfs/usr/bin/rootcellar" --version 2>/dev/null || echo 
   say "## packages (name, version, SHA-256 of the .deb, as pinned in images/packages.lock)"
   printf 'package %s\n' "${packages[@]}"
   say ""
-  say "## files in the initramfs (SHA-256, mode, path, origin); symlinks as path -> target"
+  say "## files in the root filesystem (SHA-256, mode, path, origin); symlinks as path -> target"
   (cd "$rootfs" && find . -mindepth 1 ! -type d -printf '%P\n' | sort) | while read -r path; do
     if [ -L "$rootfs/$path" ]; then
       say "link /$path -> $(readlink "$rootfs/$path")"
@@ -360,14 +361,12 @@ say "manifest sha256:$manifest_id"
 
 # --- initramfs, kernel, unified kernel image, disk --------------------------------------------
 
-# A newc archive of DIR with every mtime at SOURCE_DATE_EPOCH, owned by root, in sorted order,
-# zstd-compressed: level 9 (19 takes minutes on 2 cores for 13% less), single-threaded (the
-# output does not depend on the machine).
+# A newc archive of DIR with every mtime at SOURCE_DATE_EPOCH, owned by root, in sorted order.
+# Not compressed: what is big in it, the root squashfs, is compressed already.
 initramfs() { # dir out
   find "$1" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
   (cd "$1" && find . -mindepth 1 -printf '%P\n' | sort |
-    cpio --quiet -o -H newc -R 0:0 --reproducible) |
-    zstd -q -9 -T1 --no-progress > "$2"
+    cpio --quiet -o -H newc -R 0:0 --reproducible) > "$2"
 }
 
 # An EFI system partition (FAT32, fixed volume id) holding the unified kernel image, then a GPT
@@ -400,11 +399,25 @@ SFDISK
   dd if="$esp" of="$image" bs=1M seek=1 conv=notrunc status=none
 }
 
-step "initramfs"
-mkdir -p "$out"
+step "root filesystem image (squashfs) and the initramfs around it"
+# zstd, single-threaded, owners fixed, every time SOURCE_DATE_EPOCH (mksquashfs reads it from
+# the environment): the same tree gives the same bytes.
+# The first stage (images/stage1/init) mounts it and switches to it; the kernel unpacks only
+# this small archive, which is what keeps the boot close to a bare kernel's.
+stage1=$work/stage1
+mkdir -p "$stage1"/{bin,dev,proc,newroot,modules} "$out"
 rm -rf "${out:?}"/*
-initramfs "$rootfs" "$out/initrd.img"
-say "$(du -sk "$rootfs" | cut -f1) KiB of files, $(($(stat -c %s "$out/initrd.img") / 1024)) KiB compressed"
+mksquashfs "$rootfs" "$stage1/root.squashfs" -noappend -comp zstd -all-root -no-xattrs \
+  -processors 1 -no-progress >/dev/null
+cp "$rootfs/usr/bin/busybox" "$stage1/bin/busybox"
+install -m 0755 "$here/stage1/init" "$stage1/init"
+for module in loop squashfs; do
+  modprobe -d "$staging" -S "$kver" --show-depends "$module" |
+    sed -n "s|^insmod \([^ ]*\).*|\1|p" | while read -r ko; do cp "$ko" "$stage1/modules/"; done
+done
+initramfs "$stage1" "$out/initrd.img"
+say "root: $(du -sk "$rootfs" | cut -f1) KiB of files, squashfs $(($(stat -c %s "$stage1/root.squashfs") / 1024)) KiB"
+say "initramfs: $(($(stat -c %s "$out/initrd.img") / 1024)) KiB"
 
 step "kernel for direct boot (vmlinux) and the unified kernel image"
 vmlinuz=$staging/boot/vmlinuz-$kver
@@ -442,10 +455,8 @@ elapsed=$(($(date +%s) - started))
   say "packages.lock sha256:$(sha256sum "$lock" | cut -d' ' -f1)"
   say "rootcellar $rootcellar_bin"
   say "rustc $rustc_version"
-  for tool in "cpio --version" "zstd --version" "mkfs.fat --help" "mcopy --version" \
-    "sfdisk --version" "objcopy --version" "depmod --version" "python3 --version"; do
-    say "$tool: $($tool 2>&1 | head -n 1)"
-  done
+  say "python3 $(python3 --version 2>&1)"
+  dpkg-query -W -f '${Package} ${Version}\n' cpio squashfs-tools dosfstools mtools fdisk binutils kmod
 } > "$out/build-info.txt"
 size=$(stat -c %s "$out/$image_name")
 say "image     $out/$image_name"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what `make image`, `make image-test` and `make image-bench` need and the machine
-# lacks: the Debian tools that assemble the image (cpio, zstd, dosfstools, mtools, fdisk's sfdisk,
+# lacks: the Debian tools that assemble the image (cpio, squashfs-tools, dosfstools, mtools, fdisk's sfdisk,
 # binutils' objcopy, kmod's depmod and modprobe) and those that boot and check it (QEMU, OVMF,
 # openssl). The image's own contents are not installed: build.sh downloads the pinned .debs.
 # Idempotent: a machine that has everything is left alone. Needs Debian 12 (bookworm).
@@ -11,7 +11,7 @@ need() { # command package
   command -v "$1" >/dev/null 2>&1 || need_apt+=("$2")
 }
 need cpio cpio
-need zstd zstd
+need mksquashfs squashfs-tools
 need mkfs.fat dosfstools
 need mcopy mtools
 need sfdisk fdisk

@@ -37,7 +37,7 @@ def latest(metadata_dir, role):
     return max(versions, default=0)
 
 
-def signer_for(root, role, pem_path):
+def signer_for(root, pem_path):
     """A CryptoSigner for the private key in pem_path, under the key id the root gives it."""
     with open(pem_path, "rb") as f:
         private = load_pem_private_key(f.read(), password=None)
@@ -88,7 +88,7 @@ def main():
             meta={"targets.json": targets_meta},
         )
     )
-    snapshot.sign(signer_for(root, "snapshot", args.snapshot_key))
+    snapshot.sign(signer_for(root, args.snapshot_key))
     snapshot_bytes = snapshot.to_bytes(serializer)
     with open(os.path.join(metadata_dir, f"{snapshot_version}.snapshot.json"), "wb") as f:
         f.write(snapshot_bytes)
@@ -105,7 +105,7 @@ def main():
             snapshot_meta=MetaFile.from_data(snapshot_version, snapshot_bytes, ["sha256"]),
         )
     )
-    timestamp.sign(signer_for(root, "timestamp", args.timestamp_key))
+    timestamp.sign(signer_for(root, args.timestamp_key))
     with open(timestamp_path, "wb") as f:
         f.write(timestamp.to_bytes(serializer))
 

@@ -25,7 +25,8 @@ step() { printf '\n== %s\n' "$*"; }
 
 # True when the kernel command line asks for a debug boot (rootcellar.debug=1).
 debug_boot() {
-  case " $(cat /proc/cmdline) " in
+  read -r cmdline < /proc/cmdline
+  case " $cmdline " in
     *" rootcellar.debug=1 "*) return 0 ;;
   esac
   return 1
