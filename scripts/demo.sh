@@ -40,7 +40,7 @@ printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR
   "$out/token/tokens" > "$SOFTHSM2_CONF"
 # Rehearsal only: softhsm2-util takes PINs as arguments. rootcellar itself reads them from the
 # pin-source files (or a no-echo prompt), never from its command line.
-for token in root-ca custodian-1 custodian-2 custodian-3 appliance; do
+for token in root-ca custodian-1 custodian-2 custodian-3 custodian-4 appliance; do
   pin=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
   (umask 077; printf '%s\n' "$pin" > "$out/token/pins/$token.pin")
   softhsm2-util --init-token --free --label "$token" --pin "$pin" --so-pin "so-$pin" >/dev/null
@@ -90,6 +90,22 @@ for profile in fulcio tsa; do
   openssl verify -x509_strict -CAfile "$out/pki/root.pem" "$out/pki/intermediate-$profile.pem"
 done
 
+step "the online side's log keys and TSA signing certificate; trusted_root.json and signing config"
+openssl ecparam -name prime256v1 -genkey -noout -out "$out/online/rekor.key"
+openssl ec -in "$out/online/rekor.key" -pubout -out "$out/online/rekor.pub" 2>/dev/null
+openssl ecparam -name prime256v1 -genkey -noout -out "$out/online/ctfe.key"
+openssl ec -in "$out/online/ctfe.key" -pubout -out "$out/online/ctfe.pub" 2>/dev/null
+openssl ecparam -name prime256v1 -genkey -noout -out "$out/online/tsa-leaf.key"
+openssl req -new -key "$out/online/tsa-leaf.key" -subj "/O=rootcellar demo/CN=tsa signer" \
+  -out "$out/online/tsa-leaf.csr"
+printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=critical,timeStamping\n' \
+  > "$out/online/tsa-leaf.ext"
+openssl x509 -req -in "$out/online/tsa-leaf.csr" -CA "$out/pki/intermediate-tsa.pem" \
+  -CAkey "$out/online/tsa.key" -set_serial 1 -days 365 -extfile "$out/online/tsa-leaf.ext" \
+  -out "$out/online/tsa-leaf.pem" 2>/dev/null
+sed 's#\.\./\.\./demo-out/#./#g' "$repo/ceremony/config/trustroot.example.toml" > "$out/trustroot.toml"
+"$rootcellar" trustroot build --config "$out/trustroot.toml" --now "$now" --out "$out"
+
 step "TUF repository: root 2-of-3 custodians, targets/snapshot/timestamp on the appliance"
 cat > "$out/keys.toml" <<TOML
 # Key URIs for tuf-repo/policy.toml in this rehearsal.
@@ -107,13 +123,43 @@ TOML
   --target "$out/pki/intermediate-fulcio.pem" \
   --target "$out/pki/intermediate-tsa.pem"
 
+step "TUF root rotation: custodian 3's key replaced by custodian 4's, cross-signed"
+custodian_4=$(generate custodian-4 tuf-root p256)
+printf 'root-custodian-4 = "%s"\n' "$custodian_4" >> "$out/keys.toml"
+sed 's/"root-custodian-3"\]/"root-custodian-4"]/' "$repo/tuf-repo/policy.toml" > "$out/policy-v2.toml"
+"$rootcellar" tuf rotate --repo "$out/tuf" --policy "$out/policy-v2.toml" --keys "$out/keys.toml" --now "$now"
+# One custodian at a time, each with their own token: 2 of the old root's keys and 2 of the new.
+for key in "$custodian_1" "$custodian_2" "$custodian_4"; do
+  "$rootcellar" tuf sign --repo "$out/tuf" --key "$key" --now "$now"
+done
+
+step "publishing trusted_root.json and the signing config as TUF targets"
+"$rootcellar" tuf targets add --repo "$out/tuf" "$out/trusted_root.json" \
+  --custom '{"sigstore": {"usage": "TrustedRoot", "status": "Active"}}' \
+  --policy "$out/policy-v2.toml" --keys "$out/keys.toml" --now "$now"
+"$rootcellar" tuf targets add --repo "$out/tuf" "$out/signing_config.v0.2.json" \
+  --custom '{"sigstore": {"usage": "SigningConfig", "status": "Active"}}' \
+  --policy "$out/policy-v2.toml" --keys "$out/keys.toml" --now "$now"
+"$rootcellar" tuf sign --repo "$out/tuf" --key "$targets" --now "$now"
+"$rootcellar" tuf status --repo "$out/tuf" --policy "$out/policy-v2.toml" --keys "$out/keys.toml" --now "$now"
+"$rootcellar" tuf publish --repo "$out/tuf" --policy "$out/policy-v2.toml" --keys "$out/keys.toml" --now "$now"
+
+step "verifying the repository from root v1: rootcellar's client, then python-tuf"
+"$rootcellar" tuf verify --trusted-root "$out/tuf/metadata/1.root.json" "$out/tuf"
+python3 "$repo/tests/python/tuf_client.py" --repo "$out/tuf" --root "$out/tuf/metadata/1.root.json" \
+  --download-dir "$out/downloads" "trusted_root.json=$out/trusted_root.json" \
+  "signing_config.v0.2.json=$out/signing_config.v0.2.json" >/dev/null
+echo "python-tuf: refreshed to the rotated root and downloaded trusted_root.json"
+
 step "done"
 cat <<TXT
 outputs in $out:
   pki/root.pem                     root CA certificate (key in token root-ca)
   pki/intermediate-fulcio.pem      Fulcio intermediate (codeSigning, pathlen 0)
   pki/intermediate-tsa.pem         TSA intermediate (timeStamping, pathlen 0)
-  tuf/metadata/                    TUF metadata (1.root.json, timestamp.json, ...)
+  trusted_root.json                Sigstore trusted root (also a TUF target)
+  signing_config.v0.2.json         Sigstore signing config (also a TUF target)
+  tuf/metadata/                    TUF metadata: root v1, rotated root v2, targets, snapshot, timestamp
   tuf/targets/                     TUF targets under consistent-snapshot names
   token/                           the SoftHSM2 tokens, their config and PIN files
   keys.toml                        the key URIs used for the TUF roles
