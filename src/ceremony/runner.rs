@@ -711,6 +711,8 @@ fn run_step(
     }
     let code = hex::encode(Sha256::digest(preview.join("\n").as_bytes()))[..8].to_string();
     context.prompter.confirm_step(&step.id, &code)?;
+    // Every key a step names is unlocked, including those a TUF step only needs the public
+    // half of: the token session is how the key's public half is read and matched.
     for name in step.action.key_names() {
         context.unlock(name)?;
     }
@@ -817,6 +819,29 @@ struct BackupFile {
 }
 
 const BACKUP_FORMAT: &str = "rootcellar-key-backup/1";
+
+/// Copies a repository (an input or an earlier output) to the step's output in `scratch`, so
+/// that the step works on its own copy and a redone step starts from the same state.
+fn copy_repository(
+    context: &Context<'_>,
+    repository: &str,
+    scratch: &Path,
+    output: &str,
+) -> Result<PathBuf, Box<dyn std::error::Error + Send + Sync>> {
+    let target = scratch.join(output);
+    copy_tree(&context.path(repository), &target)?;
+    Ok(target)
+}
+
+/// The custom metadata Sigstore clients look for on their trust targets.
+fn sigstore_custom(name: &str) -> Option<serde_json::Value> {
+    let usage = match name {
+        "trusted_root.json" => "TrustedRoot",
+        "signing_config.v0.2.json" => "SigningConfig",
+        _ => return None,
+    };
+    Some(serde_json::json!({"sigstore": {"usage": usage, "status": "Active"}}))
+}
 
 /// Performs one step's action, writing its outputs into `scratch`; returns lines for the
 /// transcript (fingerprints, serials, versions).
@@ -1097,6 +1122,76 @@ fn execute(
                 crl.revoked.join(", "),
                 crl.next_update
             ));
+        }
+        Action::TufRotate {
+            repository,
+            policy,
+            keys: key_map,
+            output,
+        } => {
+            let policy = context.script.tuf_policy(policy, key_map)?;
+            let repo = copy_repository(context, repository, scratch, output).map_err(&fail)?;
+            let report = crate::tuf::draft_root(&repo, &policy, context.time)?;
+            details.push(format!(
+                "root v{} drafted (from v{}), expires {}",
+                report.version, report.current_version, report.expires
+            ));
+        }
+        Action::TufTargets {
+            repository,
+            policy,
+            keys: key_map,
+            add,
+            output,
+        } => {
+            let policy = context.script.tuf_policy(policy, key_map)?;
+            let repo = copy_repository(context, repository, scratch, output).map_err(&fail)?;
+            for name in add {
+                let change = crate::tuf::TargetChange::Add {
+                    file: context.path(name),
+                    name: Some(name.clone()),
+                    custom: sigstore_custom(name),
+                };
+                let report = crate::tuf::stage_targets(&repo, &policy, &change, context.time)?;
+                details.push(format!("{name} staged in targets v{}", report.version));
+            }
+        }
+        Action::TufSign {
+            repository,
+            key,
+            output,
+        } => {
+            let repo = copy_repository(context, repository, scratch, output).map_err(&fail)?;
+            let report =
+                crate::tuf::sign_staged(&repo, &context.key_uri(key)?.to_string(), context.time)?;
+            for draft in &report.drafts {
+                details.push(format!(
+                    "{key} {} {} v{}",
+                    if draft.already_signed {
+                        "had already signed"
+                    } else {
+                        "signed"
+                    },
+                    draft.role,
+                    draft.version
+                ));
+            }
+        }
+        Action::TufPublish {
+            repository,
+            policy,
+            keys: key_map,
+            output,
+        } => {
+            let policy = context.script.tuf_policy(policy, key_map)?;
+            let repo = copy_repository(context, repository, scratch, output).map_err(&fail)?;
+            let report = crate::tuf::publish(&repo, &policy, context.time)?;
+            for role in &report.roles {
+                details.push(format!(
+                    "{} v{} published, expires {}",
+                    role.role, role.version, role.expires
+                ));
+            }
         }
         Action::TufInit {
             policy,

@@ -227,6 +227,50 @@ pub enum Action {
         /// Output file name: the restored keys' fingerprints.
         output: String,
     },
+    /// Draft the next root version of a TUF repository from a (new) policy.
+    TufRotate {
+        /// The repository: an input or an earlier output.
+        repository: String,
+        /// The policy of the new root, relative to the script.
+        policy: PathBuf,
+        /// Policy key name → script key name.
+        keys: BTreeMap<String, String>,
+        /// Output directory name (the repository with the draft staged).
+        output: String,
+    },
+    /// Stage new or replaced targets (inputs or earlier outputs) in a TUF repository.
+    TufTargets {
+        /// The repository.
+        repository: String,
+        /// The policy, relative to the script.
+        policy: PathBuf,
+        /// Policy key name → script key name.
+        keys: BTreeMap<String, String>,
+        /// Files to add or replace as targets.
+        add: Vec<String>,
+        /// Output directory name.
+        output: String,
+    },
+    /// One key signs every staged draft it is entitled to sign.
+    TufSign {
+        /// The repository.
+        repository: String,
+        /// The signing key.
+        key: String,
+        /// Output directory name.
+        output: String,
+    },
+    /// Publish the staged drafts once their thresholds are met (snapshot and timestamp follow).
+    TufPublish {
+        /// The repository.
+        repository: String,
+        /// The policy, relative to the script.
+        policy: PathBuf,
+        /// Policy key name → script key name.
+        keys: BTreeMap<String, String>,
+        /// Output directory name.
+        output: String,
+    },
     /// Create a TUF repository.
     TufInit {
         /// The repository policy, relative to the script.
@@ -249,6 +293,10 @@ impl Action {
                 keys.iter().map(String::as_str).collect()
             }
             Action::RestoreKeys { into, .. } => vec![into],
+            Action::TufSign { key, .. } => vec![key],
+            Action::TufRotate { keys, .. }
+            | Action::TufTargets { keys, .. }
+            | Action::TufPublish { keys, .. } => keys.values().map(String::as_str).collect(),
             Action::SplitPin { key } | Action::RootCertificate { key, .. } => vec![key],
             Action::Intermediate { key, .. } | Action::Crl { key, .. } => vec![key],
             Action::TufInit { keys, .. } => keys.values().map(String::as_str).collect(),
@@ -261,6 +309,16 @@ impl Action {
             Action::Intermediate { issuer, csr, .. } => vec![issuer.clone(), csr.clone()],
             Action::Crl { issuer, revoke, .. } => vec![issuer.clone(), revoke.clone()],
             Action::RestoreKeys { backup, .. } => vec![backup.clone()],
+            Action::TufRotate { repository, .. }
+            | Action::TufSign { repository, .. }
+            | Action::TufPublish { repository, .. } => vec![repository.clone()],
+            Action::TufTargets {
+                repository, add, ..
+            } => {
+                let mut reads = vec![repository.clone()];
+                reads.extend(add.iter().cloned());
+                reads
+            }
             Action::TufInit { targets, .. } => targets.clone(),
             _ => vec![],
         }
@@ -276,6 +334,10 @@ impl Action {
             | Action::Crl { output, .. }
             | Action::BackupKeys { output, .. }
             | Action::RestoreKeys { output, .. }
+            | Action::TufRotate { output, .. }
+            | Action::TufTargets { output, .. }
+            | Action::TufSign { output, .. }
+            | Action::TufPublish { output, .. }
             | Action::TufInit { output, .. } => vec![output.clone()],
             Action::SplitPin { .. } => vec![],
         }
@@ -508,6 +570,14 @@ impl Script {
                     ));
                 }
             }
+            Action::TufRotate { policy, keys, .. }
+            | Action::TufTargets { policy, keys, .. }
+            | Action::TufPublish { policy, keys, .. } => {
+                if let Err(e) = self.tuf_policy(policy, keys) {
+                    say(format!("{at}: {e}"));
+                }
+            }
+            Action::TufSign { .. } => {}
             Action::RestoreKeys { .. } => {
                 if self.roles.quorum.is_none() {
                     say(format!(

@@ -835,3 +835,87 @@ fn a_backup_restored_into_a_fresh_token_signs_for_the_original_key() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("a non-extractable key cannot leave its token"));
 }
+
+#[test]
+fn rotation_and_trust_root_ceremonies_verify_with_both_clients() {
+    let r = Rehearsal::new();
+    std::fs::write(
+        r.path("answers.toml"),
+        "time = \"2026-11-24T09:00:00Z\"\nconfirm = true\n[present]\noperator = [\"Olga\"]\n\
+         witness = [\"Wim\", \"Wanda\"]\ncustodian-1 = [\"Carol\"]\ncustodian-2 = [\"Chidi\"]\n\
+         custodian-3 = [\"Cem\"]\ncustodian-4 = [\"Dana\"]\n",
+    )
+    .unwrap();
+    assert_ok(&r.run("ceremony/root-init.toml", None, "root-init", None));
+    let request = r.path("rotate-request");
+    std::fs::create_dir(&request).unwrap();
+    let copy = |from: &Path, to: &Path| {
+        let status = Command::new("cp")
+            .arg("-r")
+            .arg(from)
+            .arg(to)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    copy(&r.path("root-init/tuf"), &request.join("tuf"));
+    assert_ok(&r.run(
+        "ceremony/rotate-tuf-root.toml",
+        Some(&request),
+        "rotated",
+        None,
+    ));
+    let rotated = r.path("rotated/tuf-rotated");
+    assert!(rotated.join("metadata/2.root.json").exists());
+
+    // The online side builds the trust root; the appliance publishes it.
+    let publish = r.path("publish-request");
+    std::fs::create_dir(&publish).unwrap();
+    copy(&rotated, &publish.join("tuf"));
+    std::fs::copy(r.path("root-init/root.pem"), r.dir.path().join("root.pem")).unwrap();
+    std::fs::write(
+        r.path("trustroot.toml"),
+        "[[certificate_authorities]]\nuri = \"https://fulcio.example\"\nchain = [\"root.pem\"]\n\
+         [signing_config]\noperator = \"example\"\nca_urls = [\"https://fulcio.example\"]\n\
+         rekor_urls = [\"https://rekor.example\"]\n",
+    )
+    .unwrap();
+    let built = rootcellar()
+        .args(["trustroot", "build", "--config"])
+        .arg(r.path("trustroot.toml"))
+        .arg("--out")
+        .arg(&publish)
+        .output()
+        .unwrap();
+    assert_ok(&built);
+    assert_ok(&r.run(
+        "ceremony/publish-trust-root.toml",
+        Some(&publish),
+        "published",
+        None,
+    ));
+    let repo = r.path("published/tuf-published");
+
+    // Our verifier walks v1 → v2 from the root custodians trusted at root-init.
+    let verified = rootcellar()
+        .args(["tuf", "verify", "--trusted-root"])
+        .arg(repo.join("metadata/1.root.json"))
+        .arg(&repo)
+        .output()
+        .unwrap();
+    assert_ok(&verified);
+    assert!(String::from_utf8_lossy(&verified.stdout).contains("root v1 → v2"));
+    // python-tuf agrees, and downloads the trust root.
+    python_tuf_accepts(
+        &repo,
+        &[
+            &publish.join("trusted_root.json"),
+            &publish.join("signing_config.v0.2.json"),
+        ],
+    );
+    let transcript = std::fs::read_to_string(r.path("rotated/transcript.md")).unwrap();
+    assert!(
+        transcript.contains("Dana") && transcript.contains("tuf-root-4 signed root v2"),
+        "{transcript}"
+    );
+}

@@ -1,0 +1,195 @@
+//! The TUF repository a response bundle carries, read in place: the checks an import makes
+//! around the verifier (where the chain starts, gaps, rollback across imports), and the files
+//! of the mirror it writes.
+//!
+//! A bundle's entry names are plain file names, so a repository travels flat: each
+//! `tuf-metadata` entry is a metadata file under its own name (`2.root.json`, `timestamp.json`,
+//! `3.snapshot.json`, …), and any other entry may be a target file under the name a mirror
+//! stores it by (`<sha256>.trusted_root.json` under consistent snapshots). The verifier reads
+//! them as `metadata/NAME` and `targets/NAME`; entries it does not ask for (a transcript, a
+//! journal segment) are never part of the mirror.
+
+use std::collections::BTreeMap;
+
+use super::ImportError;
+use crate::bundle::{EntryType, VerifiedBundle};
+use crate::tuf::{sha256_hex, ReadError, RepositorySource, Role, VerifiedRepository};
+
+/// A verified bundle seen as a repository directory (`metadata/`, `targets/`).
+pub(super) struct BundleRepository<'a> {
+    metadata: BTreeMap<&'a str, &'a [u8]>,
+    files: BTreeMap<&'a str, &'a [u8]>,
+}
+
+impl<'a> BundleRepository<'a> {
+    pub fn new(bundle: &'a VerifiedBundle) -> Self {
+        let mut metadata = BTreeMap::new();
+        let mut files = BTreeMap::new();
+        for (info, data) in bundle.entries() {
+            match info.entry_type {
+                EntryType::TufMetadata => metadata.insert(info.name.as_str(), data),
+                _ => files.insert(info.name.as_str(), data),
+            };
+        }
+        BundleRepository { metadata, files }
+    }
+
+    /// The root versions carried (`N.root.json`, N written without leading zeros), in order.
+    pub fn root_versions(&self) -> BTreeMap<u64, &'a [u8]> {
+        self.metadata
+            .iter()
+            .filter_map(|(name, data)| {
+                let digits = name.strip_suffix(".root.json")?;
+                let version: u64 = digits.parse().ok()?;
+                (version.to_string() == digits).then_some((version, *data))
+            })
+            .collect()
+    }
+
+    /// A file by its repository path, if the bundle carries it.
+    pub fn file(&self, path: &str) -> Option<&'a [u8]> {
+        if let Some(name) = path.strip_prefix("metadata/") {
+            self.metadata.get(name).copied()
+        } else if let Some(name) = path.strip_prefix("targets/") {
+            self.files.get(name).copied()
+        } else {
+            None
+        }
+    }
+}
+
+impl RepositorySource for BundleRepository<'_> {
+    fn read(&self, path: &str, limit: u64) -> Result<Option<Vec<u8>>, ReadError> {
+        match self.file(path) {
+            Some(bytes) if bytes.len() as u64 > limit => Err(ReadError::TooLarge),
+            Some(bytes) => Ok(Some(bytes.to_vec())),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Checks, before the verifier runs, that the bundle's chain of roots can start at the trusted
+/// root: the bundle's root of the trusted version (if it carries one) is that root byte for
+/// byte; it carries no newest root older than the trusted one (a rollback); and its newer roots
+/// follow on without a gap (a verifier would otherwise stop at the gap and ignore the rest).
+pub(super) fn check_chain(
+    repo: &BundleRepository<'_>,
+    trusted_version: u64,
+    trusted_bytes: &[u8],
+) -> Result<(), ImportError> {
+    if repo.metadata.is_empty() {
+        return Err(ImportError::NoMetadata);
+    }
+    let roots = repo.root_versions();
+    if let Some(bytes) = roots.get(&trusted_version) {
+        if *bytes != trusted_bytes {
+            return Err(ImportError::ChainStart {
+                version: trusted_version,
+                trusted: sha256_hex(trusted_bytes),
+                found: sha256_hex(bytes),
+            });
+        }
+    }
+    if let Some((&newest, _)) = roots.last_key_value() {
+        if newest < trusted_version {
+            return Err(ImportError::RootRollback {
+                newest,
+                trusted: trusted_version,
+            });
+        }
+    }
+    let mut expected = trusted_version.saturating_add(1);
+    for &version in roots.keys().filter(|v| **v > trusted_version) {
+        if version != expected {
+            return Err(ImportError::ChainGap {
+                trusted: trusted_version,
+                missing: expected,
+                present: version,
+            });
+        }
+        expected = version.saturating_add(1);
+    }
+    Ok(())
+}
+
+/// The versions a previous import recorded, for the rollback check across imports.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ImportedVersions {
+    pub timestamp: u64,
+    pub snapshot: u64,
+    pub targets: u64,
+}
+
+/// Refuses timestamp, snapshot or targets metadata older than what was imported before (TUF
+/// §5.4.3, §5.5.5, §5.6.5, across imports instead of across refreshes).
+pub(super) fn check_versions(
+    verified: &VerifiedRepository,
+    previous: Option<ImportedVersions>,
+) -> Result<(), ImportError> {
+    let Some(previous) = previous else {
+        return Ok(());
+    };
+    for (role, imported) in [
+        (Role::Timestamp, previous.timestamp),
+        (Role::Snapshot, previous.snapshot),
+        (Role::Targets, previous.targets),
+    ] {
+        let found = verified.role(role).version;
+        if found < imported {
+            return Err(ImportError::MetadataRollback {
+                role,
+                found,
+                imported,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The files of the mirror, by path relative to it, in the layout cosign, sigstore-go and
+/// policy-controller read: metadata at the top (every root version the cluster has verified,
+/// `timestamp.json`, the snapshot and targets verified), target files under `targets/` by the
+/// names the verifier found them under.
+///
+/// `held_roots` are the roots already trusted (the pinned root, or every root earlier imports
+/// recorded); the roots after them come from the bundle, as the verifier walked them.
+pub(super) fn mirror_files(
+    repo: &BundleRepository<'_>,
+    verified: &VerifiedRepository,
+    held_roots: &BTreeMap<u64, Vec<u8>>,
+) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for (version, bytes) in held_roots {
+        files.insert(format!("{version}.root.json"), bytes.clone());
+    }
+    for version in verified.trusted_root_version + 1..=verified.root_version() {
+        let path = format!("metadata/{version}.root.json");
+        let bytes = repo.file(&path).expect("the verifier read every root it walked");
+        files.insert(format!("{version}.root.json"), bytes.to_vec());
+    }
+    for role in [Role::Timestamp, Role::Snapshot, Role::Targets] {
+        let path = &verified.role(role).file;
+        let bytes = repo.file(path).expect("the verifier read every role's file");
+        let name = path.strip_prefix("metadata/").unwrap_or(path);
+        files.insert(name.to_string(), bytes.to_vec());
+    }
+    for target in &verified.targets {
+        let path = target
+            .path
+            .as_deref()
+            .expect("target files are checked on import");
+        let bytes = repo.file(path).expect("the verifier read every target file");
+        files.insert(path.to_string(), bytes.to_vec());
+    }
+    files
+}
+
+/// The bytes of the verified target `name`, if the targets metadata lists it.
+pub(super) fn target_bytes<'a>(
+    repo: &BundleRepository<'a>,
+    verified: &VerifiedRepository,
+    name: &str,
+) -> Option<&'a [u8]> {
+    let target = verified.targets.iter().find(|t| t.name == name)?;
+    repo.file(target.path.as_deref()?)
+}
