@@ -151,6 +151,53 @@ python3 "$repo/tests/python/tuf_client.py" --repo "$out/tuf" --root "$out/tuf/me
   "signing_config.v0.2.json=$out/signing_config.v0.2.json" >/dev/null
 echo "python-tuf: refreshed to the rotated root and downloaded trusted_root.json"
 
+step "response bundle: the demo's outputs, signed by the appliance's bundle key"
+bundle_key=$(generate appliance bundle-key p256)
+"$rootcellar" key show "$bundle_key" --json |
+  python3 -c 'import json,sys; sys.stdout.write(json.load(sys.stdin)["public_key_pem"])' > "$out/bundle-key.pub"
+"$rootcellar" journal append --state "$out/state" --ceremony demo --time "$now" --actor demo \
+  --action demo.rehearsal --output "$out/pki/root.pem" --output "$out/trusted_root.json" >/dev/null
+"$rootcellar" journal show --state "$out/state" > "$out/transcript.txt"
+"$rootcellar" bundle respond --key "$bundle_key" --state "$out/state" --ceremony demo --created "$now" \
+  --actor demo --out "$out/response.rcb" --transcript "$out/transcript.txt" \
+  --certificate "$out"/pki/*.pem --tuf-metadata "$out"/tuf/metadata/*.json \
+  --trusted-root "$out/trusted_root.json" --file "$out/signing_config.v0.2.json" >/dev/null
+"$rootcellar" bundle verify "$out/response.rcb" --pin "$out/bundle-key.pub" --kind response
+"$rootcellar" bundle inspect "$out/response.rcb" --pin "$out/bundle-key.pub"
+
+step "the same flow as console ceremonies, rehearsed unattended (ceremony/*.toml)"
+mkdir -p "$out/ceremonies"
+cat > "$out/ceremonies/answers.toml" <<TOML
+time = "$now"
+confirm = true
+[present]
+operator = ["Demo Operator"]
+witness = ["Demo Witness 1", "Demo Witness 2"]
+custodian-1 = ["Custodian One"]
+custodian-2 = ["Custodian Two"]
+custodian-3 = ["Custodian Three"]
+custodian-4 = ["Custodian Four"]
+TOML
+c="$out/ceremonies"
+run_ceremony() { # script out [inputs]
+  "$rootcellar" ceremony run "$repo/ceremony/$1.toml" --rehearsal --state "$c/state" \
+    --answers "$c/answers.toml" --out "$c/$2" ${3:+--inputs "$3"} > "$c/$2.log"
+  echo "ceremony $1: outputs and transcript in $c/$2"
+}
+run_ceremony root-init root-init
+mkdir -p "$c/request"
+cp "$c/root-init/root.pem" "$c/request/"
+cp "$out/online/fulcio.csr" "$out/online/tsa.csr" "$c/request/"
+run_ceremony issue-intermediate intermediates "$c/request"
+mkdir -p "$c/rotate-request" && cp -r "$c/root-init/tuf" "$c/rotate-request/tuf"
+run_ceremony rotate-tuf-root rotated "$c/rotate-request"
+mkdir -p "$c/publish-request" && cp -r "$c/rotated/tuf-rotated" "$c/publish-request/tuf"
+cp "$out/trusted_root.json" "$out/signing_config.v0.2.json" "$c/publish-request/"
+run_ceremony publish-trust-root published "$c/publish-request"
+"$rootcellar" tuf verify --trusted-root "$c/published/tuf-published/metadata/1.root.json" \
+  "$c/published/tuf-published" | head -1
+"$rootcellar" journal verify --state "$c/state"
+
 step "done"
 cat <<TXT
 outputs in $out:
@@ -164,7 +211,11 @@ outputs in $out:
   token/                           the SoftHSM2 tokens, their config and PIN files
   keys.toml                        the key URIs used for the TUF roles
   online/                          the online side's software keys and CSRs
+  response.rcb, bundle-key.pub     the signed response bundle and the key to pin when verifying it
+  transcript.txt, state/           the demo's journal, as carried in the bundle
+  ceremonies/                      the same flow as rehearsed console ceremonies, with transcripts
 check them:
+  $rootcellar bundle verify $out/response.rcb --pin $out/bundle-key.pub --kind response
   openssl verify -x509_strict -CAfile $out/pki/root.pem $out/pki/intermediate-fulcio.pem
   SOFTHSM2_CONF=$out/token/softhsm2.conf $rootcellar key list '$(uri root-ca root-ca | sed 's/;object=root-ca//')'
 TXT
