@@ -919,3 +919,70 @@ fn rotation_and_trust_root_ceremonies_verify_with_both_clients() {
         "{transcript}"
     );
 }
+
+#[test]
+fn rotate_tuf_root_resumes_after_a_crash_at_every_point() {
+    let steps = [
+        "generate-custodian-4",
+        "draft",
+        "sign-custodian-1",
+        "sign-custodian-2",
+        "sign-custodian-4",
+        "publish",
+    ];
+    for step in steps {
+        for point in ["before", "after-hsm", "after-outputs"] {
+            let point = format!("{step}:{point}");
+            let r = Rehearsal::new();
+            std::fs::write(
+                r.path("answers.toml"),
+                "time = \"2026-11-24T09:00:00Z\"\nconfirm = true\n[present]\noperator = [\"Olga\"]\n\
+                 witness = [\"Wim\", \"Wanda\"]\n",
+            )
+            .unwrap();
+            assert_ok(&r.run("ceremony/root-init.toml", None, "root-init", None));
+            let request = r.path("request");
+            std::fs::create_dir(&request).unwrap();
+            let status = Command::new("cp")
+                .arg("-r")
+                .arg(r.path("root-init/tuf"))
+                .arg(request.join("tuf"))
+                .status()
+                .unwrap();
+            assert!(status.success());
+            let crashed = r.run(
+                "ceremony/rotate-tuf-root.toml",
+                Some(&request),
+                "out",
+                Some(&point),
+            );
+            assert!(
+                !crashed.status.success(),
+                "{point}: the crash hook did not fire"
+            );
+            let resumed = r.run("ceremony/rotate-tuf-root.toml", Some(&request), "out", None);
+            assert_ok(&resumed);
+            let repo = r.path("out/tuf-rotated");
+            let verified = rootcellar()
+                .args(["tuf", "verify", "--trusted-root"])
+                .arg(repo.join("metadata/1.root.json"))
+                .arg(&repo)
+                .output()
+                .unwrap();
+            assert_ok(&verified);
+            python_tuf_accepts(&repo, &[&r.path("root-init/root.pem")]);
+            // One key for custodian 4, one root v2, and the journal chain intact.
+            assert_eq!(r.key_pairs("custodian-4"), 1, "{point}");
+            assert!(
+                !repo.join("metadata/3.root.json").exists(),
+                "{point}: a version was used twice"
+            );
+            let journal = rootcellar()
+                .args(["journal", "verify", "--state"])
+                .arg(r.path("state"))
+                .output()
+                .unwrap();
+            assert_ok(&journal);
+        }
+    }
+}
