@@ -8,6 +8,7 @@
 //! - [`tuf`]: TUF repository policy and metadata, signed through `tough` by [`keys`];
 //! - [`trustroot`]: Sigstore `trusted_root.json` and `signing_config.v0.2.json`;
 //! - [`bundle`]: the signed sneakernet container that carries everything across the air gap;
+//! - [`import`]: the cluster side: a verified response bundle into a TUF mirror and manifests;
 //! - [`journal`]: the appliance's append-only, hash-chained audit log;
 //! - [`ceremony`]: ceremony scripts and the resumable step runner at the console;
 //! - [`files`]: output files that are created new and whole, never overwritten.
@@ -16,6 +17,7 @@
 pub mod bundle;
 pub mod ceremony;
 pub mod files;
+pub mod import;
 pub mod journal;
 pub mod keys;
 pub mod trustroot;

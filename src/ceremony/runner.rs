@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub out: PathBuf,
     /// Rehearsal: throwaway SoftHSM2 tokens, outputs marked as rehearsal.
     pub rehearsal: bool,
+    /// A script key (by name) that signs the response bundle written with the outputs.
+    pub bundle_key: Option<String>,
 }
 
 /// What a finished ceremony produced.
@@ -608,6 +610,10 @@ pub fn run(
         .map_err(|e| state_error(e.to_string()))?;
     std::fs::write(staging.join("transcript.html"), transcript.html())
         .map_err(|e| state_error(e.to_string()))?;
+    if let Some(key) = &options.bundle_key {
+        let bundle = response_bundle(&mut context, &script, key, &staging)?;
+        crate::files::write_new(&staging.join("response.rcb"), &bundle)?;
+    }
     crate::files::ensure_absent([options.out.as_path()])?;
     std::fs::rename(&staging, &options.out).map_err(|e| state_error(e.to_string()))?;
     context.journal(
@@ -819,6 +825,89 @@ struct BackupFile {
 }
 
 const BACKUP_FORMAT: &str = "rootcellar-key-backup/1";
+
+/// Signs the response bundle: every output file (a directory's files by their own names), the
+/// transcript, and the ceremony's journal segment with the journal head. Recorded in the
+/// journal before it is written.
+fn response_bundle(
+    context: &mut Context<'_>,
+    script: &Script,
+    key: &str,
+    staging: &Path,
+) -> Result<Vec<u8>, CeremonyError> {
+    use crate::bundle::{BundleBuilder, BundleKind, EntryType, JournalHead};
+    let fail = |reason: String| CeremonyError::State {
+        path: staging.to_path_buf(),
+        reason,
+    };
+    let kind = if script.ceremony.name.starts_with("backup") {
+        BundleKind::Backup
+    } else {
+        BundleKind::Response
+    };
+    let mut builder = BundleBuilder::new(kind, context.time).ceremony(context.instance.clone());
+    let mut files = Vec::new();
+    collect_files(staging, staging, &mut files).map_err(|e| fail(e.to_string()))?;
+    files.sort();
+    for relative in files {
+        let name = relative
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let contents = std::fs::read(staging.join(&relative)).map_err(|e| fail(e.to_string()))?;
+        let in_metadata = relative.components().any(|c| c.as_os_str() == "metadata");
+        let entry_type = if name == "transcript.md" {
+            EntryType::Transcript
+        } else if name == "trusted_root.json" {
+            EntryType::TrustedRoot
+        } else if in_metadata && name.ends_with(".json") {
+            EntryType::TufMetadata
+        } else if name.ends_with(".pub.pem") {
+            EntryType::PublicKey
+        } else if name.ends_with(".pem") && contents.starts_with(b"-----BEGIN CERTIFICATE") {
+            EntryType::Certificate
+        } else {
+            EntryType::OpaqueFile
+        };
+        builder
+            .add(entry_type, &name, contents)
+            .map_err(|e| fail(format!("{}: {e}", relative.display())))?;
+    }
+    let segment = context
+        .journal
+        .export(&crate::journal::Selection::Ceremony(
+            context.instance.clone(),
+        ))?;
+    let head = segment.journal_head();
+    builder
+        .add(
+            EntryType::JournalSegment,
+            "journal-segment.json",
+            segment.to_json(),
+        )
+        .map_err(|e| fail(e.to_string()))?;
+    builder = builder.journal_head(JournalHead {
+        seq: head.seq,
+        sha256: head.hash,
+    });
+    if !context.script.keys.contains_key(key) {
+        return Err(fail(format!(
+            "--bundle-key {key:?} is not a key of this script"
+        )));
+    }
+    context.unlock(key)?;
+    let signer = keys::open_signer(&context.key_uri(key)?.to_string())?;
+    let bytes = builder
+        .sign(signer.as_ref())
+        .map_err(|e| fail(e.to_string()))?;
+    context.journal(
+        "bundle.export",
+        format!("response bundle signed by {}", signer.key_uri()),
+        vec![],
+        vec![JournalDigest::of("response.rcb", &bytes)],
+    )?;
+    Ok(bytes)
+}
 
 /// Copies a repository (an input or an earlier output) to the step's output in `scratch`, so
 /// that the step works on its own copy and a redone step starts from the same state.

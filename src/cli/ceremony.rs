@@ -33,6 +33,10 @@ pub enum CeremonyCommand {
         /// Use throwaway SoftHSM2 tokens and mark every output as rehearsal.
         #[arg(long)]
         rehearsal: bool,
+        /// Write the outputs, the transcript and the ceremony's journal segment as
+        /// OUT/response.rcb, signed by this key of the script (e.g. bundle-key).
+        #[arg(long, value_name = "KEY-NAME")]
+        bundle_key: Option<String>,
     },
 }
 
@@ -56,6 +60,7 @@ pub fn run(command: CeremonyCommand) -> Result<(), CliError> {
             out,
             answers,
             rehearsal,
+            bundle_key,
         } => {
             let options = RunOptions {
                 script,
@@ -63,6 +68,7 @@ pub fn run(command: CeremonyCommand) -> Result<(), CliError> {
                 inputs,
                 out,
                 rehearsal,
+                bundle_key,
             };
             let mut prompter: Box<dyn Prompter> = match answers {
                 Some(path) => Box::new(Answers::load(&path)?),

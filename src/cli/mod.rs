@@ -2,6 +2,7 @@
 
 mod bundle;
 mod ceremony;
+mod import;
 mod journal;
 mod key;
 mod trustroot;
@@ -41,6 +42,8 @@ enum Command {
     /// Show, verify and export the hash-chained audit journal.
     #[command(subcommand)]
     Journal(journal::JournalCommand),
+    /// Cluster side: import a response bundle into a TUF mirror and Kubernetes manifests.
+    Import(import::ImportArgs),
 }
 
 /// Every failure the CLI can report, each rendered once by `main`.
@@ -67,6 +70,9 @@ pub enum CliError {
     /// From the journal.
     #[error(transparent)]
     Journal(#[from] rootcellar::journal::JournalError),
+    /// From the cluster import.
+    #[error(transparent)]
+    Import(#[from] rootcellar::import::ImportError),
     /// From writing outputs.
     #[error(transparent)]
     Output(#[from] rootcellar::files::OutputError),
@@ -85,6 +91,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Ceremony(cmd) => ceremony::run(cmd),
         Command::Bundle(cmd) => bundle::run(cmd),
         Command::Journal(cmd) => journal::run(cmd),
+        Command::Import(args) => import::run(args),
     }
 }
 

@@ -16,7 +16,7 @@ pub enum ImportError {
         path: PathBuf,
         /// The bundle module's refusal.
         #[source]
-        source: BundleError,
+        source: Box<BundleError>,
     },
     /// No appliance bundle key is pinned: neither given nor recorded in the state.
     #[error(
@@ -31,7 +31,7 @@ pub enum ImportError {
         path: PathBuf,
         /// Why.
         #[source]
-        source: BundleError,
+        source: Box<BundleError>,
     },
     /// Neither a pinned root nor a state directory was given.
     #[error("no trust given: give --root PINNED_ROOT.json (first import) or --state DIR")]
@@ -129,7 +129,7 @@ pub enum ImportError {
         trusted_version: u64,
         /// The verifier's first finding.
         #[source]
-        source: VerifyError,
+        source: Box<VerifyError>,
     },
     /// The verified targets do not include the Sigstore trusted root.
     #[error("trusted root check failed: targets v{version} lists no {name} target")]
@@ -140,7 +140,9 @@ pub enum ImportError {
         name: &'static str,
     },
     /// The trusted root target is not a Sigstore trusted root.
-    #[error("trusted root check failed: the {name} target is not a Sigstore trusted root: {reason}")]
+    #[error(
+        "trusted root check failed: the {name} target is not a Sigstore trusted root: {reason}"
+    )]
     BadTrustedRoot {
         /// The target name.
         name: &'static str,

@@ -146,30 +146,40 @@ pub(super) fn check_versions(
     Ok(())
 }
 
+/// The roots the verifier walked after the trusted one, by version.
+pub(super) fn walked_roots(
+    repo: &BundleRepository<'_>,
+    verified: &VerifiedRepository,
+) -> BTreeMap<u64, Vec<u8>> {
+    (verified.trusted_root_version + 1..=verified.root_version())
+        .map(|version| {
+            let path = format!("metadata/{version}.root.json");
+            let bytes = repo
+                .file(&path)
+                .expect("the verifier read every root it walked");
+            (version, bytes.to_vec())
+        })
+        .collect()
+}
+
 /// The files of the mirror, by path relative to it, in the layout cosign, sigstore-go and
-/// policy-controller read: metadata at the top (every root version the cluster has verified,
-/// `timestamp.json`, the snapshot and targets verified), target files under `targets/` by the
-/// names the verifier found them under.
-///
-/// `held_roots` are the roots already trusted (the pinned root, or every root earlier imports
-/// recorded); the roots after them come from the bundle, as the verifier walked them.
+/// policy-controller read: metadata at the top (`roots`: every root version the cluster has
+/// verified; `timestamp.json`; the snapshot and targets verified), target files under
+/// `targets/` by the names the verifier found them under.
 pub(super) fn mirror_files(
     repo: &BundleRepository<'_>,
     verified: &VerifiedRepository,
-    held_roots: &BTreeMap<u64, Vec<u8>>,
+    roots: &BTreeMap<u64, Vec<u8>>,
 ) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
-    for (version, bytes) in held_roots {
+    for (version, bytes) in roots {
         files.insert(format!("{version}.root.json"), bytes.clone());
-    }
-    for version in verified.trusted_root_version + 1..=verified.root_version() {
-        let path = format!("metadata/{version}.root.json");
-        let bytes = repo.file(&path).expect("the verifier read every root it walked");
-        files.insert(format!("{version}.root.json"), bytes.to_vec());
     }
     for role in [Role::Timestamp, Role::Snapshot, Role::Targets] {
         let path = &verified.role(role).file;
-        let bytes = repo.file(path).expect("the verifier read every role's file");
+        let bytes = repo
+            .file(path)
+            .expect("the verifier read every role's file");
         let name = path.strip_prefix("metadata/").unwrap_or(path);
         files.insert(name.to_string(), bytes.to_vec());
     }
@@ -178,7 +188,9 @@ pub(super) fn mirror_files(
             .path
             .as_deref()
             .expect("target files are checked on import");
-        let bytes = repo.file(path).expect("the verifier read every target file");
+        let bytes = repo
+            .file(path)
+            .expect("the verifier read every target file");
         files.insert(path.to_string(), bytes.to_vec());
     }
     files

@@ -368,7 +368,7 @@ fn root_init_resumes_after_a_crash_at_every_point() {
 
         // No key was generated twice, and each step completed exactly once.
         assert_eq!(r.key_pairs("root-ca"), 1, "{point}");
-        assert_eq!(r.key_pairs("appliance"), 3, "{point}");
+        assert_eq!(r.key_pairs("appliance"), 4, "{point}");
         for custodian in ["custodian-1", "custodian-2", "custodian-3"] {
             assert_eq!(r.key_pairs(custodian), 1, "{point}");
         }
@@ -393,7 +393,7 @@ fn root_init_resumes_after_a_crash_at_every_point() {
             .filter(|e| e["event"] == "key")
             .map(|e| e["name"].as_str().unwrap())
             .collect();
-        assert_eq!(keys.len(), 7, "{point}: every key recorded once");
+        assert_eq!(keys.len(), 8, "{point}: every key recorded once");
         // The certificate's key is the one recorded when it was generated.
         let generated = events
             .iter()
@@ -985,4 +985,79 @@ fn rotate_tuf_root_resumes_after_a_crash_at_every_point() {
             assert_ok(&journal);
         }
     }
+}
+
+#[test]
+fn a_ceremony_delivers_a_signed_response_bundle_with_its_journal_segment() {
+    let r = Rehearsal::new();
+    let out = rootcellar()
+        .args([
+            "ceremony",
+            "run",
+            repo_file("ceremony/root-init.toml").to_str().unwrap(),
+            "--rehearsal",
+        ])
+        .args(["--bundle-key", "bundle-key", "--state"])
+        .arg(r.path("state"))
+        .arg("--answers")
+        .arg(r.path("answers.toml"))
+        .arg("--out")
+        .arg(r.path("out"))
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let bundle = r.path("out/response.rcb");
+    let pin = r.path("out/bundle-key.pub.pem");
+    let verified = rootcellar()
+        .args(["bundle", "verify"])
+        .arg(&bundle)
+        .arg("--pin")
+        .arg(&pin)
+        .args(["--kind", "response", "--json"])
+        .output()
+        .unwrap();
+    assert_ok(&verified);
+    let extracted = r.path("extracted");
+    let status = rootcellar()
+        .args(["bundle", "extract"])
+        .arg(&bundle)
+        .arg("--pin")
+        .arg(&pin)
+        .arg("--out")
+        .arg(&extracted)
+        .output()
+        .unwrap();
+    assert_ok(&status);
+    for name in [
+        "root.pem",
+        "1.root.json",
+        "timestamp.json",
+        "transcript.md",
+        "journal-segment.json",
+    ] {
+        assert!(
+            extracted.join(name).exists(),
+            "{name} missing from the bundle"
+        );
+    }
+    assert_eq!(
+        std::fs::read(extracted.join("root.pem")).unwrap(),
+        std::fs::read(r.path("out/root.pem")).unwrap()
+    );
+    let segment = rootcellar()
+        .args(["journal", "verify", "--segment"])
+        .arg(extracted.join("journal-segment.json"))
+        .output()
+        .unwrap();
+    assert_ok(&segment);
+    // A bundle signed by another key is refused.
+    let other = r.path("out/tuf-root-1.pub.pem");
+    let refused = rootcellar()
+        .args(["bundle", "verify"])
+        .arg(&bundle)
+        .arg("--pin")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
 }

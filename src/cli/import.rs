@@ -1,0 +1,59 @@
+//! `rootcellar import`
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Args};
+use rootcellar::import::{import, ImportOptions};
+
+use super::{parse_time, CliError};
+
+/// Verify a response bundle against the trust this cluster holds, then write a TUF mirror, the
+/// verified trusted_root.json, Kubernetes manifests and a change report into a new directory.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("trust").required(true).multiple(true).args(["root", "state"])))]
+pub struct ImportArgs {
+    /// The response bundle from the appliance (.rcb).
+    #[arg(long, value_name = "FILE")]
+    bundle: PathBuf,
+    /// First import: the TUF root this cluster pins, obtained out of band (e.g. 1.root.json).
+    #[arg(long, value_name = "FILE")]
+    root: Option<PathBuf>,
+    /// The import state directory: holds the trust from the previous import, and is advanced
+    /// after this one succeeds (created on the first import, with --root).
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
+    /// The output directory to create (must not exist).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// The time (RFC 3339) at which no metadata may have expired; defaults to the system clock.
+    #[arg(long, value_name = "RFC3339")]
+    at: Option<String>,
+    /// The appliance's bundle public key or certificate (PEM or DER). Needed on the first
+    /// import; later imports use the keys the state recorded unless given. Repeatable.
+    #[arg(long, value_name = "PEM")]
+    bundle_key: Vec<PathBuf>,
+    /// The name of the TrustRoot and policies written.
+    #[arg(long, value_name = "NAME", default_value = "rootcellar")]
+    name: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: ImportArgs) -> Result<(), CliError> {
+    let mut options = ImportOptions::new(args.bundle, args.out, parse_time(args.at.as_deref())?);
+    options.root = args.root;
+    options.state = args.state;
+    options.bundle_keys = args.bundle_key;
+    options.name = args.name;
+    let report = import(&options)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.to_json()).expect("JSON values serialise")
+        );
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! The output directory: built whole in a temporary sibling, then renamed into place, so that it
+//! appears complete or not at all and never replaces anything.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::ImportError;
+
+/// Writes `files` (paths relative to `dir`, `/`-separated) into the new directory `dir`, which
+/// must not exist.
+pub(super) fn write_new_dir(
+    dir: &Path,
+    files: &BTreeMap<String, Vec<u8>>,
+) -> Result<(), ImportError> {
+    if dir.symlink_metadata().is_ok() {
+        return Err(ImportError::OutputExists(dir.to_path_buf()));
+    }
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = dir
+        .file_name()
+        .ok_or_else(|| ImportError::Write {
+            path: dir.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the output has no directory name",
+            ),
+        })?
+        .to_string_lossy();
+    let mut nonce = [0u8; 8];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+    let temp = parent.join(format!(".tmp-{}-{name}", hex::encode(nonce)));
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ImportError::Write { path, source }
+    };
+    std::fs::create_dir(&temp).map_err(io(&temp))?;
+    let written = (|| {
+        let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+        dirs.insert(temp.clone());
+        for (relative, bytes) in files {
+            let path = temp.join(relative);
+            let file_dir = path.parent().unwrap_or(&temp).to_path_buf();
+            if !dirs.contains(&file_dir) {
+                std::fs::create_dir_all(&file_dir).map_err(io(&file_dir))?;
+                for ancestor in file_dir.ancestors().take_while(|a| *a != temp) {
+                    dirs.insert(ancestor.to_path_buf());
+                }
+            }
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(io(&path))?;
+            file.write_all(bytes).map_err(io(&path))?;
+            file.sync_all().map_err(io(&path))?;
+        }
+        // Deepest first, so each directory is flushed after what it holds.
+        for d in dirs.iter().rev() {
+            sync_dir(d).map_err(io(d))?;
+        }
+        if dir.symlink_metadata().is_ok() {
+            return Err(ImportError::OutputExists(dir.to_path_buf()));
+        }
+        std::fs::rename(&temp, dir).map_err(io(dir))?;
+        sync_dir(parent).map_err(io(parent))
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&temp);
+    }
+    written
+}
+
+/// Flushes a directory's entries to disk.
+pub(super) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
