@@ -1,6 +1,7 @@
 //! `rootcellar key …`
 
 use clap::{Args, Subcommand};
+use rootcellar::journal::{Digest, Record};
 use rootcellar::keys::{self, KeyAlgorithm, KeyInfo};
 
 use super::CliError;
@@ -21,6 +22,8 @@ pub enum KeyCommand {
         for_backup: bool,
         #[command(flatten)]
         output: Output,
+        #[command(flatten)]
+        state: super::journal::StateArg,
     },
     /// List the signing keys on a token.
     List {
@@ -72,6 +75,7 @@ pub fn run(command: KeyCommand) -> Result<(), CliError> {
             algorithm,
             for_backup,
             output,
+            state,
         } => {
             let algorithm = KeyAlgorithm::from_name(&algorithm)?;
             let label = keys::uri_label(&uri)?.unwrap_or_default();
@@ -81,6 +85,15 @@ pub fn run(command: KeyCommand) -> Result<(), CliError> {
             } else {
                 backend.generate(&label, algorithm)?
             };
+            super::journal_action(
+                &state,
+                Record::new(jiff::Timestamp::now(), super::actor(), "key.generate")
+                    .detail(info.uri.split('?').next().unwrap_or_default().to_string())
+                    .output(Digest::of(
+                        "public key (SPKI DER)",
+                        &info.public_key.spki_der(),
+                    )),
+            )?;
             output.print(&[info], true);
         }
         KeyCommand::List { uri, output } => {

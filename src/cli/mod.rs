@@ -95,6 +95,26 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// Journals `record` when a state directory is given (`--state` or `ROOTCELLAR_STATE`): on the
+/// appliance every key generation and signature made outside a ceremony is recorded too.
+pub fn journal_action(
+    state: &journal::StateArg,
+    record: rootcellar::journal::Record,
+) -> Result<(), CliError> {
+    if let Some(dir) = state.resolve() {
+        journal::journal_to(&dir, record)?;
+    }
+    Ok(())
+}
+
+/// Who acts, for the journal: the login name, else "operator".
+pub fn actor() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "operator".into())
+}
+
 /// Parses an RFC 3339 time given on the command line (`--not-before`, `--now`), or takes the
 /// system clock when none is given. Ceremony scripts pass the operator-confirmed time.
 pub fn parse_time(value: Option<&str>) -> Result<jiff::Timestamp, CliError> {

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
+use rootcellar::journal::{Digest, Record};
 use rootcellar::x509::{
     CrlOrder, IntermediateOrder, IssuedCertificate, Profile, RootCaOrder, RootCaSpec, Validity,
 };
@@ -31,6 +32,8 @@ pub enum X509Command {
         /// Output PEM file; must not exist.
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        state: super::journal::StateArg,
         /// Print a JSON summary.
         #[arg(long)]
         json: bool,
@@ -61,6 +64,8 @@ pub enum X509Command {
         /// Output PEM file; must not exist.
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        state: super::journal::StateArg,
         /// Print a JSON summary.
         #[arg(long)]
         json: bool,
@@ -85,7 +90,30 @@ pub enum X509Command {
         /// Output PEM file; must not exist.
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        state: super::journal::StateArg,
     },
+}
+
+fn journal_certificate(
+    state: &super::journal::StateArg,
+    action: &str,
+    key_uri: &str,
+    cert: &IssuedCertificate,
+    out: &std::path::Path,
+    time: jiff::Timestamp,
+) -> Result<(), CliError> {
+    super::journal_action(
+        state,
+        Record::new(time, super::actor(), action)
+            .detail(format!(
+                "{} serial {} signed by {}",
+                cert.subject,
+                cert.serial_hex,
+                key_uri.split('?').next().unwrap_or_default()
+            ))
+            .output(Digest::of(out.display().to_string(), cert.pem().as_bytes())),
+    )
 }
 
 fn print(cert: &IssuedCertificate, out: &std::path::Path, json: bool) {
@@ -118,6 +146,7 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
             days,
             out,
             json,
+            state,
         } => {
             let spec = profile.as_deref().map(RootCaSpec::load).transpose()?;
             let subject = subject
@@ -137,7 +166,16 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
                 },
                 out,
             };
-            print(&order.execute()?, &order.out, json);
+            let cert = order.execute()?;
+            journal_certificate(
+                &state,
+                "x509.root",
+                &order.key_uri,
+                &cert,
+                &order.out,
+                order.validity.not_before,
+            )?;
+            print(&cert, &order.out, json);
         }
         X509Command::Issue {
             profile,
@@ -149,6 +187,7 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
             days,
             out,
             json,
+            state,
         } => {
             let profile = Profile::from_name(&profile)?;
             let order = IntermediateOrder {
@@ -163,7 +202,16 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
                 },
                 out,
             };
-            print(&order.execute()?, &order.out, json);
+            let cert = order.execute()?;
+            journal_certificate(
+                &state,
+                "x509.issue",
+                &order.issuer_key_uri,
+                &cert,
+                &order.out,
+                order.validity.not_before,
+            )?;
+            print(&cert, &order.out, json);
         }
         X509Command::Crl {
             issuer_cert,
@@ -172,6 +220,7 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
             this_update,
             days,
             out,
+            state,
         } => {
             let order = CrlOrder {
                 issuer_cert,
@@ -182,6 +231,20 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
                 out,
             };
             let crl = order.execute()?;
+            super::journal_action(
+                &state,
+                Record::new(order.this_update, super::actor(), "x509.crl")
+                    .detail(format!(
+                        "CRL {} by {} revoking [{}]",
+                        crl.number,
+                        order.issuer_key_uri.split('?').next().unwrap_or_default(),
+                        crl.revoked.join(", ")
+                    ))
+                    .output(Digest::of(
+                        order.out.display().to_string(),
+                        crl.pem().as_bytes(),
+                    )),
+            )?;
             println!("wrote {}", order.out.display());
             println!(
                 "  CRL number {}, {} to {}",

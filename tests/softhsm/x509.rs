@@ -554,3 +554,38 @@ fn a_crl_revoking_an_intermediate_verifies_with_openssl() {
     assert!(err.contains("is not hex"), "{err}");
     assert!(!dir.join("x.pem").exists());
 }
+
+#[test]
+fn key_generation_and_signatures_outside_ceremonies_are_journaled() {
+    let hsm = SoftHsm::new("journaled");
+    let state = hsm.path("state");
+    let key = {
+        let out = ok(hsm.rootcellar().env("ROOTCELLAR_STATE", &state).args([
+            "key",
+            "generate",
+            &hsm.uri("journaled", Some("root")),
+            "--algorithm",
+            "p256",
+            "--json",
+        ]));
+        let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        info["uri"].as_str().unwrap().to_string()
+    };
+    let root = hsm.path("root.pem");
+    ok(hsm
+        .rootcellar()
+        .env("ROOTCELLAR_STATE", &state)
+        .args(["x509", "root", "--key", &key])
+        .args(["--subject", "CN=journaled", "--out", root.to_str().unwrap()]));
+    let shown = ok(hsm
+        .rootcellar()
+        .args(["journal", "show", "--state", state.to_str().unwrap()]));
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("key.generate") && shown.contains("x509.root"),
+        "{shown}"
+    );
+    ok(hsm
+        .rootcellar()
+        .args(["journal", "verify", "--state", state.to_str().unwrap()]));
+}
