@@ -165,6 +165,12 @@ bundle_key=$(generate appliance bundle-key p256)
 "$rootcellar" bundle verify "$out/response.rcb" --pin "$out/bundle-key.pub" --kind response
 "$rootcellar" bundle inspect "$out/response.rcb" --pin "$out/bundle-key.pub"
 
+step "cluster side: the response bundle imported from the pinned TUF root v1 into $out/import"
+"$rootcellar" import --bundle "$out/response.rcb" --root "$out/tuf/metadata/1.root.json" \
+  --bundle-key "$out/bundle-key.pub" --state "$out/import-state" --out "$out/import"
+# The verified copy replaces the one built before publishing (they are the same bytes).
+cp "$out/import/trusted_root.json" "$out/trusted_root.json"
+
 step "the same flow as console ceremonies, rehearsed unattended (ceremony/*.toml)"
 mkdir -p "$out/ceremonies"
 cat > "$out/ceremonies/answers.toml" <<TOML
@@ -213,6 +219,8 @@ outputs in $out:
   online/                          the online side's software keys and CSRs
   response.rcb, bundle-key.pub     the signed response bundle and the key to pin when verifying it
   transcript.txt, state/           the demo's journal, as carried in the bundle
+  import/, import-state/           the cluster side: TUF mirror, verified trusted_root.json,
+                                   policy-controller and Kyverno manifests, change report
   ceremonies/                      the same flow as rehearsed console ceremonies, with transcripts
 check them:
   $rootcellar bundle verify $out/response.rcb --pin $out/bundle-key.pub --kind response

@@ -18,7 +18,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 python=${PYTHON:-python3}
-if ! "$python" -c 'import tuf.ngclient, sigstore.models, securesystemslib, cryptography' >/dev/null 2>&1; then
+if ! "$python" -c 'import tuf.ngclient, sigstore.models, securesystemslib, cryptography, jsonschema, yaml' >/dev/null 2>&1; then
   echo "installing python-tuf and sigstore-python (independent clients the tests check against)"
   "$python" -m pip install --quiet --disable-pip-version-check -r "$(dirname "$0")/../tests/python/requirements.txt"
 fi

@@ -24,8 +24,8 @@ pub enum ImportError {
          key or certificate, PEM) on the first import"
     )]
     NoBundleKey,
-    /// A pinned bundle key could not be read.
-    #[error("cannot pin bundle key {path}: {source}")]
+    /// A pinned bundle key could not be read (the message names the file).
+    #[error("bundle key check failed: {source}")]
     BundleKey {
         /// The file.
         path: PathBuf,

@@ -35,10 +35,12 @@
 //! in one [`ImportError`].
 //!
 //! How a bundle carries a repository: entry names are plain file names, so each `tuf-metadata`
-//! entry is a metadata file under its own name, and target files are other entries named as a
-//! mirror stores them (`<sha256>.trusted_root.json` under consistent snapshots), e.g.
-//! `bundle respond --tuf-metadata tuf/metadata/*.json --file tuf/targets/*`. Target names with
-//! a `/` cannot travel in a bundle.
+//! entry is a metadata file under its own name, and target files are other entries (of any
+//! type) named by their target name (`trusted_root.json`) or as a mirror stores them
+//! (`<sha256>.trusted_root.json` under consistent snapshots), e.g. `bundle respond
+//! --tuf-metadata tuf/metadata/*.json --trusted-root trusted_root.json …` or `… --file
+//! tuf/targets/*`. Every target the targets metadata lists must be carried. Target names with a
+//! `/` cannot travel in a bundle.
 
 mod archive;
 mod changes;
@@ -50,7 +52,7 @@ mod state;
 mod yaml;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use serde_json::{json, Value};
@@ -60,7 +62,8 @@ pub use changes::{
 };
 pub use error::ImportError;
 
-use crate::bundle::{Bundle, BundleKind, Limits, PinnedKeys};
+use crate::bundle::{Bundle, BundleKind, Limits, PinnedKeys, VerifiedBundle};
+use crate::keys::PublicKey;
 use crate::trustroot::{TrustedRoot, TRUSTED_ROOT_MEDIA_TYPE};
 use crate::tuf::{
     sha256_hex, verify_source, Role, SignedMetadata, VerifiedRepository, VerifiedRole,
@@ -211,7 +214,7 @@ impl ImportReport {
         ));
         match &self.state {
             Some(state) => text.push_str(&format!(
-                "state {} advanced to TUF root v{}\n",
+                "recorded in state directory {}: trusts TUF root v{} from now on\n",
                 state.display(),
                 self.repository.root_version()
             )),
@@ -251,8 +254,6 @@ struct Held {
     version: u64,
     /// The state read, when it held trust.
     state: Option<LoadedState>,
-    /// The previous import's trusted root, parsed.
-    previous_trusted_root: Option<TrustedRoot>,
 }
 
 impl Held {
@@ -268,52 +269,10 @@ pub fn import(options: &ImportOptions) -> Result<ImportReport, ImportError> {
         return Err(ImportError::OutputExists(options.out.clone()));
     }
     let held = held_trust(options)?;
-
-    // The bundle: every check of the bundle module, signed by a pinned appliance key.
-    let key_files: &[PathBuf] = if options.bundle_keys.is_empty() {
-        held.state.as_ref().map_or(&[], |s| &s.bundle_keys)
-    } else {
-        &options.bundle_keys
-    };
-    if key_files.is_empty() {
-        return Err(ImportError::NoBundleKey);
-    }
-    let mut keys = Vec::new();
-    for path in key_files {
-        keys.push(
-            PinnedKeys::read_pin(path).map_err(|source| ImportError::BundleKey {
-                path: path.clone(),
-                source: Box::new(source),
-            })?,
-        );
-    }
-    let bundle_error = |source| ImportError::Bundle {
-        path: options.bundle.clone(),
-        source: Box::new(source),
-    };
-    let bundle = Bundle::read_file(&options.bundle, &Limits::default(), None)
-        .map_err(bundle_error)?
-        .verify(&PinnedKeys::new(keys.clone()))
-        .map_err(bundle_error)?
-        .expect_kind(BundleKind::Response)
-        .map_err(bundle_error)?;
-
-    // The TUF repository it carries, from the trust held.
+    let keys = pinned_keys(options, &held)?;
+    let bundle = read_bundle(&options.bundle, &keys)?;
     let repo = BundleRepository::new(&bundle);
-    repository::check_chain(&repo, held.version, held.root())?;
-    let verified =
-        verify_source(held.root(), &repo, &VerifyOptions::at(options.at)).map_err(|source| {
-            ImportError::Tuf {
-                trusted_version: held.version,
-                source: Box::new(source),
-            }
-        })?;
-    let previous = held.state.as_ref().map(|s| ImportedVersions {
-        timestamp: s.record.timestamp_version,
-        snapshot: s.record.snapshot_version,
-        targets: s.record.targets_version,
-    });
-    repository::check_versions(&verified, previous)?;
+    let verified = verify_carried_repository(&repo, &held, options.at)?;
 
     // The Sigstore trusted root, a verified target.
     let trusted_root_json = repository::target_bytes(&repo, &verified, TRUSTED_ROOT_TARGET).ok_or(
@@ -323,13 +282,11 @@ pub fn import(options: &ImportOptions) -> Result<ImportReport, ImportError> {
         },
     )?;
     let trusted_root = parse_trusted_root(trusted_root_json)?;
-    let trusted_root_sha256 = sha256_hex(trusted_root_json);
 
-    // The outputs, in memory.
+    // Every root verified so far, the mirror, and what changed.
     let mut roots = held.roots.clone();
     roots.extend(repository::walked_roots(&repo, &verified));
     let mirror = repository::mirror_files(&repo, &verified, &roots);
-    let mirror_tar_gz = archive::tar_gz(MIRROR_DIR, &mirror)?;
     let before = changes::Before {
         root: held.root(),
         previous: held.state.as_ref().map(|s| changes::PreviousImport {
@@ -337,14 +294,10 @@ pub fn import(options: &ImportOptions) -> Result<ImportReport, ImportError> {
             snapshot: s.record.snapshot_version,
             targets_version: s.record.targets_version,
             targets: &s.record.targets,
-            trusted_root: held
-                .previous_trusted_root
-                .as_ref()
-                .expect("a state holds a trusted root"),
+            trusted_root: &s.trusted_root_parsed,
         }),
     };
-    let change_report = changes::compare(&before, &verified, &trusted_root);
-
+    let changes = changes::compare(&before, &verified, &trusted_root);
     let manifest = bundle.manifest();
     let mut report = ImportReport {
         out: options.out.clone(),
@@ -353,22 +306,113 @@ pub fn import(options: &ImportOptions) -> Result<ImportReport, ImportError> {
         bundle_sha256: hex::encode(bundle.bundle().sha256()),
         bundle_created: manifest.created,
         signer: bundle.signer().fingerprint(),
-        at: options.at,
-        repository: verified.clone(),
-        trusted_root_sha256: trusted_root_sha256.clone(),
+        // Reported and recorded in whole seconds (verification used the exact time).
+        at: Timestamp::from_second(options.at.as_second()).unwrap_or(options.at),
+        repository: verified,
+        trusted_root_sha256: sha256_hex(trusted_root_json),
         files: Vec::new(),
-        changes: change_report,
+        changes,
     };
+    let files = output_files(
+        &mut report,
+        &options.name,
+        mirror,
+        trusted_root_json,
+        &trusted_root,
+    )?;
+    output::write_new_dir(&options.out, &files)?;
+
+    // Only now, the state.
+    if let Some(dir) = &options.state {
+        let new_state = next_state(&held, &roots, trusted_root_json, &keys, &report);
+        state::commit(
+            dir,
+            held.state.as_ref().map(|s| s.raw.as_slice()),
+            &new_state,
+            &options.out,
+        )?;
+    }
+    Ok(report)
+}
+
+/// The appliance bundle keys to pin: those given, else those the state recorded.
+fn pinned_keys(options: &ImportOptions, held: &Held) -> Result<Vec<PublicKey>, ImportError> {
+    let files: &[PathBuf] = if options.bundle_keys.is_empty() {
+        held.state.as_ref().map_or(&[], |s| &s.bundle_keys)
+    } else {
+        &options.bundle_keys
+    };
+    if files.is_empty() {
+        return Err(ImportError::NoBundleKey);
+    }
+    files
+        .iter()
+        .map(|path| {
+            PinnedKeys::read_pin(path).map_err(|source| ImportError::BundleKey {
+                path: path.clone(),
+                source: Box::new(source),
+            })
+        })
+        .collect()
+}
+
+/// The bundle, after every check of the bundle module: a response signed by a pinned key.
+fn read_bundle(path: &Path, keys: &[PublicKey]) -> Result<VerifiedBundle, ImportError> {
+    let refused = |source| ImportError::Bundle {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    };
+    Bundle::read_file(path, &Limits::default(), None)
+        .map_err(refused)?
+        .verify(&PinnedKeys::new(keys.to_vec()))
+        .map_err(refused)?
+        .expect_kind(BundleKind::Response)
+        .map_err(refused)
+}
+
+/// The repository the bundle carries, verified from the trust held: where its chain starts,
+/// the TUF client workflow at `at`, then rollback of the metadata across imports.
+fn verify_carried_repository(
+    repo: &BundleRepository<'_>,
+    held: &Held,
+    at: Timestamp,
+) -> Result<VerifiedRepository, ImportError> {
+    repository::check_chain(repo, held.version, held.root())?;
+    let verified = verify_source(held.root(), repo, &VerifyOptions::at(at)).map_err(|source| {
+        ImportError::Tuf {
+            trusted_version: held.version,
+            source: Box::new(source),
+        }
+    })?;
+    let previous = held.state.as_ref().map(|s| ImportedVersions {
+        timestamp: s.record.timestamp_version,
+        snapshot: s.record.snapshot_version,
+        targets: s.record.targets_version,
+    });
+    repository::check_versions(&verified, previous)?;
+    Ok(verified)
+}
+
+/// Every output file by its path in the output directory; fills in `report.files`.
+fn output_files(
+    report: &mut ImportReport,
+    name: &str,
+    mirror: BTreeMap<String, Vec<u8>>,
+    trusted_root_json: &[u8],
+    trusted_root: &TrustedRoot,
+) -> Result<BTreeMap<String, Vec<u8>>, ImportError> {
+    let mirror_tar_gz = archive::tar_gz(MIRROR_DIR, &mirror)?;
+    let verified = &report.repository;
     let expiry = report.first_expiry();
     let inputs = manifests::ManifestInputs {
-        name: &options.name,
+        name,
         root: &verified.root_bytes,
         root_version: verified.root_version(),
         mirror_tar_gz: &mirror_tar_gz,
         trusted_root_json,
-        trusted_root: &trusted_root,
-        trusted_root_sha256: &trusted_root_sha256,
-        bundle_id: &manifest.id,
+        trusted_root,
+        trusted_root_sha256: &report.trusted_root_sha256,
+        bundle_id: &report.bundle_id,
         expiry: (expiry.role.name(), expiry.expires.to_string()),
         trusted_root_target: TRUSTED_ROOT_TARGET,
     };
@@ -389,28 +433,18 @@ pub fn import(options: &ImportOptions) -> Result<ImportReport, ImportError> {
         "manifests/kyverno-imagevalidatingpolicy.yaml".into(),
         manifests::kyverno_policy(&inputs).into_bytes(),
     );
-    files.insert("CHANGES.md".into(), Vec::new());
-    files.insert("import.json".into(), Vec::new());
-    report.files = files.keys().cloned().collect();
+    // The report lists every file, itself included.
+    report.files = files
+        .keys()
+        .cloned()
+        .chain(["CHANGES.md".to_string(), "import.json".to_string()])
+        .collect();
+    report.files.sort();
     files.insert("CHANGES.md".into(), report.changes_markdown().into_bytes());
-    let mut report_json =
-        serde_json::to_vec_pretty(&report.to_json()).expect("the report serialises");
-    report_json.push(b'\n');
-    files.insert("import.json".into(), report_json);
-
-    output::write_new_dir(&options.out, &files)?;
-
-    // Only now, the state.
-    if let Some(dir) = &options.state {
-        let new_state = next_state(&held, &roots, &verified, trusted_root_json, &keys, &report);
-        state::commit(
-            dir,
-            held.state.as_ref().map(|s| s.raw.as_slice()),
-            &new_state,
-            &options.out,
-        )?;
-    }
-    Ok(report)
+    let mut json = serde_json::to_vec_pretty(&report.to_json()).expect("the report serialises");
+    json.push(b'\n');
+    files.insert("import.json".into(), json);
+    Ok(files)
 }
 
 /// Reads the trust held: the pinned root, or the state's.
@@ -443,23 +477,13 @@ fn held_trust(options: &ImportOptions) -> Result<Held, ImportError> {
                 roots: BTreeMap::from([(version, bytes)]),
                 version,
                 state: None,
-                previous_trusted_root: None,
             })
         }
-        (None, Some(state)) => {
-            let previous =
-                parse_trusted_root(&state.trusted_root).map_err(|e| ImportError::BadState {
-                    path: state.dir.join(&state.record.trusted_root.path),
-                    reason: e.to_string(),
-                })?;
-            let version = state.record.root_version;
-            Ok(Held {
-                roots: state.roots.clone(),
-                version,
-                state: Some(state),
-                previous_trusted_root: Some(previous),
-            })
-        }
+        (None, Some(state)) => Ok(Held {
+            roots: state.roots.clone(),
+            version: state.record.root_version,
+            state: Some(state),
+        }),
         (None, None) => match &options.state {
             Some(dir) => Err(ImportError::NoState(dir.clone())),
             None => Err(ImportError::NoTrust),
@@ -467,6 +491,7 @@ fn held_trust(options: &ImportOptions) -> Result<Held, ImportError> {
     }
 }
 
+/// Reads a Sigstore trusted root of the media type today's clients accept.
 fn parse_trusted_root(bytes: &[u8]) -> Result<TrustedRoot, ImportError> {
     let bad = |reason: String| ImportError::BadTrustedRoot {
         name: TRUSTED_ROOT_TARGET,
@@ -499,11 +524,11 @@ fn target_hashes(verified: &VerifiedRepository) -> BTreeMap<String, String> {
 fn next_state(
     held: &Held,
     roots: &BTreeMap<u64, Vec<u8>>,
-    verified: &VerifiedRepository,
     trusted_root_json: &[u8],
-    keys: &[crate::keys::PublicKey],
+    keys: &[PublicKey],
     report: &ImportReport,
 ) -> NewState {
+    let verified = &report.repository;
     let mut files = StateFiles::default();
     let roots = roots
         .iter()

@@ -4,10 +4,11 @@
 //!
 //! A bundle's entry names are plain file names, so a repository travels flat: each
 //! `tuf-metadata` entry is a metadata file under its own name (`2.root.json`, `timestamp.json`,
-//! `3.snapshot.json`, …), and any other entry may be a target file under the name a mirror
-//! stores it by (`<sha256>.trusted_root.json` under consistent snapshots). The verifier reads
-//! them as `metadata/NAME` and `targets/NAME`; entries it does not ask for (a transcript, a
-//! journal segment) are never part of the mirror.
+//! `3.snapshot.json`, …), and any other entry may be a target file, under the name a mirror
+//! stores it by (`<sha256>.trusted_root.json` under consistent snapshots) or under its target
+//! name (`trusted_root.json`). The verifier reads them as `metadata/NAME` and `targets/NAME`;
+//! entries it does not ask for (a transcript, a journal segment) are never part of the mirror,
+//! and target files are written to the mirror under the names clients fetch them by.
 
 use std::collections::BTreeMap;
 
@@ -46,12 +47,19 @@ impl<'a> BundleRepository<'a> {
             .collect()
     }
 
-    /// A file by its repository path, if the bundle carries it.
+    /// A file by its repository path, if the bundle carries it. A target file stored under a
+    /// hash prefix (`targets/<sha256>.NAME`) may travel under its plain name (`NAME`); whether
+    /// its bytes have that hash is for the verifier to say.
     pub fn file(&self, path: &str) -> Option<&'a [u8]> {
         if let Some(name) = path.strip_prefix("metadata/") {
             self.metadata.get(name).copied()
         } else if let Some(name) = path.strip_prefix("targets/") {
-            self.files.get(name).copied()
+            self.files.get(name).copied().or_else(|| {
+                let (hash, plain) = name.split_once('.')?;
+                let hashed =
+                    matches!(hash.len(), 64 | 128) && hash.bytes().all(|b| b.is_ascii_hexdigit());
+                hashed.then(|| self.files.get(plain).copied()).flatten()
+            })
         } else {
             None
         }
@@ -204,4 +212,151 @@ pub(super) fn target_bytes<'a>(
 ) -> Option<&'a [u8]> {
     let target = verified.targets.iter().find(|t| t.name == name)?;
     repo.file(target.path.as_deref()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo<'a>(
+        metadata: &[(&'a str, &'a [u8])],
+        files: &[(&'a str, &'a [u8])],
+    ) -> BundleRepository<'a> {
+        BundleRepository {
+            metadata: metadata.iter().copied().collect(),
+            files: files.iter().copied().collect(),
+        }
+    }
+
+    #[test]
+    fn the_chain_must_start_at_the_trusted_root_and_continue_without_a_gap() {
+        let ok = repo(
+            &[
+                ("2.root.json", b"two"),
+                ("3.root.json", b"three"),
+                ("1.root.json", b"old"),
+            ],
+            &[],
+        );
+        // Roots older than the trusted one are not compared: the state holds its own copies.
+        assert!(check_chain(&ok, 2, b"two").is_ok());
+        let err = check_chain(&ok, 2, b"other").unwrap_err();
+        assert!(
+            matches!(err, ImportError::ChainStart { version: 2, .. }),
+            "{err}"
+        );
+
+        let gap = repo(&[("2.root.json", b"two"), ("4.root.json", b"four")], &[]);
+        let err = check_chain(&gap, 2, b"two").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ImportError::ChainGap {
+                    trusted: 2,
+                    missing: 3,
+                    present: 4
+                }
+            ),
+            "{err}"
+        );
+
+        let old = repo(&[("1.root.json", b"one"), ("timestamp.json", b"{}")], &[]);
+        let err = check_chain(&old, 2, b"two").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ImportError::RootRollback {
+                    newest: 1,
+                    trusted: 2
+                }
+            ),
+            "{err}"
+        );
+
+        // No root at all: the chain is the trusted root alone (the verifier checks the rest).
+        let none = repo(&[("timestamp.json", b"{}")], &[]);
+        assert!(check_chain(&none, 2, b"two").is_ok());
+        let err = check_chain(&repo(&[], &[]), 2, b"two").unwrap_err();
+        assert!(matches!(err, ImportError::NoMetadata), "{err}");
+        // Leading zeros do not name a root version.
+        assert!(repo(&[("01.root.json", b"x")], &[])
+            .root_versions()
+            .is_empty());
+    }
+
+    #[test]
+    fn metadata_older_than_the_previous_import_is_a_rollback() {
+        let role = |role: Role, version: u64| crate::tuf::VerifiedRole {
+            role,
+            version,
+            expires: jiff::Timestamp::UNIX_EPOCH,
+            file: String::new(),
+            threshold: 1,
+            keyids: Vec::new(),
+            signed_by: Vec::new(),
+        };
+        let verified = VerifiedRepository {
+            trusted_root_version: 1,
+            roles: vec![
+                role(Role::Root, 1),
+                role(Role::Timestamp, 5),
+                role(Role::Snapshot, 4),
+                role(Role::Targets, 3),
+            ],
+            targets: Vec::new(),
+            root_bytes: Vec::new(),
+        };
+        let previous = |timestamp, snapshot, targets| {
+            Some(ImportedVersions {
+                timestamp,
+                snapshot,
+                targets,
+            })
+        };
+        assert!(check_versions(&verified, None).is_ok());
+        assert!(check_versions(&verified, previous(5, 4, 3)).is_ok());
+        let err = check_versions(&verified, previous(6, 4, 3)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "rollback check failed: the bundle's timestamp metadata is v5, older than the v6 \
+             imported before"
+        );
+        let err = check_versions(&verified, previous(5, 4, 9)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ImportError::MetadataRollback {
+                    role: Role::Targets,
+                    found: 3,
+                    imported: 9
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn target_files_are_found_by_stored_or_plain_name() {
+        let hash = "ab".repeat(32);
+        let stored = format!("{hash}.signing_config.json");
+        let r = repo(
+            &[("timestamp.json", b"ts")],
+            &[
+                ("trusted_root.json", b"plain"),
+                (stored.as_str(), b"stored"),
+            ],
+        );
+        assert_eq!(r.file("metadata/timestamp.json"), Some(&b"ts"[..]));
+        assert_eq!(r.file("targets/trusted_root.json"), Some(&b"plain"[..]));
+        assert_eq!(
+            r.file(&format!("targets/{hash}.trusted_root.json")),
+            Some(&b"plain"[..])
+        );
+        assert_eq!(r.file(&format!("targets/{stored}")), Some(&b"stored"[..]));
+        // Only a hash prefix is stripped; metadata is never a target and vice versa.
+        assert_eq!(r.file("targets/prefix.trusted_root.json"), None);
+        assert_eq!(r.file("targets/timestamp.json"), None);
+        assert_eq!(r.file("metadata/trusted_root.json"), None);
+        assert_eq!(r.file("trusted_root.json"), None);
+    }
 }

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::output::sync_dir;
 use super::ImportError;
+use crate::trustroot::TrustedRoot;
 use crate::tuf::sha256_hex;
 
 /// The state file's name.
@@ -89,8 +90,8 @@ pub(super) struct LoadedState {
     pub record: StateRecord,
     /// Every root, by version.
     pub roots: BTreeMap<u64, Vec<u8>>,
-    /// The trusted_root.json bytes.
-    pub trusted_root: Vec<u8>,
+    /// The trusted_root.json imported last, parsed.
+    pub trusted_root_parsed: TrustedRoot,
     /// The pinned bundle key files.
     pub bundle_keys: Vec<PathBuf>,
 }
@@ -151,7 +152,9 @@ pub(super) fn load(dir: &Path) -> Result<Option<LoadedState>, ImportError> {
             ),
         ));
     }
-    let trusted_root = read(&record.trusted_root)?;
+    let trusted_root_path = dir.join(&record.trusted_root.path);
+    let trusted_root_parsed = super::parse_trusted_root(&read(&record.trusted_root)?)
+        .map_err(|e| bad(&trusted_root_path, e.to_string()))?;
     let mut bundle_keys = Vec::new();
     for file in &record.bundle_keys {
         read(file)?;
@@ -162,7 +165,7 @@ pub(super) fn load(dir: &Path) -> Result<Option<LoadedState>, ImportError> {
         raw,
         record,
         roots,
-        trusted_root,
+        trusted_root_parsed,
         bundle_keys,
     }))
 }

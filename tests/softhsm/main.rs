@@ -3,6 +3,7 @@
 mod bundle;
 mod ceremony;
 mod common;
+mod import;
 mod journal;
 mod keys;
 mod trustroot;
