@@ -37,3 +37,20 @@ fuzz:
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run bundle_decode -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536
 	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run journal_segment -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536
+
+# The appliance image (images/README.md): not part of `make test`, a boot test takes minutes.
+#   make image        install what is missing, build the bootable image (prints its SHA-256)
+#   make image-test   boot it under QEMU (TCG), rehearse from the console, check the outputs,
+#                     rebuild and compare hashes
+#   make image-bench  boot time against a bare kernel + busybox baseline
+.PHONY: image image-test image-bench
+
+image:
+	./images/install-deps.sh
+	./images/build.sh
+
+image-test: image
+	python3 images/test/image_test.py
+
+image-bench: image
+	python3 images/test/bench.py 5

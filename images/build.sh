@@ -16,7 +16,8 @@
 #        images/build.sh --relock   pin the current Debian 12 versions of packages.list into
 #                                   packages.lock (the image hash changes), then build
 # Environment: OUT, WORK (scratch, default images/build/work), CACHE (downloaded .debs, default
-#   images/cache), ROOTCELLAR_BIN (put this binary in the image instead of building one),
+#   images/cache), ROOTCELLAR_BIN (put this binary in the image instead of building one) and
+#   ROOTCELLAR_RUSTC (the `rustc --version` it was built with, for the manifest),
 #   CARGO_PROFILE (release, the default, or dev).
 set -euo pipefail
 
@@ -116,7 +117,7 @@ kver=${kernel_package#linux-image-}
 step "rootcellar binary"
 if [ -n "${ROOTCELLAR_BIN:-}" ]; then
   rootcellar_bin=$ROOTCELLAR_BIN
-  rustc_version="unknown (prebuilt binary given as ROOTCELLAR_BIN)"
+  rustc_version=${ROOTCELLAR_RUSTC:-"unknown (prebuilt binary given as ROOTCELLAR_BIN)"}
 else
   # Its own target directory: a release build here never waits on (or invalidates) the debug
   # builds of `make test` in target/. Paths are remapped so the binary does not depend on where
@@ -453,7 +454,7 @@ elapsed=$(($(date +%s) - started))
 {
   say "built $(date -u '+%Y-%m-%dT%H:%M:%SZ') in ${elapsed}s (build time, not an input)"
   say "packages.lock sha256:$(sha256sum "$lock" | cut -d' ' -f1)"
-  say "rootcellar $rootcellar_bin"
+  say "rootcellar-bin $rootcellar_bin"
   say "rustc $rustc_version"
   say "python3 $(python3 --version 2>&1)"
   dpkg-query -W -f '${Package} ${Version}\n' cpio squashfs-tools dosfstools mtools fdisk binutils kmod

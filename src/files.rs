@@ -35,6 +35,19 @@ pub fn ensure_absent<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()
     Ok(())
 }
 
+/// A fresh, unpredictable name beside `path` (`.tmp-NONCE-NAME`) to build an output in before
+/// it is moved into place; `None` when `path` has no final component.
+pub fn temp_sibling(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_string_lossy();
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut nonce = [0u8; 8];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+    Some(dir.join(format!(".tmp-{}-{name}", hex::encode(nonce))))
+}
+
 /// Writes `contents` to `path`, which must not exist.
 pub fn write_new(path: &Path, contents: &[u8]) -> Result<(), OutputError> {
     let io = |source| OutputError::Io {
@@ -42,14 +55,12 @@ pub fn write_new(path: &Path, contents: &[u8]) -> Result<(), OutputError> {
         source,
     };
     ensure_absent([path])?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let mut nonce = [0u8; 8];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
-    let temp = dir.join(format!(".tmp-{}-{name}", hex::encode(nonce)));
+    let temp = temp_sibling(path).ok_or_else(|| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the output has no file name",
+        ))
+    })?;
     let result = (|| {
         let mut file = std::fs::OpenOptions::new()
             .write(true)

@@ -74,7 +74,7 @@ def main() -> int:
     print(f"rootcellar appliance image, boot to the console under QEMU TCG (2 vCPUs), "
           f"median of {rounds} rounds, load average {load:.1f} at start")
     print(f"  image size                 : {size / 1048576:6.1f} MiB ({size} bytes; target <= 64 MiB)")
-    print(f"  initramfs (zstd)           : {(OUT / 'initrd.img').stat().st_size / 1048576:6.1f} MiB")
+    print(f"  initramfs (+ squashfs root): {(OUT / 'initrd.img').stat().st_size / 1048576:6.1f} MiB")
     print(f"  last build time            : {build}")
     ok = size <= 64 << 20
     for kind, label in (("direct", "direct boot (vmlinux)"), ("uefi", "UEFI (OVMF + UKI)")):

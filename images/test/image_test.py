@@ -236,7 +236,12 @@ def debug_boot(stick: Path, manifest_id: str) -> dict[str, float]:
 def rebuild_and_compare() -> float:
     started = time.monotonic()
     rebuild = IMAGES / "build" / "rebuild"
-    env = dict(os.environ, OUT=str(rebuild / "out"), WORK=str(rebuild / "work"))
+    # The same inputs: the rootcellar binary the first build used (others may be changing the
+    # source tree meanwhile), the same packages.lock, scripts and ceremony files.
+    info = dict(line.split(" ", 1) for line in (OUT / "build-info.txt").read_text().splitlines()
+                if line.startswith(("rootcellar-bin ", "rustc ")))
+    env = dict(os.environ, OUT=str(rebuild / "out"), WORK=str(rebuild / "work"),
+               ROOTCELLAR_BIN=info["rootcellar-bin"], ROOTCELLAR_RUSTC=info["rustc"])
     subprocess.run([str(IMAGES / "build.sh")], env=env, check=True, stdout=subprocess.DEVNULL)
     first = (OUT / "SHA256SUMS").read_text()
     second = (rebuild / "out" / "SHA256SUMS").read_text()

@@ -20,23 +20,15 @@ pub(super) fn extract_into_new_dir<'a>(
     if dir.symlink_metadata().is_ok() {
         return Err(BundleError::TargetExists(dir.to_path_buf()));
     }
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = dir
-        .file_name()
-        .ok_or_else(|| BundleError::Extract {
-            path: dir.to_path_buf(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "the target has no directory name",
-            ),
-        })?
-        .to_string_lossy();
-    let mut nonce = [0u8; 8];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
-    let temp = parent.join(format!(".tmp-{}-{name}", hex::encode(nonce)));
+    let temp = crate::files::temp_sibling(dir).ok_or_else(|| BundleError::Extract {
+        path: dir.to_path_buf(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the target has no directory name",
+        ),
+    })?;
+    // temp_sibling always names a path inside the output's parent directory.
+    let parent = temp.parent().unwrap_or(Path::new("."));
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| BundleError::Extract { path, source }
