@@ -204,7 +204,8 @@ def debug_boot(stick: Path, manifest_id: str) -> dict[str, float]:
             vm.expect("RC-BEGIN", timeout)
             return vm.expect("RC-END", timeout)[: -len("RC-END")].strip()
 
-        shell("sleep 3; cat /run/rootcellar/drivers-loaded")  # let the background module loading finish
+        # Let the background driver loading finish, and the USB stick attached at boot settle.
+        shell("i=0; while [ ! -e /run/rootcellar/drivers-loaded ] && [ $i -lt 120 ]; do sleep 1; i=$((i+1)); done", 180)
         interfaces = shell("ls /sys/class/net").split()
         check("only lo exists (with a virtio-net card attached)", interfaces == ["lo"], str(interfaces))
         # virtio_pci binds every virtio PCI function (the disk needs it); the network driver
@@ -221,7 +222,8 @@ def debug_boot(stick: Path, manifest_id: str) -> dict[str, float]:
         write = shell("touch /usr/probe 2>&1; echo status=$?")
         check("writing to / fails", "Read-only file system" in write and "status=1" in write, write)
         check("the stick is not mounted outside a step", "/media/sneaker" not in mounts)
-        present = shell("rc-media status")
+        present = shell("for i in 1 2 3 4 5 6 7 8 9 10; do rc-media status | grep -q present && break; "
+                        "sleep 1; done; rc-media status", 180)
         check("rc-media finds the stick by its label", "present: /dev/" in present, present)
         vm.send("exit\n")
         vm.expect(READY, 120)
