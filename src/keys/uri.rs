@@ -32,8 +32,9 @@ const PATH_VALUE: &AsciiSet = &CONTROLS
     .add(b'|')
     .add(b'}');
 
-/// Characters escaped in query attribute values (paths keep their slashes).
-const QUERY_VALUE: &AsciiSet = &CONTROLS
+/// Characters escaped in query attribute values (paths keep their slashes); `yubihsm:` URIs
+/// share it.
+pub(super) const QUERY_VALUE: &AsciiSet = &CONTROLS
     .add(b' ')
     .add(b'"')
     .add(b'#')

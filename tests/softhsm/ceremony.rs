@@ -257,13 +257,7 @@ fn root_init_and_intermediates_rehearsal_outputs_verify() {
     let out = r.run("ceremony/root-init.toml", None, "root-init", None);
     assert_ok(&out);
     let root = r.path("root-init/root.pem");
-    let verified = openssl(&[
-        "verify",
-        "-x509_strict",
-        "-CAfile",
-        root.to_str().unwrap(),
-        root.to_str().unwrap(),
-    ]);
+    let verified = openssl_verify(&root, &root);
     assert!(verified.status.success());
     let subject = openssl(&["x509", "-in", root.to_str().unwrap(), "-noout", "-subject"]);
     assert!(
@@ -303,13 +297,7 @@ fn root_init_and_intermediates_rehearsal_outputs_verify() {
     assert_ok(&out);
     for name in ["intermediate-fulcio.pem", "intermediate-tsa.pem"] {
         let cert = r.path(&format!("intermediates/{name}"));
-        let verified = openssl(&[
-            "verify",
-            "-x509_strict",
-            "-CAfile",
-            root.to_str().unwrap(),
-            cert.to_str().unwrap(),
-        ]);
+        let verified = openssl_verify(&root, &cert);
         assert!(
             verified.status.success(),
             "{name}: {}",
@@ -355,15 +343,7 @@ fn root_init_resumes_after_a_crash_at_every_point() {
         let resumed = r.run("ceremony/root-init.toml", None, "out", None);
         assert_ok(&resumed);
         let root = r.path("out/root.pem");
-        assert!(openssl(&[
-            "verify",
-            "-x509_strict",
-            "-CAfile",
-            root.to_str().unwrap(),
-            root.to_str().unwrap()
-        ])
-        .status
-        .success());
+        assert!(openssl_verify(&root, &root).status.success());
         python_tuf_accepts(&r.path("out/tuf"), &[&root]);
 
         // No key was generated twice, and each step completed exactly once.
@@ -472,13 +452,7 @@ fn an_interrupted_intermediate_ceremony_never_reuses_a_serial() {
     assert_ne!(fulcio_after, tsa_after);
     let root = r.path("root-init/root.pem");
     for cert in ["out/intermediate-fulcio.pem", "out/intermediate-tsa.pem"] {
-        let verified = openssl(&[
-            "verify",
-            "-x509_strict",
-            "-CAfile",
-            root.to_str().unwrap(),
-            r.path(cert).to_str().unwrap(),
-        ]);
+        let verified = openssl_verify(&root, &r.path(cert));
         assert!(verified.status.success());
     }
 }
@@ -614,15 +588,7 @@ fn the_root_pin_is_split_and_only_a_quorum_of_valid_shares_unlocks_it() {
     assert_ok(&quorum);
     let root = r.path("root-init/root.pem");
     let cert = r.path("intermediates/intermediate-fulcio.pem");
-    assert!(openssl(&[
-        "verify",
-        "-x509_strict",
-        "-CAfile",
-        root.to_str().unwrap(),
-        cert.to_str().unwrap()
-    ])
-    .status
-    .success());
+    assert!(openssl_verify(&root, &cert).status.success());
 }
 
 #[test]
@@ -682,15 +648,7 @@ fn an_interactive_run_at_a_real_terminal_completes() {
     let transcript = std::fs::read_to_string(r.path("out/transcript.md")).unwrap();
     assert!(transcript.contains("Olga Operator") && transcript.contains("Wanda Witness"));
     let root = r.path("out/root.pem");
-    assert!(openssl(&[
-        "verify",
-        "-x509_strict",
-        "-CAfile",
-        root.to_str().unwrap(),
-        root.to_str().unwrap()
-    ])
-    .status
-    .success());
+    assert!(openssl_verify(&root, &root).status.success());
 }
 
 #[test]

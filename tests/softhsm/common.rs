@@ -162,6 +162,17 @@ pub fn openssl(args: &[&str]) -> Output {
         .expect("openssl runs")
 }
 
+/// `openssl verify -x509_strict` of `cert` against the trust anchor `ca`.
+pub fn openssl_verify(ca: &Path, cert: &Path) -> Output {
+    openssl(&[
+        "verify",
+        "-x509_strict",
+        "-CAfile",
+        ca.to_str().unwrap(),
+        cert.to_str().unwrap(),
+    ])
+}
+
 /// Writes an ECDSA private key and a CSR for `subject` made by openssl (the online side).
 pub fn openssl_csr(dir: &Path, name: &str, curve: &str, subject: &str) -> PathBuf {
     let key = dir.join(format!("{name}.key"));

@@ -76,16 +76,6 @@ fn der_of(pem_path: &Path) -> Vec<u8> {
     x509_parser::pem::parse_x509_pem(&bytes).unwrap().1.contents
 }
 
-fn openssl_verify(root: &Path, cert: &Path) -> std::process::Output {
-    openssl(&[
-        "verify",
-        "-x509_strict",
-        "-CAfile",
-        root.to_str().unwrap(),
-        cert.to_str().unwrap(),
-    ])
-}
-
 #[test]
 fn root_certificate_has_the_root_profile() {
     let pki = pki();

@@ -35,22 +35,7 @@ const LABEL_VALUE: &AsciiSet = &CONTROLS
     .add(b'|')
     .add(b'}');
 
-/// Characters escaped in a query value (paths keep their slashes).
-const QUERY_VALUE: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'&')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'\\')
-    .add(b'^')
-    .add(b'`')
-    .add(b'{')
-    .add(b'|')
-    .add(b'}');
+use crate::keys::uri::QUERY_VALUE;
 
 /// The port `yubihsm-connector` listens on unless configured otherwise.
 pub const DEFAULT_CONNECTOR_PORT: u16 = 12345;
