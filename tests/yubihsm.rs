@@ -619,3 +619,59 @@ fn an_absent_connector_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_password_change_replaces_the_key_and_clears_an_interrupted_one() {
+    use yubihsm::{authentication, object, Capability, Credentials, Domain};
+    let mock = Mock::new("password-change");
+    let device = mock.device();
+    let signer = open_signer(&mock.generate("kept")).unwrap();
+    // What an earlier change cut off after its first step leaves: a temporary key.
+    let stale = yubihsm::Client::open(
+        mock.outside.clone(),
+        Credentials::from_password(1, b"password"),
+        false,
+    )
+    .unwrap();
+    stale
+        .put_authentication_key(
+            0x0777,
+            object::Label::from_bytes(keys::yubihsm::TEMPORARY_AUTH_KEY_LABEL.as_bytes()).unwrap(),
+            Domain::all(),
+            Capability::all(),
+            Capability::all(),
+            authentication::Algorithm::YubicoAes,
+            authentication::Key::derive_from_password(b"an older password"),
+        )
+        .unwrap();
+
+    let new = keys::yubihsm::Password::new(zeroize::Zeroizing::new("a new random one".into()));
+    let replaced = device.change_password(&new).unwrap();
+
+    let open = |password: &[u8]| {
+        yubihsm::Client::open(
+            mock.outside.clone(),
+            Credentials::from_password(1, password),
+            false,
+        )
+    };
+    assert!(open(b"password").is_err(), "the old password still works");
+    let session = open(b"a new random one").expect("the new password opens 0x0001");
+    let auth_keys: Vec<u16> = session
+        .list_objects(&[object::Filter::Type(object::Type::AuthenticationKey)])
+        .unwrap()
+        .iter()
+        .map(|e| e.object_id)
+        .collect();
+    assert_eq!(auth_keys, [1], "the stale and the temporary key are gone");
+    let info = session
+        .get_object_info(1, object::Type::AuthenticationKey)
+        .unwrap();
+    assert_eq!(info.capabilities, Capability::all(), "capabilities kept");
+    // Later opens in the process reach the new session; signers made before still sign.
+    assert!(Arc::ptr_eq(&mock.device(), &replaced));
+    let message = b"after the change";
+    assert!(signer
+        .public_key()
+        .verify(message, &signer.sign(message).unwrap()));
+}

@@ -140,6 +140,30 @@ pub fn gather_secret(
     custodians: &[String],
     rehearsal_set_dir: Option<&Path>,
 ) -> Result<Zeroizing<Vec<u8>>, CeremonyError> {
+    let shares = gather_shares(
+        prompter,
+        what,
+        set_id,
+        threshold,
+        custodians,
+        rehearsal_set_dir,
+    )?;
+    combine_shares(&shares).map_err(|e| {
+        CeremonyError::NotConfirmed(format!("the shares of {what} do not combine: {e}"))
+    })
+}
+
+/// Asks custodians, in order, for shares of split `set_id` of `what` until `threshold` valid
+/// ones are in hand. A share that is corrupted, from another split, or given twice is named and
+/// refused.
+pub fn gather_shares(
+    prompter: &mut dyn Prompter,
+    what: &str,
+    set_id: &str,
+    threshold: u8,
+    custodians: &[String],
+    rehearsal_set_dir: Option<&Path>,
+) -> Result<Vec<Share>, CeremonyError> {
     let mut shares: Vec<Share> = Vec::new();
     prompter.say(&format!(
         "{what} is unlocked by {threshold} of its custodians' shares (split {set_id})."
@@ -178,7 +202,5 @@ pub fn gather_secret(
             shares.len()
         )));
     }
-    combine_shares(&shares).map_err(|e| {
-        CeremonyError::NotConfirmed(format!("the shares of {what} do not combine: {e}"))
-    })
+    Ok(shares)
 }

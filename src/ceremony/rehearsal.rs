@@ -1,13 +1,19 @@
 //! Rehearsal tokens: every token a script names is created, once, in a throwaway SoftHSM2 under
 //! the state directory, with a random PIN kept in a file beside it. Rehearsals of successive
 //! ceremonies (root-init, then an intermediate, then a rotation) share the same tokens.
+//!
+//! A YubiHSM2 reached over USB or `yubihsm-connector` is rehearsed the same way: its keys move
+//! to a SoftHSM2 token named after the device (`yubihsm-SERIAL-auth-0xNNNN`), so that a
+//! rehearsal never touches the production device. A YubiHSM2 behind a connector registered in
+//! the process (a MockHsm in tests) is already a throwaway device and is used as it is.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::{CeremonyError, Script};
-use crate::keys::Pkcs11Uri;
+use crate::keys::yubihsm::ConnectorSpec;
+use crate::keys::{KeyLocation, Pkcs11Uri};
 
 /// Where Debian installs SoftHSM2's PKCS#11 module.
 const SOFTHSM_MODULES: [&str; 2] = [
@@ -20,7 +26,7 @@ const SOFTHSM_MODULES: [&str; 2] = [
 /// `SOFTHSM2_CONF` when it is initialised.
 pub fn prepare_tokens(
     state: &Path,
-    script: &Script,
+    script: &mut Script,
 ) -> Result<BTreeMap<String, PathBuf>, CeremonyError> {
     // Absolute paths: the configuration outlives this process and its working directory.
     let state = std::path::absolute(state).unwrap_or_else(|_| state.to_path_buf());
@@ -51,8 +57,23 @@ pub fn prepare_tokens(
     std::env::set_var(crate::keys::MODULE_ENV, module);
 
     let mut files = BTreeMap::new();
-    for spec in script.keys.values() {
-        let label = Pkcs11Uri::parse(&spec.uri)?.token_label().to_string();
+    for spec in script.keys.values_mut() {
+        let location = KeyLocation::parse(&spec.uri)?;
+        let label = match &location {
+            KeyLocation::YubiHsm(uri) if matches!(uri.connector, ConnectorSpec::Registered(_)) => {
+                continue
+            }
+            KeyLocation::YubiHsm(uri) => {
+                spec.uri = Pkcs11Uri {
+                    token: Some(location.device()),
+                    object: uri.label.clone(),
+                    ..Default::default()
+                }
+                .to_string();
+                location.device()
+            }
+            KeyLocation::Pkcs11(uri) => uri.token_label().to_string(),
+        };
         let pin_file = pins.join(format!("{label}.pin"));
         if !pin_file.exists() {
             let mut bytes = [0u8; 8];

@@ -26,7 +26,8 @@ use super::script::{Action, PinMode, Script, Step};
 use super::transcript::{StepEntry, Transcript};
 use super::CeremonyError;
 use crate::journal::{Digest as JournalDigest, Journal, Record};
-use crate::keys::{self, Pin, PinSource, Pkcs11Token, Pkcs11Uri};
+use crate::keys::yubihsm as yubihsm_keys;
+use crate::keys::{self, KeyLocation, Pin, PinSource, Pkcs11Token};
 
 /// How to run a ceremony.
 #[derive(Clone, Debug)]
@@ -263,6 +264,9 @@ struct Context<'a> {
     instance: String,
     /// The operator, as the journal names the actor.
     operator: String,
+    /// The YubiHSM2 devices unlocked in this run, by device name, with the last entry of
+    /// their audit log when first unlocked: the ceremony's share of the log starts after it.
+    yubihsms: BTreeMap<String, (KeyLocation, Option<u16>)>,
 }
 
 impl Context<'_> {
@@ -302,73 +306,88 @@ fn journal_digest(name: &str, hex_digest: &str) -> JournalDigest {
 }
 
 impl Context<'_> {
-    /// The URI of a script key, as this machine reaches it.
-    fn key_uri(&self, name: &str) -> Result<Pkcs11Uri, CeremonyError> {
-        let spec = &self.script.keys[name];
-        Ok(Pkcs11Uri::parse(&spec.uri)?)
+    /// Where a script key lives, as this machine reaches it.
+    fn key_uri(&self, name: &str) -> Result<KeyLocation, CeremonyError> {
+        Ok(KeyLocation::parse(&self.script.keys[name].uri)?)
     }
 
-    /// Logs in to the token holding `name`, asking for its PIN the way the script says: typed
-    /// by its holder, or rebuilt from a quorum of custodians' shares once the PIN was split.
+    /// Logs in to the device holding `name` (a PKCS#11 token, or a YubiHSM2's authentication
+    /// key), asking for its secret the way the script says: typed by its holder, or rebuilt
+    /// from a quorum of custodians' shares once the secret was split.
     fn unlock(&mut self, name: &str) -> Result<(), CeremonyError> {
-        let uri = self.key_uri(name)?;
-        let token = uri.token_label().to_string();
+        let location = self.key_uri(name)?;
+        let token = location.device();
         if self.unlocked.contains(&token) {
             return Ok(());
         }
         let spec = &self.script.keys[name];
         let split = self.pin_sets.get(&token).cloned();
         // A split recorded as pending may not have reached the token (a crash between the two):
-        // its old PIN is then still the one that works.
+        // its old secret is then still the one that works.
+        let mut pin = None;
         if let Some(set) = split.as_ref().filter(|s| s.pending) {
-            let rebuilt = gather_pin(
+            let rebuilt = Arc::new(gather_pin(
                 self.prompter,
                 &token,
                 set,
                 &self.script.roles.custodians,
                 self.rehearsal_shares.as_deref(),
-            )?;
-            let rebuilt = Arc::new(rebuilt);
-            match Pkcs11Token::open_with(&uri, &PinSource::Given(rebuilt.clone())) {
-                Ok(_) => {
+            )?);
+            match location.log_in(&rebuilt) {
+                Ok(()) => {
                     let mut confirmed = set.clone();
                     confirmed.pending = false;
                     self.pin_sets.put(&token, confirmed)?;
-                    self.pins.insert(token.clone(), rebuilt);
-                    self.unlocked.insert(token);
-                    return Ok(());
+                    pin = Some(rebuilt);
                 }
-                Err(crate::keys::KeyError::WrongPin { .. }) => {
+                Err(e) if e.is_wrong_secret() => {
                     self.prompter.say(&format!(
-                        "The split of token {token:?} never took effect; its previous PIN is used."
+                        "The split of {token:?} never took effect; its previous {} is used.",
+                        location.secret_name()
                     ));
                 }
                 Err(e) => return Err(e.into()),
             }
         }
-        let split = split.filter(|s| !s.pending);
-        let pin = match (&split, self.pin_files.get(&token)) {
-            (Some(set), _) => gather_pin(
-                self.prompter,
-                &token,
-                set,
-                &self.script.roles.custodians,
-                self.rehearsal_shares.as_deref(),
-            )?,
-            (None, Some(file)) => PinSource::File(file.clone()).read(&token)?,
-            (None, None) => {
-                let holder = match (spec.pin, &spec.holder) {
-                    // Before its first split, a quorum token still has the PIN it was set up with.
-                    (PinMode::Shares, _) => "operator (the token's initial PIN)".to_string(),
-                    (PinMode::Prompt, Some(holder)) => holder.clone(),
-                    (PinMode::Prompt, None) => "operator".to_string(),
+        let pin = match pin {
+            Some(pin) => pin,
+            None => {
+                let split = split.filter(|s| !s.pending);
+                let pin = match (&split, self.pin_files.get(&token)) {
+                    (Some(set), _) => gather_pin(
+                        self.prompter,
+                        &token,
+                        set,
+                        &self.script.roles.custodians,
+                        self.rehearsal_shares.as_deref(),
+                    )?,
+                    (None, Some(file)) => PinSource::File(file.clone()).read(&token)?,
+                    (None, None) => {
+                        let holder = match (spec.pin, &spec.holder) {
+                            // Before its first split, a quorum token still has the secret it
+                            // was set up with.
+                            (PinMode::Shares, _) => {
+                                format!("operator (the initial {})", location.secret_name())
+                            }
+                            (PinMode::Prompt, Some(holder)) => holder.clone(),
+                            (PinMode::Prompt, None) => "operator".to_string(),
+                        };
+                        Pin::new(self.prompter.pin(&token, &holder)?)
+                    }
                 };
-                Pin::new(self.prompter.pin(&token, &holder)?)
+                let pin = Arc::new(pin);
+                location.log_in(&pin)?;
+                pin
             }
         };
-        let pin = Arc::new(pin);
-        Pkcs11Token::open_with(&uri, &PinSource::Given(pin.clone()))?;
         self.pins.insert(token.clone(), pin);
+        if let Some(device) = location.yubihsm()? {
+            let last = yubihsm_keys::audit_log(&device)?
+                .entries
+                .last()
+                .map(|e| e.item);
+            self.yubihsms.insert(token.clone(), (location, last));
+        }
         self.unlocked.insert(token);
         Ok(())
     }
@@ -409,7 +428,7 @@ pub fn run(
     options: &RunOptions,
     prompter: &mut dyn Prompter,
 ) -> Result<CeremonyReport, CeremonyError> {
-    let script = super::check(&options.script)?;
+    let mut script = super::check(&options.script)?;
     if !script.inputs.is_empty() && options.inputs.is_none() {
         return Err(CeremonyError::MissingInput {
             name: script.inputs[0].name.clone(),
@@ -526,7 +545,7 @@ pub fn run(
 
     let pin_sets = PinSets::load(&options.state)?;
     let pin_files = if rehearsal {
-        super::rehearsal::prepare_tokens(&options.state, &script)?
+        super::rehearsal::prepare_tokens(&options.state, &mut script)?
     } else {
         BTreeMap::new()
     };
@@ -544,6 +563,7 @@ pub fn run(
         journal,
         instance: instance_name,
         operator: present["operator"].join(", "),
+        yubihsms: BTreeMap::new(),
     };
     let mut transcript = Transcript::new(&script, &instance, time, &present, rehearsal);
     let mut resumed = Vec::new();
@@ -604,6 +624,7 @@ pub fn run(
             sha256_tree(&work.join(name)).map_err(|e| state_error(e.to_string()))?,
         );
     }
+    record_device_audits(&mut context, &mut transcript, &staging)?;
     transcript.finish(&outputs);
     transcript.journal_head(context.journal.head()?.to_string());
     std::fs::write(staging.join("transcript.md"), transcript.markdown())
@@ -659,8 +680,8 @@ fn preview(context: &mut Context<'_>, step: &Step) -> Result<Vec<String>, Ceremo
     }
     for name in step.action.key_names() {
         let spec = &context.script.keys[name];
-        let uri = Pkcs11Uri::parse(&spec.uri)?;
-        lines.push(format!("uses key {name}: {}", uri.without_query()));
+        let location = KeyLocation::parse(&spec.uri)?;
+        lines.push(format!("uses key {name}: {}", location.without_query()));
     }
     match &step.action {
         Action::RootCertificate { subject, days, .. } => {
@@ -814,6 +835,81 @@ fn deliver_shares(
     Ok(())
 }
 
+/// Reads the audit log of every YubiHSM2 the ceremony used, and records what it says happened
+/// during this run in the journal (with the full log beside the outputs, as
+/// `DEVICE.audit-log.json`) and in the transcript, next to the number of signatures
+/// rootcellar asked for; then marks the entries read, so that a device in force-audit mode
+/// keeps working. Recorded before marked: an entry is never released unrecorded.
+fn record_device_audits(
+    context: &mut Context<'_>,
+    transcript: &mut Transcript,
+    staging: &Path,
+) -> Result<(), CeremonyError> {
+    for (name, (location, start)) in context.yubihsms.clone() {
+        let Some(device) = location.yubihsm()? else {
+            continue;
+        };
+        let log = yubihsm_keys::audit_log(&device)?;
+        let summary = match start {
+            Some(item) => log.summary_after(item),
+            None => log.summary(),
+        };
+        let requested = device.signatures_requested();
+        let signed = summary
+            .operations
+            .get("sign-ecdsa")
+            .copied()
+            .unwrap_or_default();
+        let file = format!("{name}.audit-log.json");
+        let json = serde_json::to_vec_pretty(&log.to_json()).expect("plain data serializes");
+        crate::files::write_new(&staging.join(&file), &json)?;
+        context.journal(
+            "yubihsm.audit",
+            format!(
+                "{name}: device log entries {}..{} (chain {}), sign-ecdsa {} succeeded / {} failed; rootcellar asked for {requested} signature(s)",
+                summary.first_item.map_or("-".into(), |i| i.to_string()),
+                summary.last_item.map_or("-".into(), |i| i.to_string()),
+                if summary.chain_intact { "intact" } else { "BROKEN" },
+                signed.succeeded,
+                signed.failed,
+            ),
+            vec![],
+            vec![JournalDigest::of(file, &json)],
+        )?;
+        transcript.device_audit(format!(
+            "{}rootcellar asked this device for {requested} signature(s) in this run",
+            summary.to_text()
+        ));
+        if let Some(last) = log.entries.last() {
+            yubihsm_keys::mark_audit_log_read(&device, last.item)?;
+        }
+    }
+    Ok(())
+}
+
+/// The custodians' shares of a backup's wrap key (in rehearsal, from the rehearsal's share
+/// files).
+fn gather_backup_shares(
+    context: &mut Context<'_>,
+    what: &str,
+    set_id: &str,
+    threshold: u8,
+    custodians: &[String],
+) -> Result<Vec<crate::keys::Share>, CeremonyError> {
+    let dir = context
+        .rehearsal_shares
+        .as_ref()
+        .map(|d| d.join("backup").join(set_id));
+    super::quorum::gather_shares(
+        context.prompter,
+        what,
+        set_id,
+        threshold,
+        custodians,
+        dir.as_deref(),
+    )
+}
+
 /// A backup file: the wrapped keys, and which split of the wrap key opens them.
 #[derive(Debug, Serialize, Deserialize)]
 struct BackupFile {
@@ -947,7 +1043,7 @@ fn execute(
             for name in names {
                 let uri = context.key_uri(name)?;
                 let backend = keys::open_backend(&uri.to_string())?;
-                let label = uri.object.clone().unwrap_or_default();
+                let label = uri.key_label().unwrap_or_default().to_string();
                 // A key this ceremony already made (recorded the moment the token made it) is
                 // adopted: generating it again would fail on its label, and repeating an HSM
                 // operation whose result was recorded is what resuming must never do.
@@ -977,7 +1073,7 @@ fn execute(
                             "key.generate",
                             format!(
                                 "{} {}",
-                                Pkcs11Uri::parse(&info.uri)?.without_query(),
+                                KeyLocation::parse(&info.uri)?.without_query(),
                                 info.public_key.algorithm().name()
                             ),
                             vec![],
@@ -989,7 +1085,7 @@ fn execute(
                         progress.record(Event::Key {
                             step: step.id.clone(),
                             name: name.clone(),
-                            uri: Pkcs11Uri::parse(&info.uri)?.without_query().to_string(),
+                            uri: KeyLocation::parse(&info.uri)?.without_query(),
                             fingerprint: info.public_key.fingerprint(),
                         })?;
                         crash_point(&step.id, &format!("after-key-{name}"));
@@ -1008,7 +1104,7 @@ fn execute(
         }
         Action::SplitPin { key } => {
             let uri = context.key_uri(key)?;
-            let token_label = uri.token_label().to_string();
+            let token_label = uri.device();
             let old =
                 context.pins.get(&token_label).cloned().ok_or_else(|| {
                     fail(format!("token {token_label:?} was not unlocked").into())
@@ -1027,13 +1123,13 @@ fn execute(
                 pending: true,
             };
             context.pin_sets.put(&token_label, set.clone())?;
-            let token = Pkcs11Token::open_with(&uri, &PinSource::Given(old.clone()))?;
-            token.change_pin(&old, &new)?;
+            uri.change_secret(&old, &new)?;
             set.pending = false;
             context.pin_sets.put(&token_label, set)?;
             context.pins.insert(token_label.clone(), Arc::new(new));
             details.push(format!(
-                "token {token_label}: PIN replaced by a random one, split {threshold} of {} (split {set_id})",
+                "{token_label}: {} replaced by a random one, split {threshold} of {} (split {set_id})",
+                uri.secret_name(),
                 custodians.len()
             ));
         }
@@ -1093,44 +1189,84 @@ fn execute(
             keys: names,
             output,
         } => {
-            let uri = context.key_uri(&names[0])?;
-            let token_label = uri.token_label().to_string();
-            let labels = names
-                .iter()
-                .map(|n| Ok(context.key_uri(n)?.object.unwrap_or_default()))
-                .collect::<Result<Vec<_>, CeremonyError>>()?;
-            let token = Pkcs11Token::open_with(
-                &uri,
-                &PinSource::Given(context.pins[&token_label].clone()),
-            )?;
-            let (wrapped, wrap_key) = token.wrap_keys(&labels)?;
+            let location = context.key_uri(&names[0])?;
+            let token_label = location.device();
             let custodians = context.script.roles.custodians.clone();
             let threshold = context.script.roles.quorum.unwrap_or(custodians.len());
-            let shares =
-                crate::keys::split_secret(&wrap_key, threshold as u8, custodians.len() as u8)
+            let (contents, public_keys, shares) = match &location {
+                KeyLocation::Pkcs11(uri) => {
+                    let labels = names
+                        .iter()
+                        .map(|n| {
+                            Ok(context
+                                .key_uri(n)?
+                                .key_label()
+                                .unwrap_or_default()
+                                .to_string())
+                        })
+                        .collect::<Result<Vec<_>, CeremonyError>>()?;
+                    let token = Pkcs11Token::open_with(
+                        uri,
+                        &PinSource::Given(context.pins[&token_label].clone()),
+                    )?;
+                    let (wrapped, wrap_key) = token.wrap_keys(&labels)?;
+                    let shares = crate::keys::split_secret(
+                        &wrap_key,
+                        threshold as u8,
+                        custodians.len() as u8,
+                    )
                     .map_err(|e| fail(Box::new(e)))?;
-            let set_id = shares[0].set_id();
-            let file = BackupFile {
-                format: BACKUP_FORMAT.into(),
-                token: token_label.clone(),
-                set_id: set_id.clone(),
-                threshold: threshold as u8,
-                keys: wrapped,
+                    let file = BackupFile {
+                        format: BACKUP_FORMAT.into(),
+                        token: token_label.clone(),
+                        set_id: shares[0].set_id(),
+                        threshold: threshold as u8,
+                        keys: wrapped,
+                    };
+                    let public_keys = file
+                        .keys
+                        .iter()
+                        .map(|k| (k.label.clone(), k.public_key_pem.clone()))
+                        .collect::<Vec<_>>();
+                    let json = serde_json::to_string_pretty(&file).expect("backups serialise");
+                    (json, public_keys, shares)
+                }
+                KeyLocation::YubiHsm(_) => {
+                    // The YubiHSM2 way: a wrap key made for the backup, the keys exported under
+                    // it (Export Wrapped), the wrap key split and deleted from the device.
+                    let device = location.yubihsm()?.expect("a YubiHSM2 location");
+                    let ids = names
+                        .iter()
+                        .map(|n| {
+                            let KeyLocation::YubiHsm(uri) = context.key_uri(n)? else {
+                                unreachable!("ceremony check keeps a backup on one device")
+                            };
+                            Ok(device.find_key(&uri)?.id)
+                        })
+                        .collect::<Result<Vec<_>, CeremonyError>>()?;
+                    let backup = yubihsm_keys::backup_keys(
+                        &device,
+                        &ids,
+                        threshold as u8,
+                        custodians.len() as u8,
+                    )?;
+                    let public_keys = backup
+                        .keys
+                        .keys
+                        .iter()
+                        .map(|k| (k.label.clone(), k.public_key_pem.clone()))
+                        .collect::<Vec<_>>();
+                    let json = serde_json::to_string_pretty(&backup.keys.to_json())
+                        .expect("backups serialise");
+                    (json, public_keys, backup.wrap_key_shares)
+                }
             };
-            crate::files::write_new(
-                &scratch.join(output),
-                serde_json::to_string_pretty(&file)
-                    .expect("backups serialise")
-                    .as_bytes(),
-            )?;
+            let set_id = shares[0].set_id();
+            crate::files::write_new(&scratch.join(output), contents.as_bytes())?;
             deliver_shares(context, "backup", &set_id, &custodians, &shares)?;
-            for key in &file.keys {
-                let public = crate::keys::PublicKey::from_spki(key.public_key_pem.as_bytes())?;
-                details.push(format!(
-                    "{} wrapped, SHA256:{}",
-                    key.label,
-                    public.fingerprint()
-                ));
+            for (label, pem) in &public_keys {
+                let public = crate::keys::PublicKey::from_spki(pem.as_bytes())?;
+                details.push(format!("{label} wrapped, SHA256:{}", public.fingerprint()));
             }
             details.push(format!(
                 "wrap key split {threshold} of {} (split {set_id})",
@@ -1144,41 +1280,77 @@ fn execute(
         } => {
             let text =
                 std::fs::read_to_string(context.path(backup)).map_err(|e| fail(Box::new(e)))?;
-            let file: BackupFile = serde_json::from_str(&text)
-                .map_err(|e| fail(format!("{backup} is not a key backup: {e}").into()))?;
-            if file.format != BACKUP_FORMAT {
-                return Err(fail(
-                    format!("{backup}: unknown backup format {:?}", file.format).into(),
-                ));
-            }
+            let not_backup = |e: String| fail(format!("{backup} is not a key backup: {e}").into());
+            let value: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| not_backup(e.to_string()))?;
             let custodians = context.script.roles.custodians.clone();
-            let wrap_key = super::quorum::gather_secret(
-                context.prompter,
-                &format!("the backup of token {:?}", file.token),
-                &file.set_id,
-                file.threshold,
-                &custodians,
-                context
-                    .rehearsal_shares
-                    .as_ref()
-                    .map(|d| d.join("backup").join(&file.set_id))
-                    .as_deref(),
-            )?;
-            let uri = context.key_uri(into)?;
-            let token_label = uri.token_label().to_string();
-            let token = Pkcs11Token::open_with(
-                &uri,
-                &PinSource::Given(context.pins[&token_label].clone()),
-            )?;
-            let restored = token.restore_keys(&file.keys, &wrap_key)?;
+            let location = context.key_uri(into)?;
+            let token_label = location.device();
+            // A PKCS#11 backup names its format as text; a YubiHSM2 backup by number.
+            let restored = match (&value["format"], &location) {
+                (serde_json::Value::String(_), KeyLocation::Pkcs11(uri)) => {
+                    let file: BackupFile =
+                        serde_json::from_value(value).map_err(|e| not_backup(e.to_string()))?;
+                    if file.format != BACKUP_FORMAT {
+                        return Err(fail(
+                            format!("{backup}: unknown backup format {:?}", file.format).into(),
+                        ));
+                    }
+                    let shares = gather_backup_shares(
+                        context,
+                        &format!("the backup of token {:?}", file.token),
+                        &file.set_id,
+                        file.threshold,
+                        &custodians,
+                    )?;
+                    let wrap_key = crate::keys::combine_shares(&shares).map_err(|e| {
+                        fail(format!("the shares of {backup} do not combine: {e}").into())
+                    })?;
+                    let token = Pkcs11Token::open_with(
+                        uri,
+                        &PinSource::Given(context.pins[&token_label].clone()),
+                    )?;
+                    let publics = token.restore_keys(&file.keys, &wrap_key)?;
+                    file.keys
+                        .iter()
+                        .zip(publics)
+                        .map(|(k, p)| (k.label.clone(), p))
+                        .collect::<Vec<_>>()
+                }
+                (serde_json::Value::Number(_), KeyLocation::YubiHsm(_)) => {
+                    let keys = yubihsm_keys::WrappedKeys::from_json(text.as_bytes())?;
+                    let shares = gather_backup_shares(
+                        context,
+                        &format!("the backup of YubiHSM2 {}", keys.source_serial),
+                        &keys.share_set,
+                        keys.threshold,
+                        &custodians,
+                    )?;
+                    let device = location.yubihsm()?.expect("a YubiHSM2 location");
+                    yubihsm_keys::restore_keys(&device, &keys, &shares)?
+                        .into_iter()
+                        .map(|d| (d.label.clone(), d.public_key))
+                        .collect()
+                }
+                (serde_json::Value::String(_), _) => {
+                    return Err(fail(
+                        format!("{backup} is a PKCS#11 backup: it restores into a PKCS#11 token, not {token_label}").into(),
+                    ))
+                }
+                (serde_json::Value::Number(_), _) => {
+                    return Err(fail(
+                        format!("{backup} is a YubiHSM2 backup: it restores into a YubiHSM2, not token {token_label}").into(),
+                    ))
+                }
+                _ => return Err(not_backup("no format field".into())),
+            };
             let mut report = String::new();
-            for (key, public) in file.keys.iter().zip(&restored) {
+            for (label, public) in &restored {
                 details.push(format!(
-                    "{} restored into {token_label}, SHA256:{}",
-                    key.label,
+                    "{label} restored into {token_label}, SHA256:{}",
                     public.fingerprint()
                 ));
-                report.push_str(&format!("{} SHA256:{}\n", key.label, public.fingerprint()));
+                report.push_str(&format!("{label} SHA256:{}\n", public.fingerprint()));
             }
             crate::files::write_new(&scratch.join(output), report.as_bytes())?;
         }

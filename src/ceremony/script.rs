@@ -387,16 +387,26 @@ impl Script {
         }
 
         for (name, key) in &self.keys {
-            match crate::keys::Pkcs11Uri::parse(&key.uri) {
+            match crate::keys::KeyLocation::parse(&key.uri) {
                 Err(e) => say(format!("keys.{name}.uri: {e}")),
-                Ok(uri) => {
-                    if uri.object.is_none() {
-                        say(format!("keys.{name}.uri names no key (add object=…)"));
-                    }
-                    if uri.pin_source.is_some() {
+                Ok(location) => {
+                    if location.key_label().is_none() {
                         say(format!(
-                            "keys.{name}.uri has a pin-source: PINs are entered at the ceremony, not stored in scripts"
+                            "keys.{name}.uri names no key label (add object=… or label=…)"
                         ));
+                    }
+                    if location.secret_file().is_some() {
+                        say(format!(
+                            "keys.{name}.uri names a file holding its {}: secrets are entered at the ceremony, not stored in scripts",
+                            location.secret_name()
+                        ));
+                    }
+                    if let crate::keys::KeyLocation::YubiHsm(uri) = &location {
+                        if uri.auth_key.is_none() {
+                            say(format!(
+                                "keys.{name}.uri: a YubiHSM2 key needs auth-key=0xNNNN (the authentication key to log in with)"
+                            ));
+                        }
                     }
                 }
             }
@@ -553,14 +563,14 @@ impl Script {
                                 "{at}: keys.{key} is not generated for backup (backup = true); a non-extractable key cannot leave its token"
                             ));
                         }
-                        if let Ok(uri) = crate::keys::Pkcs11Uri::parse(&spec.uri) {
-                            tokens.insert(uri.token_label().to_string());
+                        if let Ok(location) = crate::keys::KeyLocation::parse(&spec.uri) {
+                            tokens.insert(location.device());
                         }
                     }
                 }
                 if tokens.len() > 1 {
                     say(format!(
-                        "{at}: the keys are on {} tokens; back up one token per step",
+                        "{at}: the keys are on {} devices; back up one token or YubiHSM2 per step",
                         tokens.len()
                     ));
                 }

@@ -37,6 +37,8 @@ pub struct Transcript {
     outputs: BTreeMap<String, String>,
     witnesses: usize,
     journal_head: Option<String>,
+    /// What each YubiHSM2's own audit log says of this ceremony, beside rootcellar's count.
+    device_audits: Vec<String>,
 }
 
 impl Transcript {
@@ -65,7 +67,13 @@ impl Transcript {
                 .witnesses
                 .max(present.get("witness").map_or(0, Vec::len)),
             journal_head: None,
+            device_audits: vec![],
         }
+    }
+
+    /// Adds a YubiHSM2's audit log summary (one line per operation counted).
+    pub fn device_audit(&mut self, summary: String) {
+        self.device_audits.push(summary);
     }
 
     /// Adds a step.
@@ -127,6 +135,16 @@ impl Transcript {
         md.push_str("## Outputs delivered\n\n");
         for (name, digest) in &self.outputs {
             md.push_str(&format!("- `{name}`: SHA-256 `{digest}`\n"));
+        }
+        if !self.device_audits.is_empty() {
+            md.push_str("\n## HSM audit logs\n\n");
+            md.push_str("What each device logged itself, to compare with the steps above.\n\n");
+            for summary in &self.device_audits {
+                for line in summary.lines() {
+                    md.push_str(&format!("- {}\n", line.trim_end()));
+                }
+                md.push('\n');
+            }
         }
         if let Some(head) = &self.journal_head {
             md.push_str(&format!("\nJournal head after this ceremony: {head}\n"));

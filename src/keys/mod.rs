@@ -11,6 +11,7 @@
 
 mod backup;
 mod error;
+mod location;
 mod pin;
 mod pkcs11;
 mod public_key;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 pub use backup::WrappedKey;
 pub use error::KeyError;
+pub use location::KeyLocation;
 pub use pin::{Pin, PinSource};
 pub use pkcs11::{KeyProtection, Pkcs11Token, MODULE_ENV};
 pub use public_key::{KeyAlgorithm, PublicKey};
@@ -114,9 +116,9 @@ pub trait KeyBackend {
 
 /// Opens the backend that `uri` names (`pkcs11:` or `yubihsm:`).
 pub fn open_backend(uri: &str) -> Result<Box<dyn KeyBackend>, KeyError> {
-    match parse_uri(uri)? {
-        ParsedUri::Pkcs11(parsed) => Ok(Box::new(Pkcs11Token::open(&parsed)?)),
-        ParsedUri::YubiHsm(parsed) => Ok(Box::new(YubiHsmBackend::open(&parsed)?)),
+    match KeyLocation::parse(uri)? {
+        KeyLocation::Pkcs11(parsed) => Ok(Box::new(Pkcs11Token::open(&parsed)?)),
+        KeyLocation::YubiHsm(parsed) => Ok(Box::new(YubiHsmBackend::open(&parsed)?)),
     }
 }
 
@@ -128,26 +130,5 @@ pub fn open_signer(uri: &str) -> Result<Arc<dyn Signer>, KeyError> {
 /// The key label a URI names (`object=` of a `pkcs11:` URI, `label=` of a `yubihsm:` URI), for
 /// commands that create a key from a URI.
 pub fn uri_label(uri: &str) -> Result<Option<String>, KeyError> {
-    Ok(match parse_uri(uri)? {
-        ParsedUri::Pkcs11(parsed) => parsed.object,
-        ParsedUri::YubiHsm(parsed) => parsed.label,
-    })
-}
-
-enum ParsedUri {
-    Pkcs11(Pkcs11Uri),
-    YubiHsm(YubiHsmUri),
-}
-
-fn parse_uri(uri: &str) -> Result<ParsedUri, KeyError> {
-    if uri.starts_with("pkcs11:") {
-        Pkcs11Uri::parse(uri).map(ParsedUri::Pkcs11)
-    } else if uri.starts_with("yubihsm:") {
-        YubiHsmUri::parse(uri).map(ParsedUri::YubiHsm)
-    } else {
-        Err(KeyError::InvalidUri {
-            uri: uri.to_string(),
-            reason: "unknown scheme (expected pkcs11: or yubihsm:)".into(),
-        })
-    }
+    Ok(KeyLocation::parse(uri)?.key_label().map(str::to_string))
 }

@@ -202,7 +202,18 @@ fn broken_scripts_report_every_problem_at_once() {
                 "object=tuf-targets\"",
                 "object=tuf-targets?pin-source=/tmp/pin\"",
             ),
-            vec!["PINs are entered at the ceremony"],
+            vec!["names a file holding its PIN: secrets are entered at the ceremony"],
+        ),
+        (
+            "yubihsm-password-in-uri-and-no-auth-key",
+            base.replace(
+                "uri = \"pkcs11:token=custodian-1;object=tuf-root\"",
+                "uri = \"yubihsm:connector=usb;label=tuf-root?password-source=/tmp/pw\"",
+            ),
+            vec![
+                "keys.tuf-root-1.uri names a file holding its authentication key password",
+                "keys.tuf-root-1.uri: a YubiHSM2 key needs auth-key=0xNNNN",
+            ],
         ),
         (
             "missing-input",

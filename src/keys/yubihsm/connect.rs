@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use zeroize::Zeroizing;
@@ -23,7 +24,7 @@ impl Password {
         Password(value)
     }
 
-    fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
     }
 }
@@ -198,6 +199,9 @@ pub struct YubiHsm {
     pub(crate) device_uri: YubiHsmUri,
     serial: String,
     description: String,
+    /// Signatures asked of the device by this process (shared with a session that replaces
+    /// this one), for a witness to compare with the device's audit log.
+    signatures: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for YubiHsm {
@@ -260,6 +264,7 @@ impl YubiHsm {
             },
             description: describe(&uri.connector, Some(&serial)),
             serial,
+            signatures: Arc::default(),
         });
         // Also under the serial: a later URI that names it reuses this session rather than
         // opening a second one (a USB device can be claimed once).
@@ -269,6 +274,35 @@ impl YubiHsm {
         );
         devices.insert(cache_key, device.clone());
         Ok(device)
+    }
+
+    /// Makes `client` (a session with the same device and authentication key, opened with a
+    /// new password) the one this process uses from now on, and returns it as a device.
+    pub(crate) fn replace_session(&self, client: yubihsm::Client) -> Arc<YubiHsm> {
+        let device = Arc::new(YubiHsm {
+            client,
+            device_uri: self.device_uri.clone(),
+            serial: self.serial.clone(),
+            description: self.description.clone(),
+            signatures: self.signatures.clone(),
+        });
+        // Every cache entry of the old session (under the URI it was opened with, and under its
+        // serial) now leads to the new one.
+        for cached in lock(devices()).values_mut() {
+            if std::ptr::eq(Arc::as_ptr(cached), self) {
+                *cached = device.clone();
+            }
+        }
+        device
+    }
+
+    /// How many signatures this process has asked the device for.
+    pub fn signatures_requested(&self) -> u64 {
+        self.signatures.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_signature(&self) {
+        self.signatures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The device's serial number (10 digits).

@@ -72,6 +72,7 @@ mod backup;
 mod connect;
 mod generate;
 mod lookup;
+mod password;
 mod sign;
 mod uri;
 
@@ -87,6 +88,7 @@ pub use backup::{
 pub use connect::{register_connector, Password, PasswordSource, YubiHsm};
 pub use generate::KeySpec;
 pub use lookup::KeyDetails;
+pub use password::TEMPORARY_AUTH_KEY_LABEL;
 pub use sign::YubiHsmSigner;
 pub use uri::{format_id, ConnectorSpec, YubiHsmUri, DEFAULT_CONNECTOR_PORT, MAX_LABEL_LEN};
 

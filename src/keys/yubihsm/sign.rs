@@ -70,6 +70,7 @@ impl Signer for YubiHsmSigner {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         let algorithm = self.public_key.algorithm();
         let digest = algorithm.digest(message);
+        self.device.count_signature();
         let der = self
             .device
             .client

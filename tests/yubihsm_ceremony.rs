@@ -1,0 +1,265 @@
+//! The ceremonies of `ceremony/` with YubiHSM2 keys (mock devices), selected only by the key
+//! URIs in the scripts: root-init with the root CA on one YubiHSM2 (its authentication key's
+//! password replaced by a random one split 2 of 3) and one custodian's TUF root key on another,
+//! beside SoftHSM2 tokens for the rest (the mixed rehearsal); issue-intermediate unlocking the
+//! YubiHSM2 with the custodians' shares; backup-keys and restore-keys the YubiHSM2 way into a
+//! third device. Outputs are checked by openssl and python-tuf; the devices' audit logs are in
+//! the journal and the transcripts.
+//!
+//! SoftHSM2 reads its configuration once per process and connector names are registered once,
+//! so this file is its own test binary with a single test.
+
+mod support;
+
+use std::path::Path;
+
+use rootcellar::keys::{self, Share};
+use support::{openssl, python_tuf_accepts, rootcellar, run_ok, Workspace, MOCK_PASSWORD};
+
+/// The shares a rehearsal handed out for `device`'s current split.
+fn rehearsal_shares(state: &Path, group: &str) -> Vec<Share> {
+    let dir = state.join("rehearsal/shares").join(group);
+    let sets: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(sets.len(), 1, "one split of {group}");
+    let set = sets.into_iter().next().unwrap().unwrap().path();
+    ["custodian-1", "custodian-3"]
+        .iter()
+        .map(|c| {
+            let text = std::fs::read_to_string(set.join(format!("{c}.share"))).unwrap();
+            Share::from_text(text.trim()).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn ceremonies_run_with_yubihsm_keys_beside_softhsm_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let root_device = yubihsm::Connector::mockhsm();
+    keys::yubihsm::register_connector("mock-root", root_device.clone()).unwrap();
+    keys::yubihsm::register_connector("mock-custodian-2", yubihsm::Connector::mockhsm()).unwrap();
+    keys::yubihsm::register_connector("mock-root-2", yubihsm::Connector::mockhsm()).unwrap();
+    let root_ca = "yubihsm:connector=mock-root;label=root-ca?auth-key=0x0001";
+    let ws = Workspace::new(
+        dir,
+        &[
+            "yubihsm-mock-root-auth-0x0001",
+            "yubihsm-mock-custodian-2-auth-0x0001",
+            "yubihsm-mock-root-2-auth-0x0001",
+        ],
+    );
+    let state = ws.state.clone();
+    let answers = ws.answers.clone();
+
+    // root-init: the root CA on a YubiHSM2, custodian 2's TUF key on another, the rest on
+    // SoftHSM2.
+    let root_init = ws.script(
+        "root-init",
+        &[
+            ("root-ca", root_ca),
+            (
+                "tuf-root-2",
+                "yubihsm:connector=mock-custodian-2;label=tuf-root?auth-key=0x0001",
+            ),
+        ],
+    );
+    let init_out = dir.join("root-init");
+    ws.run(&root_init, None, &init_out, Some("bundle-key"))
+        .unwrap();
+
+    // The root certificate is self-signed by the key in the YubiHSM2 and passes openssl.
+    let root_pem = init_out.join("root.pem");
+    let root_pem_s = root_pem.to_str().unwrap();
+    let verified = openssl(&["verify", "-x509_strict", "-CAfile", root_pem_s, root_pem_s]);
+    assert!(verified.contains(": OK"), "{verified}");
+    let device_key = keys::open_backend(root_ca).unwrap().show(root_ca).unwrap();
+    let cert_key = openssl(&["x509", "-in", root_pem_s, "-noout", "-pubkey"]);
+    assert_eq!(cert_key, device_key.public_key.spki_pem());
+    assert!(
+        device_key
+            .uri
+            .starts_with("yubihsm:connector=mock-root;serial="),
+        "{}",
+        device_key.uri
+    );
+
+    // The TUF root lists custodian 2's key from the YubiHSM2, and python-tuf accepts the
+    // repository and downloads the root certificate from it.
+    let custodian_2 = std::fs::read_to_string(init_out.join("tuf-root-2.pub.pem")).unwrap();
+    let device_custodian_key =
+        keys::open_backend("yubihsm:connector=mock-custodian-2?auth-key=0x0001")
+            .unwrap()
+            .list()
+            .unwrap();
+    assert_eq!(device_custodian_key.len(), 1);
+    assert_eq!(device_custodian_key[0].public_key.spki_pem(), custodian_2);
+    let tuf_root: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(init_out.join("tuf/metadata/1.root.json")).unwrap())
+            .unwrap();
+    let public_keys: Vec<&str> = tuf_root["signed"]["keys"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|k| k["keyval"]["public"].as_str().unwrap())
+        .collect();
+    assert!(
+        public_keys.iter().any(|k| k.trim() == custodian_2.trim()),
+        "custodian 2's YubiHSM2 key is not in root v1"
+    );
+    python_tuf_accepts(
+        &init_out.join("tuf"),
+        &init_out.join("tuf/metadata/1.root.json"),
+        &dir.join("downloads"),
+        "root.pem",
+        &root_pem,
+    );
+
+    // The split replaced the root device's password: the factory password no longer opens a
+    // session, the password rebuilt from 2 of the 3 custodians' shares does.
+    let old = yubihsm::Client::open(
+        root_device.clone(),
+        yubihsm::Credentials::from_password(1, MOCK_PASSWORD.as_bytes()),
+        false,
+    );
+    assert!(old.is_err(), "the initial password still opens the device");
+    let rebuilt =
+        keys::combine_shares(&rehearsal_shares(&state, "yubihsm-mock-root-auth-0x0001")).unwrap();
+    yubihsm::Client::open(
+        root_device.clone(),
+        yubihsm::Credentials::from_password(1, &rebuilt),
+        false,
+    )
+    .expect("the rebuilt password opens the device");
+
+    // Each device's audit log is in the transcript beside rootcellar's count of signatures (the
+    // root CA signed its certificate once; custodian 2 signed root v1 once), and in the
+    // journal; the full logs travel in the response bundle, which verifies.
+    let transcript = std::fs::read_to_string(init_out.join("transcript.md")).unwrap();
+    assert!(transcript.contains("## HSM audit logs"), "{transcript}");
+    assert_eq!(
+        transcript
+            .matches("rootcellar asked this device for 1 signature(s) in this run")
+            .count(),
+        2,
+        "{transcript}"
+    );
+    let journal = run_ok(
+        rootcellar()
+            .args(["journal", "show", "--state"])
+            .arg(&state),
+    );
+    assert_eq!(journal.matches("yubihsm.audit").count(), 2, "{journal}");
+    let inspected = run_ok(
+        rootcellar()
+            .args(["bundle", "verify", "--kind", "response", "--pin"])
+            .arg(init_out.join("bundle-key.pub.pem"))
+            .arg(init_out.join("response.rcb")),
+    );
+    assert!(
+        inspected.contains("every hash checked, signed by pinned key"),
+        "{inspected}"
+    );
+    let listing = run_ok(
+        rootcellar()
+            .args(["bundle", "inspect", "--pin"])
+            .arg(init_out.join("bundle-key.pub.pem"))
+            .arg(init_out.join("response.rcb")),
+    );
+    assert_eq!(listing.matches(".audit-log.json").count(), 2, "{listing}");
+
+    // issue-intermediate: the root CA's YubiHSM2 is unlocked by the custodians' shares.
+    let request = dir.join("request");
+    std::fs::create_dir(&request).unwrap();
+    std::fs::copy(&root_pem, request.join("root.pem")).unwrap();
+    for (name, cn) in [("fulcio", "Example Fulcio"), ("tsa", "Example TSA")] {
+        openssl(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            dir.join(format!("{name}.key")).to_str().unwrap(),
+            "-out",
+            request.join(format!("{name}.csr")).to_str().unwrap(),
+            "-subj",
+            &format!("/O=Example/CN={cn}"),
+        ]);
+    }
+    let intermediate = ws.script("issue-intermediate", &[("root-ca", root_ca)]);
+    let issued = dir.join("intermediates");
+    ws.run(&intermediate, Some(&request), &issued, None)
+        .unwrap();
+    let fulcio = issued.join("intermediate-fulcio.pem");
+    let verified = openssl(&[
+        "verify",
+        "-x509_strict",
+        "-CAfile",
+        root_pem_s,
+        fulcio.to_str().unwrap(),
+    ]);
+    assert!(verified.contains(": OK"), "{verified}");
+    let transcript = std::fs::read_to_string(issued.join("transcript.md")).unwrap();
+    assert!(
+        transcript.contains("rootcellar asked this device for 3 signature(s) in this run"),
+        "two intermediates after the root certificate, in this process:\n{transcript}"
+    );
+
+    // backup-keys the YubiHSM2 way, restore-keys into a second device.
+    let backup = ws.script("backup-keys", &[("root-ca", root_ca)]);
+    let backed_up = dir.join("backup");
+    ws.run(&backup, None, &backed_up, None).unwrap();
+    let backup_file = backed_up.join("root-ca.backup.json");
+    let backup_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&backup_file).unwrap()).unwrap();
+    assert_eq!(backup_json["threshold"], 2, "{backup_json}");
+    assert_eq!(backup_json["keys"][0]["label"], "root-ca", "{backup_json}");
+
+    let restore_request = dir.join("restore-request");
+    std::fs::create_dir(&restore_request).unwrap();
+    std::fs::copy(&backup_file, restore_request.join("root-ca.backup.json")).unwrap();
+
+    // A YubiHSM2 backup does not go into a PKCS#11 token: refused by name. (Run by the command
+    // line: the rehearsal's new SoftHSM2 token is seen by a process that starts after it.)
+    let into_softhsm = ws.script("restore-keys", &[]);
+    let out = rootcellar()
+        .args(["ceremony", "run", "--rehearsal", "--state"])
+        .arg(&state)
+        .arg("--answers")
+        .arg(&answers)
+        .arg("--inputs")
+        .arg(&restore_request)
+        .arg("--out")
+        .arg(dir.join("restored-wrong"))
+        .arg(&into_softhsm)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("is a YubiHSM2 backup"), "{err}");
+    assert!(!dir.join("restored-wrong").exists());
+
+    let restore = ws.script(
+        "restore-keys",
+        &[(
+            "replacement",
+            "yubihsm:connector=mock-root-2;label=root-ca?auth-key=0x0001",
+        )],
+    );
+    let restored = dir.join("restored");
+    ws.run(&restore, Some(&restore_request), &restored, None)
+        .unwrap();
+    let report = std::fs::read_to_string(restored.join("restored-keys.txt")).unwrap();
+    assert_eq!(
+        report.trim(),
+        format!("root-ca SHA256:{}", device_key.public_key.fingerprint())
+    );
+    // The restored key signs for the root certificate's public key.
+    let signer =
+        keys::open_signer("yubihsm:connector=mock-root-2;label=root-ca?auth-key=0x0001").unwrap();
+    let message = b"signed by the restored root CA key";
+    let signature = signer.sign(message).unwrap();
+    assert!(device_key.public_key.verify(message, &signature));
+}
