@@ -12,9 +12,22 @@
 mod support;
 
 use std::path::Path;
+use std::process::Command;
 
 use rootcellar::keys::{self, Share};
 use support::{openssl, python_tuf_accepts, rootcellar, run_ok, Workspace, MOCK_PASSWORD};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
 
 /// The shares a rehearsal handed out for `device`'s current split.
 fn rehearsal_shares(state: &Path, group: &str) -> Vec<Share> {
@@ -39,13 +52,16 @@ fn ceremonies_run_with_yubihsm_keys_beside_softhsm_tokens() {
     keys::yubihsm::register_connector("mock-root", root_device.clone()).unwrap();
     keys::yubihsm::register_connector("mock-custodian-2", yubihsm::Connector::mockhsm()).unwrap();
     keys::yubihsm::register_connector("mock-root-2", yubihsm::Connector::mockhsm()).unwrap();
+    keys::yubihsm::register_connector("mock-custodian-4", yubihsm::Connector::mockhsm()).unwrap();
     let root_ca = "yubihsm:connector=mock-root;label=root-ca?auth-key=0x0001";
+    let custodian_2 = "yubihsm:connector=mock-custodian-2;label=tuf-root?auth-key=0x0001";
     let ws = Workspace::new(
         dir,
         &[
             "yubihsm-mock-root-auth-0x0001",
             "yubihsm-mock-custodian-2-auth-0x0001",
             "yubihsm-mock-root-2-auth-0x0001",
+            "yubihsm-mock-custodian-4-auth-0x0001",
         ],
     );
     let state = ws.state.clone();
@@ -55,13 +71,7 @@ fn ceremonies_run_with_yubihsm_keys_beside_softhsm_tokens() {
     // SoftHSM2.
     let root_init = ws.script(
         "root-init",
-        &[
-            ("root-ca", root_ca),
-            (
-                "tuf-root-2",
-                "yubihsm:connector=mock-custodian-2;label=tuf-root?auth-key=0x0001",
-            ),
-        ],
+        &[("root-ca", root_ca), ("tuf-root-2", custodian_2)],
     );
     let init_out = dir.join("root-init");
     ws.run(&root_init, None, &init_out, Some("bundle-key"))
@@ -85,14 +95,17 @@ fn ceremonies_run_with_yubihsm_keys_beside_softhsm_tokens() {
 
     // The TUF root lists custodian 2's key from the YubiHSM2, and python-tuf accepts the
     // repository and downloads the root certificate from it.
-    let custodian_2 = std::fs::read_to_string(init_out.join("tuf-root-2.pub.pem")).unwrap();
+    let custodian_2_pem = std::fs::read_to_string(init_out.join("tuf-root-2.pub.pem")).unwrap();
     let device_custodian_key =
         keys::open_backend("yubihsm:connector=mock-custodian-2?auth-key=0x0001")
             .unwrap()
             .list()
             .unwrap();
     assert_eq!(device_custodian_key.len(), 1);
-    assert_eq!(device_custodian_key[0].public_key.spki_pem(), custodian_2);
+    assert_eq!(
+        device_custodian_key[0].public_key.spki_pem(),
+        custodian_2_pem
+    );
     let tuf_root: serde_json::Value =
         serde_json::from_slice(&std::fs::read(init_out.join("tuf/metadata/1.root.json")).unwrap())
             .unwrap();
@@ -103,7 +116,9 @@ fn ceremonies_run_with_yubihsm_keys_beside_softhsm_tokens() {
         .map(|k| k["keyval"]["public"].as_str().unwrap())
         .collect();
     assert!(
-        public_keys.iter().any(|k| k.trim() == custodian_2.trim()),
+        public_keys
+            .iter()
+            .any(|k| k.trim() == custodian_2_pem.trim()),
         "custodian 2's YubiHSM2 key is not in root v1"
     );
     python_tuf_accepts(
@@ -205,6 +220,69 @@ fn ceremonies_run_with_yubihsm_keys_beside_softhsm_tokens() {
     assert!(
         transcript.contains("rootcellar asked this device for 3 signature(s) in this run"),
         "two intermediates after the root certificate, in this process:\n{transcript}"
+    );
+
+    // issue-crl: the root CA's YubiHSM2 signs a CRL revoking the Fulcio intermediate.
+    let crl_request = dir.join("crl-request");
+    std::fs::create_dir(&crl_request).unwrap();
+    std::fs::copy(&root_pem, crl_request.join("root.pem")).unwrap();
+    let serial = openssl(&["x509", "-in", fulcio.to_str().unwrap(), "-noout", "-serial"]);
+    let serial = serial.trim().trim_start_matches("serial=").to_lowercase();
+    std::fs::write(crl_request.join("revoke.txt"), format!("{serial}\n")).unwrap();
+    let issue_crl = ws.script("issue-crl", &[("root-ca", root_ca)]);
+    let crl_out = dir.join("crl");
+    ws.run(&issue_crl, Some(&crl_request), &crl_out, None)
+        .unwrap();
+    let crl = crl_out.join("root.crl.pem");
+    let crl_text = run_ok(
+        Command::new("openssl")
+            .args([
+                "crl", "-noout", "-text", "-verify", "-CAfile", root_pem_s, "-in",
+            ])
+            .arg(&crl),
+    );
+    assert!(
+        crl_text.to_lowercase().replace(':', "").contains(&serial),
+        "{serial} not revoked:\n{crl_text}"
+    );
+
+    // rotate-tuf-root: custodian 2 signs root v2 on the YubiHSM2, custodian 4's new key is
+    // generated on another; python-tuf follows v1 → v2.
+    let rotate_request = dir.join("rotate-request");
+    std::fs::create_dir(&rotate_request).unwrap();
+    copy_dir(&init_out.join("tuf"), &rotate_request.join("tuf"));
+    let rotate = ws.script(
+        "rotate-tuf-root",
+        &[
+            ("tuf-root-2", custodian_2),
+            (
+                "tuf-root-4",
+                "yubihsm:connector=mock-custodian-4;label=tuf-root?auth-key=0x0001",
+            ),
+        ],
+    );
+    let rotated = dir.join("rotated");
+    ws.run(&rotate, Some(&rotate_request), &rotated, None)
+        .unwrap();
+    let verified = run_ok(
+        rootcellar()
+            .args(["tuf", "verify", "--trusted-root"])
+            .arg(init_out.join("tuf/metadata/1.root.json"))
+            .arg(rotated.join("tuf-rotated")),
+    );
+    assert!(verified.contains("root v1 → v2"), "{verified}");
+    python_tuf_accepts(
+        &rotated.join("tuf-rotated"),
+        &init_out.join("tuf/metadata/1.root.json"),
+        &dir.join("downloads-rotated"),
+        "root.pem",
+        &root_pem,
+    );
+    let transcript = std::fs::read_to_string(rotated.join("transcript.md")).unwrap();
+    assert!(
+        transcript.contains("tuf-root-2 signed root v2")
+            && transcript.contains("tuf-root-4 signed root v2"),
+        "{transcript}"
     );
 
     // backup-keys the YubiHSM2 way, restore-keys into a second device.

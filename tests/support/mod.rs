@@ -47,8 +47,16 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new(dir: &Path, devices: &[&str]) -> Self {
-        std::fs::create_dir(dir.join("ceremony")).unwrap();
+        std::fs::create_dir_all(dir.join("ceremony/config")).unwrap();
         std::fs::create_dir(dir.join("tuf-repo")).unwrap();
+        for entry in std::fs::read_dir(repo().join("ceremony/config")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(
+                entry.path(),
+                dir.join("ceremony/config").join(entry.file_name()),
+            )
+            .unwrap();
+        }
         std::fs::copy(
             repo().join("tuf-repo/policy.toml"),
             dir.join("tuf-repo/policy.toml"),
@@ -65,6 +73,7 @@ witness = ["Wanda Witness", "Walter Witness"]
 custodian-1 = ["Carla Custodian"]
 custodian-2 = ["Cyril Custodian"]
 custodian-3 = ["Cora Custodian"]
+custodian-4 = ["Dana Custodian"]
 [pins]
 # The devices' initial passwords, as typed by their holders.
 "#,
