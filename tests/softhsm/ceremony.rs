@@ -1030,3 +1030,36 @@ fn a_ceremony_delivers_a_signed_response_bundle_with_its_journal_segment() {
         .unwrap();
     assert!(!refused.status.success());
 }
+
+#[test]
+fn a_rehearsal_moves_a_usb_yubihsm_key_to_a_throwaway_token() {
+    let r = Rehearsal::new();
+    std::fs::create_dir(r.path("ceremony")).unwrap();
+    std::fs::create_dir(r.path("tuf-repo")).unwrap();
+    std::fs::copy(
+        repo_file("tuf-repo/policy.toml"),
+        r.path("tuf-repo/policy.toml"),
+    )
+    .unwrap();
+    let script = std::fs::read_to_string(repo_file("ceremony/root-init.toml"))
+        .unwrap()
+        .replace(
+            "uri = \"pkcs11:token=root-ca;object=root-ca\"",
+            "uri = \"yubihsm:connector=usb;serial=0012345678;label=root-ca?auth-key=0x0002\"",
+        );
+    let path = r.path("ceremony/root-init.toml");
+    std::fs::write(&path, script).unwrap();
+    // No YubiHSM2 is plugged in here: the run completes only if the rehearsal never reaches
+    // for the device.
+    let out = r.run(path.to_str().unwrap(), None, "root-init", None);
+    assert_ok(&out);
+    let root = r.path("root-init/root.pem");
+    assert!(openssl_verify(&root, &root).status.success());
+    assert_eq!(r.key_pairs("yubihsm-0012345678-auth-0x0002"), 1);
+    let transcript = std::fs::read_to_string(r.path("root-init/transcript.md")).unwrap();
+    assert!(
+        transcript.contains("pkcs11:token=yubihsm-0012345678-auth-0x0002;object=root-ca")
+            && !transcript.contains("HSM audit logs"),
+        "{transcript}"
+    );
+}
