@@ -28,8 +28,14 @@ pub trait Prompter {
     /// Asks for the typed confirmation `code` before a step runs.
     fn confirm_step(&mut self, step: &str, code: &str) -> Result<(), CeremonyError>;
 
-    /// Asks the holder of `token` for its PIN.
-    fn pin(&mut self, token: &str, holder: &str) -> Result<Zeroizing<String>, CeremonyError>;
+    /// Asks the holder of `token` for its secret.
+    /// (`secret` says what it is: a token's `PIN`, a YubiHSM2's `authentication key password`.)
+    fn pin(
+        &mut self,
+        token: &str,
+        secret: &str,
+        holder: &str,
+    ) -> Result<Zeroizing<String>, CeremonyError>;
 
     /// Asks custodian `custodian` for their share.
     fn share(&mut self, custodian: &str) -> Result<Zeroizing<String>, CeremonyError>;
@@ -140,8 +146,13 @@ impl<R: BufRead, W: Write> Prompter for Interactive<R, W> {
         }
     }
 
-    fn pin(&mut self, token: &str, holder: &str) -> Result<Zeroizing<String>, CeremonyError> {
-        self.secret(&format!("{holder}: PIN of token {token:?} (not echoed): "))
+    fn pin(
+        &mut self,
+        token: &str,
+        secret: &str,
+        holder: &str,
+    ) -> Result<Zeroizing<String>, CeremonyError> {
+        self.secret(&format!("{holder}: {secret} of {token:?} (not echoed): "))
     }
 
     fn share(&mut self, custodian: &str) -> Result<Zeroizing<String>, CeremonyError> {
@@ -250,7 +261,12 @@ impl Prompter for Answers {
         }
     }
 
-    fn pin(&mut self, token: &str, _holder: &str) -> Result<Zeroizing<String>, CeremonyError> {
+    fn pin(
+        &mut self,
+        token: &str,
+        _secret: &str,
+        _holder: &str,
+    ) -> Result<Zeroizing<String>, CeremonyError> {
         let path = self
             .pins
             .get(token)

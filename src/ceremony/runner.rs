@@ -372,7 +372,7 @@ impl Context<'_> {
                             (PinMode::Prompt, Some(holder)) => holder.clone(),
                             (PinMode::Prompt, None) => "operator".to_string(),
                         };
-                        Pin::new(self.prompter.pin(&token, &holder)?)
+                        Pin::new(self.prompter.pin(&token, location.secret_name(), &holder)?)
                     }
                 };
                 let pin = Arc::new(pin);
