@@ -14,9 +14,12 @@
 //! 3. a session is opened with it and the temporary key is deleted.
 //!
 //! A power cut before step 2 leaves the old password working (and a stale temporary key, which
-//! the next change deletes); between the delete and the put of step 2, the temporary key (found
-//! by its label) logs in with the new password. The authentication key needs
-//! `put-authentication-key` and `delete-authentication-key` (the factory key has every
+//! the next change deletes; a ceremony resuming a split tries the new password, then the old).
+//! After step 2 the new password works. Only a cut between the delete and the put of step 2
+//! leaves the key absent: the device then reports an unknown authentication key, and the
+//! temporary key (label [`TEMPORARY_AUTH_KEY_LABEL`], the new password rebuilt from the
+//! custodians' shares) is the way back in, by hand with `yubihsm-shell`. The authentication key
+//! needs `put-authentication-key` and `delete-authentication-key` (the factory key has every
 //! capability).
 
 use std::sync::Arc;
