@@ -6,6 +6,7 @@
 //! next step starts, so an interrupted ceremony resumes after its last completed step without
 //! repeating an HSM operation. At the end the outputs and a transcript are collected.
 
+mod console;
 mod prompter;
 mod quorum;
 mod rehearsal;
@@ -15,6 +16,7 @@ mod transcript;
 
 use std::path::PathBuf;
 
+pub use console::{console, ConsoleError, ConsoleOptions};
 pub use prompter::{Answers, Interactive, Prompter};
 pub use runner::{run, CeremonyReport, RunOptions};
 pub use script::{Action, InputKind, KeySpec, PinMode, Script, Step};

@@ -65,6 +65,12 @@ impl Interactive<std::io::StdinLock<'static>, std::io::Stdout> {
 }
 
 impl<R: BufRead, W: Write> Interactive<R, W> {
+    /// A console on any line-oriented input and output (the operator console's terminal, which
+    /// it shares with the ceremony it runs).
+    pub fn new(input: R, output: W) -> Self {
+        Interactive { input, output }
+    }
+
     fn line(&mut self, prompt: &str) -> Result<String, CeremonyError> {
         write!(self.output, "{prompt}").map_err(console_error)?;
         self.output.flush().map_err(console_error)?;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use rootcellar::ceremony::{self, Answers, Interactive, Prompter, RunOptions};
+use rootcellar::ceremony::{self, Answers, ConsoleOptions, Interactive, Prompter, RunOptions};
 
 use super::CliError;
 
@@ -38,6 +38,76 @@ pub enum CeremonyCommand {
         #[arg(long, value_name = "KEY-NAME")]
         bundle_key: Option<String>,
     },
+    /// The appliance's operator console: image identity, clock, and a menu of the ceremony
+    /// scripts, each rehearsed or run for real with the request read from (and the response
+    /// written to) the sneakernet disk. Line-based: a serial line works as well as a screen.
+    Console(ConsoleArgs),
+}
+
+/// Where the console finds the image's files and the disks (defaults: the appliance image's).
+#[derive(Debug, clap::Args)]
+pub struct ConsoleArgs {
+    /// The image manifest; its SHA-256 is shown as the image identity.
+    #[arg(long, env = "ROOTCELLAR_IMAGE_MANIFEST", value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// The ceremony scripts offered (every *.toml that checks).
+    #[arg(
+        long,
+        env = "ROOTCELLAR_CEREMONY_DIR",
+        value_name = "DIR",
+        default_value = "/usr/share/rootcellar/ceremony"
+    )]
+    scripts: PathBuf,
+    /// Use this state directory as it is (no state disk, no RAM fallback).
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
+    /// Mounts the state disk at --state-media-dir (the state is then DIR/rootcellar-state),
+    /// e.g. "rc-media --label RCSTATE --dir /media/state --wait 10 mount".
+    #[arg(long, value_name = "COMMAND")]
+    state_mount_command: Option<String>,
+    /// Where --state-mount-command mounts the state disk.
+    #[arg(long, value_name = "DIR", default_value = "/media/state")]
+    state_media_dir: PathBuf,
+    /// The state directory in RAM, used (with a warning) when there is no state disk.
+    #[arg(long, value_name = "DIR", default_value = "/run/rootcellar/state")]
+    ram_state: PathBuf,
+    /// Where the sneakernet disk is mounted.
+    #[arg(
+        long,
+        env = "ROOTCELLAR_MEDIA_DIR",
+        value_name = "DIR",
+        default_value = "/media/sneaker"
+    )]
+    media_dir: PathBuf,
+    /// Mounts the sneakernet disk (split on spaces, no shell).
+    #[arg(long, value_name = "COMMAND", default_value = "rc-media mount")]
+    mount_command: String,
+    /// Flushes and unmounts the sneakernet disk.
+    #[arg(long, value_name = "COMMAND", default_value = "rc-media umount")]
+    umount_command: String,
+    /// Held while a ceremony runs, so that two consoles never run one at once.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/run/rootcellar/ceremony.lock"
+    )]
+    lock: PathBuf,
+    /// Offer a shell (the image passes it when the kernel command line has rootcellar.debug=1).
+    #[arg(long)]
+    debug: bool,
+    /// The shell offered with --debug.
+    #[arg(long, value_name = "COMMAND", default_value = "/bin/sh")]
+    shell_command: String,
+    /// Powers the appliance off.
+    #[arg(long, value_name = "COMMAND", default_value = "poweroff")]
+    poweroff_command: String,
+    /// The terminal's name, for the `console ready on …` line (the image sets it).
+    #[arg(long, env = "ROOTCELLAR_TTY", value_name = "NAME")]
+    terminal: Option<String>,
+}
+
+fn words(command: &str) -> Vec<String> {
+    command.split_whitespace().map(str::to_string).collect()
 }
 
 pub fn run(command: CeremonyCommand) -> Result<(), CliError> {
@@ -75,6 +145,26 @@ pub fn run(command: CeremonyCommand) -> Result<(), CliError> {
                 None => Box::new(Interactive::terminal()),
             };
             ceremony::run(&options, prompter.as_mut())?;
+        }
+        CeremonyCommand::Console(args) => {
+            let options = ConsoleOptions {
+                manifest: args.manifest,
+                scripts: args.scripts,
+                state: args.state,
+                state_mount: args
+                    .state_mount_command
+                    .map(|c| (words(&c), args.state_media_dir)),
+                ram_state: args.ram_state,
+                media_dir: args.media_dir,
+                mount: words(&args.mount_command),
+                umount: words(&args.umount_command),
+                lock: args.lock,
+                debug: args.debug,
+                shell: words(&args.shell_command),
+                poweroff: words(&args.poweroff_command),
+                terminal: args.terminal.filter(|t| !t.is_empty()),
+            };
+            ceremony::console(&options, std::io::stdin().lock(), std::io::stdout())?;
         }
     }
     Ok(())

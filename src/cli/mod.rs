@@ -64,6 +64,9 @@ pub enum CliError {
     /// From ceremonies.
     #[error(transparent)]
     Ceremony(#[from] rootcellar::ceremony::CeremonyError),
+    /// From the operator console.
+    #[error(transparent)]
+    Console(#[from] rootcellar::ceremony::ConsoleError),
     /// From bundles.
     #[error(transparent)]
     Bundle(#[from] rootcellar::bundle::BundleError),

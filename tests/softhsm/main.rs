@@ -3,6 +3,7 @@
 mod bundle;
 mod ceremony;
 mod common;
+mod console;
 mod import;
 mod journal;
 mod keys;

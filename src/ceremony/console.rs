@@ -1,0 +1,763 @@
+//! The operator console of the appliance (`rootcellar ceremony console`): the image's identity
+//! and clock, and a numbered menu of the ceremony scripts the image carries, each run as a
+//! rehearsal or for real, with the request read from the sneakernet disk and the response
+//! written back to it.
+//!
+//! Everything is line-based on one input and one output (the terminal init gives it: the screen
+//! or a serial line), so a script can drive it as well as a person. Running a ceremony:
+//!
+//! 1. the state directory is settled, once per console: the given one, else the state disk
+//!    (mounted by a command; the state then survives power-off), else, only when the operator
+//!    types `ram`, a directory in RAM;
+//! 2. if the script has inputs, the sneakernet disk is mounted, the request bundle (`*.rcb` of
+//!    kind request at its top level) is verified against the requester keys pinned in
+//!    `STATE/trust/requesters/` (with none pinned, the operator accepts the signer's key, found
+//!    in a `*.pem` beside the bundle, by typing the first 8 characters of its fingerprint), its
+//!    entries are extracted into the state, and the disk is unmounted;
+//! 3. [`super::run`] runs (or resumes) the ceremony with the operator at the console;
+//! 4. the disk is mounted again and `response.rcb`, the bundle key's public key and the
+//!    transcript are copied to `rootcellar/INSTANCE/` on it, flushed, and the disk unmounted.
+//!
+//! A failure is shown and the menu comes back; choosing the ceremony again resumes it.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+use super::prompter::Interactive;
+use super::runner::RunOptions;
+use super::CeremonyError;
+use crate::bundle::{Bundle, BundleError, BundleKind, Limits, PinnedKeys, VerifiedBundle};
+use crate::keys::PublicKey;
+
+/// The script key that signs response bundles, when a script has one.
+const BUNDLE_KEY: &str = "bundle-key";
+/// The bundle key's public key as root-init delivers it (and as the console keeps it).
+const BUNDLE_KEY_PEM: &str = "bundle-key.pub.pem";
+
+/// How the console is set up (the image passes where its files are).
+#[derive(Clone, Debug)]
+pub struct ConsoleOptions {
+    /// The image manifest, whose SHA-256 is the image identity shown in the header.
+    pub manifest: Option<PathBuf>,
+    /// The directory of ceremony scripts (`*.toml`).
+    pub scripts: PathBuf,
+    /// A state directory to use as it is (it is then the operator's responsibility to keep).
+    pub state: Option<PathBuf>,
+    /// The command that mounts the state disk, and where it mounts it; the state is then
+    /// `DIR/rootcellar-state`.
+    pub state_mount: Option<(Vec<String>, PathBuf)>,
+    /// The state directory in RAM, used when there is no state disk and the operator agrees.
+    pub ram_state: PathBuf,
+    /// The sneakernet disk: where it is mounted, and the commands that mount and unmount it.
+    pub media_dir: PathBuf,
+    /// Mounts the sneakernet disk (waits for it).
+    pub mount: Vec<String>,
+    /// Flushes and unmounts the sneakernet disk.
+    pub umount: Vec<String>,
+    /// Held (a directory) while a ceremony runs, so that two consoles never run one at once.
+    pub lock: PathBuf,
+    /// Offer a shell (debug boots only).
+    pub debug: bool,
+    /// The shell command.
+    pub shell: Vec<String>,
+    /// The power-off command.
+    pub poweroff: Vec<String>,
+    /// The terminal's name, shown in the `console ready on …` line that ends each screen.
+    pub terminal: Option<String>,
+}
+
+/// Why a console action failed (shown to the operator; the menu comes back).
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    /// The terminal could not be read or written: the console stops.
+    #[error("console: {0}")]
+    Terminal(#[source] std::io::Error),
+    /// A mount, unmount, shell or power-off command failed.
+    #[error("{command:?} {reason}")]
+    Command {
+        /// The command.
+        command: String,
+        /// What happened.
+        reason: String,
+    },
+    /// No usable request bundle on the disk.
+    #[error("{0}")]
+    NoRequest(String),
+    /// The request bundle was refused.
+    #[error("request bundle {path} refused: {source}")]
+    Refused {
+        /// The bundle.
+        path: PathBuf,
+        /// The check that failed.
+        #[source]
+        source: Box<BundleError>,
+    },
+    /// The operator did not accept the requester's key.
+    #[error("the requester's key SHA256:{0} was not accepted; nothing was run")]
+    NotAccepted(String),
+    /// Another console is running a ceremony.
+    #[error("another console is running a ceremony ({0}); wait for it to finish")]
+    Busy(String),
+    /// The ceremony stopped.
+    #[error(transparent)]
+    Ceremony(Box<CeremonyError>),
+    /// A file of the state or the disk could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<CeremonyError> for ConsoleError {
+    fn from(error: CeremonyError) -> Self {
+        ConsoleError::Ceremony(Box::new(error))
+    }
+}
+
+fn refused(path: &Path) -> impl FnOnce(BundleError) -> ConsoleError + '_ {
+    move |source| ConsoleError::Refused {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    }
+}
+
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> ConsoleError + '_ {
+    move |source| ConsoleError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// One entry of the menu: a ceremony script the image carries.
+struct Entry {
+    path: PathBuf,
+    name: String,
+    title: String,
+    has_inputs: bool,
+    has_bundle_key: bool,
+}
+
+/// The console on `input` and `output` until the input ends (init starts it again) or the
+/// operator powers off.
+pub fn console<R: BufRead, W: Write>(
+    options: &ConsoleOptions,
+    input: R,
+    output: W,
+) -> Result<(), ConsoleError> {
+    Console {
+        options,
+        input,
+        output,
+        state: None,
+    }
+    .menu()
+}
+
+struct Console<'a, R, W> {
+    options: &'a ConsoleOptions,
+    input: R,
+    output: W,
+    /// Settled at the first ceremony, then fixed: a process keeps the PKCS#11 modules (and the
+    /// rehearsal tokens' configuration) it has loaded.
+    state: Option<(PathBuf, bool)>,
+}
+
+impl<R: BufRead, W: Write> Console<'_, R, W> {
+    fn say(&mut self, text: &str) -> Result<(), ConsoleError> {
+        writeln!(self.output, "{text}").map_err(ConsoleError::Terminal)?;
+        self.output.flush().map_err(ConsoleError::Terminal)
+    }
+
+    /// A prompt and the line typed; `None` when the input has ended.
+    fn ask(&mut self, prompt: &str) -> Result<Option<String>, ConsoleError> {
+        write!(self.output, "{prompt}").map_err(ConsoleError::Terminal)?;
+        self.output.flush().map_err(ConsoleError::Terminal)?;
+        let mut line = String::new();
+        if self
+            .input
+            .read_line(&mut line)
+            .map_err(ConsoleError::Terminal)?
+            == 0
+        {
+            return Ok(None);
+        }
+        Ok(Some(line.trim().to_string()))
+    }
+
+    fn menu(&mut self) -> Result<(), ConsoleError> {
+        loop {
+            let entries = self.header()?;
+            let Some(choice) = self.ask("choice: ")? else {
+                return Ok(());
+            };
+            let result = match choice.as_str() {
+                "" => Ok(()),
+                "p" => match self.ask("Power off the appliance? Type yes: ")? {
+                    Some(answer) if answer == "yes" => {
+                        self.say("powering off")?;
+                        let command = self.options.poweroff.clone();
+                        return run_command(&command).map(|_| ());
+                    }
+                    _ => Ok(()),
+                },
+                "s" if self.options.debug => {
+                    let command = self.options.shell.clone();
+                    self.say("shell (debug boot); exit it to come back to the menu")?;
+                    run_command(&command).map(|_| ())
+                }
+                number => match number
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|n| n.checked_sub(1).and_then(|i| entries.into_iter().nth(i)))
+                {
+                    Some(entry) => self.choose_mode(&entry),
+                    None => {
+                        self.say(&format!("{number:?} is not on the menu"))?;
+                        Ok(())
+                    }
+                },
+            };
+            match result {
+                Ok(()) => {}
+                Err(ConsoleError::Terminal(e)) => return Err(ConsoleError::Terminal(e)),
+                Err(error) => {
+                    let mut text = format!("error: {error}");
+                    let mut source = std::error::Error::source(&error);
+                    while let Some(cause) = source {
+                        let cause_text = cause.to_string();
+                        if !text.contains(&cause_text) {
+                            text.push_str(&format!(": {cause_text}"));
+                        }
+                        source = cause.source();
+                    }
+                    self.say(&text)?;
+                    self.say(
+                        "(choose the ceremony again to retry; a ceremony resumes where it stopped)",
+                    )?;
+                }
+            }
+        }
+    }
+
+    /// Shows the identity, the clock, the state and the menu; returns the menu's ceremonies.
+    fn header(&mut self) -> Result<Vec<Entry>, ConsoleError> {
+        let identity = match &self.options.manifest {
+            Some(path) => match std::fs::read(path) {
+                Ok(bytes) => format!(
+                    "image manifest sha256:{}",
+                    hex::encode(Sha256::digest(bytes))
+                ),
+                Err(e) => format!("image manifest {}: unreadable ({e})", path.display()),
+            },
+            None => "image manifest: none (not running from an appliance image)".into(),
+        };
+        let now = jiff::Timestamp::now()
+            .round(jiff::Unit::Second)
+            .unwrap_or(jiff::Timestamp::now());
+        let state = match &self.state {
+            None => "state: chosen when the first ceremony starts".to_string(),
+            Some((dir, false)) => format!("state: {}", dir.display()),
+            Some((dir, true)) => format!("state: {} (IN RAM: lost at power-off)", dir.display()),
+        };
+        let (entries, problems) = list_scripts(&self.options.scripts);
+        let mut text = format!(
+            "\n== rootcellar appliance console (rootcellar {})\n{identity}\n\
+             clock {now} (not trusted: each ceremony confirms the time with the witnesses)\n\
+             {state}\n\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        for (i, entry) in entries.iter().enumerate() {
+            text.push_str(&format!(
+                "  {:>2}  {} ({}){}\n",
+                i + 1,
+                entry.title,
+                entry.name,
+                if entry.has_inputs {
+                    ", request from the sneakernet disk"
+                } else {
+                    ""
+                }
+            ));
+        }
+        for problem in problems {
+            text.push_str(&format!("      not offered: {problem}\n"));
+        }
+        if self.options.debug {
+            text.push_str("   s  shell (debug boot)\n");
+        }
+        text.push_str("   p  power off\n  Enter: show the clock again\nconsole ready");
+        if let Some(terminal) = &self.options.terminal {
+            text.push_str(&format!(" on {terminal}"));
+        }
+        self.say(&text)?;
+        Ok(entries)
+    }
+
+    fn choose_mode(&mut self, entry: &Entry) -> Result<(), ConsoleError> {
+        let prompt = format!(
+            "{}: type r for a rehearsal (throwaway tokens), real for the real ceremony, Enter to go back: ",
+            entry.name
+        );
+        let rehearsal = match self.ask(&prompt)?.as_deref() {
+            Some("r") => true,
+            Some("real") => false,
+            _ => return Ok(()),
+        };
+        let Some((state, volatile)) = self.settle_state()? else {
+            return Ok(());
+        };
+        if volatile && !rehearsal {
+            self.say(
+                "WARNING: the state is in RAM: the journal and the ceremony's progress are lost \
+                 at power-off (the response bundle still carries the journal segment).",
+            )?;
+            if self
+                .ask("Type yes to run the real ceremony anyway: ")?
+                .as_deref()
+                != Some("yes")
+            {
+                return Ok(());
+            }
+        }
+        let _lock = Lock::take(&self.options.lock)?;
+        self.run_ceremony(entry, &state, rehearsal)
+    }
+
+    /// The state directory, settled once: given, else the state disk, else RAM when the
+    /// operator agrees (`None`: back to the menu).
+    fn settle_state(&mut self) -> Result<Option<(PathBuf, bool)>, ConsoleError> {
+        if let Some(settled) = &self.state {
+            return Ok(Some(settled.clone()));
+        }
+        let settled = if let Some(dir) = &self.options.state {
+            (dir.clone(), false)
+        } else {
+            let mounted = match self.options.state_mount.clone() {
+                Some((command, dir)) => {
+                    self.say("looking for the state disk")?;
+                    run_command(&command)
+                        .ok()
+                        .map(|_| dir.join("rootcellar-state"))
+                }
+                None => None,
+            };
+            match mounted {
+                Some(dir) => (dir, false),
+                None => {
+                    self.say(&format!(
+                        "WARNING: no state disk. The state (journal, ceremony progress, rehearsal \
+                         tokens) would be kept in RAM, in {}, and lost at power-off.",
+                        self.options.ram_state.display()
+                    ))?;
+                    let answer = self.ask(
+                        "Type ram to keep the state in RAM, or Enter to go back (plug in the \
+                         state disk, then choose the ceremony again): ",
+                    )?;
+                    if answer.as_deref() != Some("ram") {
+                        return Ok(None);
+                    }
+                    (self.options.ram_state.clone(), true)
+                }
+            }
+        };
+        std::fs::create_dir_all(&settled.0).map_err(io_at(&settled.0))?;
+        self.state = Some(settled.clone());
+        Ok(Some(settled))
+    }
+
+    fn run_ceremony(
+        &mut self,
+        entry: &Entry,
+        state: &Path,
+        rehearsal: bool,
+    ) -> Result<(), ConsoleError> {
+        let stamp = jiff::Timestamp::now()
+            .strftime("%Y%m%dT%H%M%SZ")
+            .to_string();
+        let session = state
+            .join("console")
+            .join(format!("{}-{stamp}", entry.name));
+        std::fs::create_dir_all(&session).map_err(io_at(&session))?;
+        let inputs = if entry.has_inputs {
+            let inputs = session.join("inputs");
+            self.mount()?;
+            let read = self.read_request(entry, state, &inputs);
+            self.umount()?;
+            read?;
+            Some(inputs)
+        } else {
+            None
+        };
+        let out = session.join("out");
+        let options = RunOptions {
+            script: entry.path.clone(),
+            state: state.to_path_buf(),
+            inputs,
+            out: out.clone(),
+            rehearsal,
+            bundle_key: entry.has_bundle_key.then(|| BUNDLE_KEY.to_string()),
+        };
+        let report = {
+            let mut prompter = Interactive::new(&mut self.input, &mut self.output);
+            super::run(&options, &mut prompter)?
+        };
+        let instance = report
+            .instance
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| entry.name.clone());
+        self.deliver(state, &out, &instance)
+    }
+
+    fn mount(&mut self) -> Result<(), ConsoleError> {
+        self.say("mounting the sneakernet disk")?;
+        run_command(&self.options.mount).map(|_| ())
+    }
+
+    fn umount(&mut self) -> Result<(), ConsoleError> {
+        run_command(&self.options.umount).map(|_| ())
+    }
+
+    /// Finds, verifies and extracts the request bundle for `entry` into `inputs`.
+    fn read_request(
+        &mut self,
+        entry: &Entry,
+        state: &Path,
+        inputs: &Path,
+    ) -> Result<(), ConsoleError> {
+        let media = self.options.media_dir.clone();
+        let mut candidates = Vec::new();
+        for path in files_with_suffix(&media, ".rcb")? {
+            match Bundle::read_file(&path, &Limits::default(), None) {
+                Err(source) => {
+                    self.say(&format!("{} refused: {source}", path.display()))?;
+                }
+                Ok(bundle) if bundle.manifest().kind != BundleKind::Request => {}
+                Ok(bundle) => match bundle.manifest().ceremony.as_deref() {
+                    Some(other) if other != entry.name => {
+                        self.say(&format!(
+                            "{}: a request for {other}, not {}",
+                            path.display(),
+                            entry.name
+                        ))?;
+                    }
+                    _ => candidates.push((path, bundle)),
+                },
+            }
+        }
+        let (path, bundle) = match candidates.len() {
+            0 => {
+                return Err(ConsoleError::NoRequest(format!(
+                    "no usable request bundle (*.rcb, kind request) for {} on the sneakernet \
+                     disk; nothing was run",
+                    entry.name
+                )))
+            }
+            1 => candidates.remove(0),
+            _ => {
+                for (i, (path, bundle)) in candidates.iter().enumerate() {
+                    self.say(&format!(
+                        "  {}  {} (id {}, created {})",
+                        i + 1,
+                        path.display(),
+                        bundle.manifest().id,
+                        bundle.manifest().created
+                    ))?;
+                }
+                let answer = self.ask("Which request? ")?.unwrap_or_default();
+                match answer
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=candidates.len()).contains(n))
+                {
+                    Some(n) => candidates.remove(n - 1),
+                    None => return Err(ConsoleError::NoRequest("no request chosen".into())),
+                }
+            }
+        };
+        let verified = self.verify_request(&path, bundle, state)?;
+        let m = verified.manifest();
+        self.say(&format!(
+            "request {} verified: id {}, created {}, signed by SHA256:{}, {} entries",
+            path.display(),
+            m.id,
+            m.created,
+            verified.signer().fingerprint(),
+            m.entries.len()
+        ))?;
+        for (info, _) in verified.entries() {
+            self.say(&format!(
+                "  {}  {} bytes  sha256:{}",
+                info.name,
+                info.length,
+                hex::encode(info.sha256)
+            ))?;
+        }
+        verified.extract(inputs).map_err(refused(&path))?;
+        Ok(())
+    }
+
+    /// Verifies against the pinned requester keys; with none pinned, pins the signer's key
+    /// (from a `*.pem` on the disk) once the operator has typed its fingerprint's start.
+    fn verify_request(
+        &mut self,
+        path: &Path,
+        bundle: Bundle,
+        state: &Path,
+    ) -> Result<VerifiedBundle, ConsoleError> {
+        let requesters = state.join("trust").join("requesters");
+        let pinned = files_with_suffix(&requesters, ".pem")?;
+        if !pinned.is_empty() {
+            let pins = PinnedKeys::from_files(&pinned).map_err(refused(path))?;
+            return bundle
+                .verify(&pins)
+                .and_then(|v| v.expect_kind(BundleKind::Request))
+                .map_err(refused(path));
+        }
+        let signer = bundle.signer_key_id();
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let key = files_with_suffix(dir, ".pem")?
+            .iter()
+            .filter_map(|p| PinnedKeys::read_pin(p).ok())
+            .find(|k| k.fingerprint() == signer)
+            .ok_or_else(|| {
+                ConsoleError::NoRequest(format!(
+                    "no requester key is pinned in {}, and no .pem file beside {} holds the \
+                     signer's key SHA256:{signer}; nothing was run",
+                    requesters.display(),
+                    path.display()
+                ))
+            })?;
+        self.say(&format!(
+            "No requester key is pinned yet. The request is signed by the key with fingerprint\n  \
+             SHA256:{signer}\nCompare it with the fingerprint the requester gave you out of band."
+        ))?;
+        let typed = self
+            .ask("Type its first 8 characters to accept and pin this key, or Enter to refuse: ")?
+            .unwrap_or_default();
+        if typed.is_empty() || !signer.starts_with(&typed.to_ascii_lowercase()) || typed.len() != 8
+        {
+            return Err(ConsoleError::NotAccepted(signer));
+        }
+        let verified = bundle
+            .verify(&PinnedKeys::new(vec![key.clone()]))
+            .and_then(|v| v.expect_kind(BundleKind::Request))
+            .map_err(refused(path))?;
+        pin_requester(&requesters, &key)?;
+        self.say(&format!(
+            "pinned requester key SHA256:{signer} in {}",
+            requesters.display()
+        ))?;
+        Ok(verified)
+    }
+
+    /// Copies the response, the bundle key's public key and the transcript to the disk.
+    fn deliver(&mut self, state: &Path, out: &Path, instance: &str) -> Result<(), ConsoleError> {
+        // The bundle key's public key comes out of root-init; later ceremonies send the kept copy.
+        let kept = state.join("trust").join(BUNDLE_KEY_PEM);
+        if out.join(BUNDLE_KEY_PEM).is_file() && !kept.exists() {
+            std::fs::create_dir_all(state.join("trust")).map_err(io_at(state))?;
+            std::fs::copy(out.join(BUNDLE_KEY_PEM), &kept).map_err(io_at(&kept))?;
+        }
+        let response = out.join("response.rcb");
+        let mut files: Vec<PathBuf> = Vec::new();
+        if response.is_file() {
+            if kept.is_file() {
+                let pins = PinnedKeys::from_files(&[&kept]).map_err(refused(&kept))?;
+                Bundle::read_file(&response, &Limits::default(), None)
+                    .and_then(|b| b.verify(&pins))
+                    .map_err(refused(&response))?;
+                self.say("response.rcb verified against the bundle key")?;
+                files.push(kept.clone());
+            } else {
+                self.say(&format!(
+                    "note: the bundle key's public key is not in {}; it was delivered by root-init",
+                    kept.parent().unwrap_or(state).display()
+                ))?;
+            }
+            files.push(response);
+            files.push(out.join("transcript.md"));
+            files.push(out.join("transcript.html"));
+        } else {
+            // No bundle key in the script: the outputs themselves go out.
+            files = std::fs::read_dir(out)
+                .map_err(io_at(out))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            files.sort();
+        }
+        self.mount()?;
+        let copied = copy_out(&files, &self.options.media_dir.join("rootcellar"), instance);
+        let unmounted = self.umount();
+        let target = copied?;
+        unmounted?;
+        self.say(&format!(
+            "delivered to the sneakernet disk: {} ({} files); the disk may be removed",
+            target,
+            files.len()
+        ))
+    }
+}
+
+/// The scripts of `dir` that check, sorted by file name; and why the others are not offered.
+fn list_scripts(dir: &Path) -> (Vec<Entry>, Vec<String>) {
+    let mut entries = Vec::new();
+    let mut problems = Vec::new();
+    let paths = match files_with_suffix(dir, ".toml") {
+        Ok(paths) => paths,
+        Err(e) => return (entries, vec![e.to_string()]),
+    };
+    for path in paths {
+        match super::check(&path) {
+            Ok(script) => entries.push(Entry {
+                path,
+                has_inputs: !script.inputs.is_empty(),
+                has_bundle_key: script.keys.contains_key(BUNDLE_KEY),
+                name: script.ceremony.name,
+                title: script.ceremony.title,
+            }),
+            Err(e) => problems.push(e.to_string().lines().next().unwrap_or("").to_string()),
+        }
+    }
+    (entries, problems)
+}
+
+/// The regular files of `dir` whose names end in `suffix`, sorted (none if `dir` is absent).
+fn files_with_suffix(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>, ConsoleError> {
+    let read = match std::fs::read_dir(dir) {
+        Ok(read) => read,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(io_at(dir)(e)),
+    };
+    let mut files: Vec<PathBuf> = read
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.ends_with(suffix) && !n.starts_with('.'))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn pin_requester(dir: &Path, key: &PublicKey) -> Result<(), ConsoleError> {
+    std::fs::create_dir_all(dir).map_err(io_at(dir))?;
+    let path = dir.join(format!("{}.pub.pem", &key.fingerprint()[..16]));
+    crate::files::write_new(&path, key.spki_pem().as_bytes()).map_err(|e| ConsoleError::Io {
+        path: path.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })
+}
+
+/// Copies `files` into a new directory `base/NAME` (NAME-2, NAME-3… if taken), each file
+/// flushed, then the directory; returns the directory.
+fn copy_out(files: &[PathBuf], base: &Path, name: &str) -> Result<String, ConsoleError> {
+    std::fs::create_dir_all(base).map_err(io_at(base))?;
+    let mut target = base.join(name);
+    let mut n = 2;
+    while target.symlink_metadata().is_ok() {
+        target = base.join(format!("{name}-{n}"));
+        n += 1;
+    }
+    std::fs::create_dir(&target).map_err(io_at(&target))?;
+    for file in files {
+        let Some(file_name) = file.file_name() else {
+            continue;
+        };
+        let dest = target.join(file_name);
+        if file.is_dir() {
+            copy_dir(file, &dest)?;
+        } else {
+            std::fs::copy(file, &dest).map_err(io_at(&dest))?;
+            std::fs::File::open(&dest)
+                .and_then(|f| f.sync_all())
+                .map_err(io_at(&dest))?;
+        }
+    }
+    // A directory fsync is not supported by every file system (FAT); the unmount flushes too.
+    let _ = std::fs::File::open(&target).and_then(|f| f.sync_all());
+    Ok(target.display().to_string())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<(), ConsoleError> {
+    std::fs::create_dir(to).map_err(io_at(to))?;
+    for entry in std::fs::read_dir(from).map_err(io_at(from))? {
+        let entry = entry.map_err(io_at(from))?;
+        let dest = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &dest)?;
+        } else {
+            std::fs::copy(entry.path(), &dest).map_err(io_at(&dest))?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs a command with the console's terminal; fails unless it exits 0.
+fn run_command(command: &[String]) -> Result<std::process::ExitStatus, ConsoleError> {
+    let text = command.join(" ");
+    let (program, args) = command.split_first().ok_or_else(|| ConsoleError::Command {
+        command: text.clone(),
+        reason: "is empty".into(),
+    })?;
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .map_err(|e| ConsoleError::Command {
+            command: text.clone(),
+            reason: format!("could not start: {e}"),
+        })?;
+    if status.success() {
+        Ok(status)
+    } else {
+        Err(ConsoleError::Command {
+            command: text,
+            reason: format!("failed ({status})"),
+        })
+    }
+}
+
+/// A directory held while a ceremony runs; a lock left by a dead process is taken over.
+struct Lock(PathBuf);
+
+impl Lock {
+    fn take(path: &Path) -> Result<Lock, ConsoleError> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io_at(parent))?;
+        }
+        for _ in 0..2 {
+            match std::fs::create_dir(path) {
+                Ok(()) => {
+                    let pid = path.join("pid");
+                    std::fs::write(&pid, std::process::id().to_string()).map_err(io_at(&pid))?;
+                    return Ok(Lock(path.to_path_buf()));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let owner = std::fs::read_to_string(path.join("pid")).unwrap_or_default();
+                    let owner = owner.trim();
+                    if !owner.is_empty() && Path::new("/proc").join(owner).exists() {
+                        return Err(ConsoleError::Busy(format!("process {owner}")));
+                    }
+                    let _ = std::fs::remove_dir_all(path);
+                }
+                Err(e) => return Err(io_at(path)(e)),
+            }
+        }
+        Err(ConsoleError::Busy(path.display().to_string()))
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
