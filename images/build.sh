@@ -156,7 +156,7 @@ done
 
 step "root filesystem"
 rootfs=$work/rootfs
-mkdir -p "$rootfs"/usr/{bin,sbin,lib/x86_64-linux-gnu,lib64} "$rootfs"/{dev,proc,sys,run,etc,var,media/sneaker}
+mkdir -p "$rootfs"/usr/{bin,sbin,lib/x86_64-linux-gnu,lib64} "$rootfs"/{dev,proc,sys,run,etc,var,media/sneaker,media/state}
 ln -s usr/bin "$rootfs/bin"
 ln -s usr/sbin "$rootfs/sbin"
 ln -s usr/lib "$rootfs/lib"
@@ -310,15 +310,16 @@ if compgen -G "$repo/ceremony/*" >/dev/null; then
   cp -R "$repo/ceremony/." "$rootfs/usr/share/rootcellar/ceremony/"
 fi
 cp "$repo/tuf-repo/policy.toml" "$rootfs/usr/share/rootcellar/tuf-repo/policy.toml"
-# Which console the appliance starts (see rootfs/usr/lib/rootcellar/console): the ceremony
-# runner's, once the binary has `ceremony console`, else the appliance menu.
-if "$rootfs/usr/bin/rootcellar" ceremony console --help >/dev/null 2>&1; then
-  console_kind=runner
-else
-  console_kind=menu
-fi
-echo "$console_kind" > "$rootfs/usr/lib/rootcellar/console.kind"
-say "console: $console_kind"
+# The console is `rootcellar ceremony console` (rootfs/usr/lib/rootcellar/console); every
+# ceremony script it offers must check here, with the paths it names (../tuf-repo/policy.toml,
+# config/…) resolved inside the image's tree.
+"$rootfs/usr/bin/rootcellar" ceremony console --help >/dev/null ||
+  die "the rootcellar binary has no \`ceremony console\`"
+for script in "$rootfs"/usr/share/rootcellar/ceremony/*.toml; do
+  "$rootfs/usr/bin/rootcellar" ceremony check "$script" >/dev/null ||
+    die "ceremony script ${script#"$rootfs"} does not check inside the image"
+done
+say "ceremony scripts: $(cd "$rootfs/usr/share/rootcellar/ceremony" && echo *.toml)"
 # Modes do not depend on the checkout's umask: scripts (#!) 0755, everything else of ours 0644.
 (cd "$here/rootfs" && find . -type f -printf '%P\n') | while read -r file; do
   if [ "$(head -c 2 "$here/rootfs/$file")" = '#!' ]; then
@@ -341,7 +342,7 @@ rootcellar_version=$("$rootfs/usr/bin/rootcellar" --version 2>/dev/null || echo 
   say "cmdline $cmdline"
   say "rootcellar $rootcellar_version sha256:$(sha256sum "$rootfs/usr/bin/rootcellar" | cut -d' ' -f1)"
   say "rustc $rustc_version"
-  say "console $console_kind"
+  say "console rootcellar ceremony console"
   say "sneakernet-label $media_label"
   say ""
   say "## packages (name, version, SHA-256 of the .deb, as pinned in images/packages.lock)"

@@ -168,23 +168,64 @@ class Machine:
                 replies.append(answer)
         return replies[1:]
 
-    def plug_stick(self, image: Path) -> None:
-        """Plug a USB stick (a raw disk image) into the running guest."""
+    def plug_stick(self, image: Path, name: str = "hotstick") -> None:
+        """Plug a USB stick (a raw disk image) into the running guest; NAME identifies it for
+        unplug_stick."""
         self.qmp(
             {
                 "execute": "blockdev-add",
                 "arguments": {
                     "driver": "raw",
-                    "node-name": "hotstick",
+                    "node-name": name,
                     "file": {"driver": "file", "filename": str(image)},
                 },
             },
             {
                 "execute": "device_add",
-                "arguments": {"driver": "usb-storage", "id": "hotstickdev", "bus": "xhci.0",
-                              "drive": "hotstick"},
+                "arguments": {"driver": "usb-storage", "id": f"{name}dev", "bus": "xhci.0",
+                              "drive": name},
             },
         )
+
+    def unplug_stick(self, name: str = "hotstick", timeout: float = 60) -> None:
+        """Pull the stick NAME out (the guest must have unmounted it), and let go of its file."""
+        self.qmp({"execute": "device_del", "arguments": {"id": f"{name}dev"}})
+        deadline = time.monotonic() + timeout
+        while True:
+            # The block node is free once the device is gone.
+            try:
+                self.qmp({"execute": "blockdev-del", "arguments": {"node-name": name}})
+                return
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def prompt(self, timeout: float, events: tuple[str, ...] = (), quiet: float = 0.7) -> str:
+        """Wait until the guest waits for input: what it printed since the last match ends with
+        ": " and nothing more arrives for QUIET seconds; or until one of EVENTS appears. Return
+        what was printed (and move past it)."""
+        deadline = time.monotonic() + timeout
+        needles = [e.encode() for e in events]
+        with self.lock:
+            while True:
+                pending = self.buffer[self.cursor :]
+                if any(n in pending for n in needles):
+                    self.cursor = len(self.buffer)
+                    return pending.decode(errors="replace")
+                if pending.endswith(b": "):
+                    size = len(self.buffer)
+                    self.lock.wait(quiet)
+                    if len(self.buffer) == size:
+                        self.cursor = size
+                        return pending.decode(errors="replace")
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.process.poll() is not None and not self.reader.is_alive()):
+                    tail = self.buffer[-2000:].decode(errors="replace")
+                    raise Timeout(f"no prompt after {timeout:.0f}s (log: {self.log_path}); "
+                                  f"last output:\n{tail}")
+                self.lock.wait(min(left, 1.0))
 
     def wait_exit(self, timeout: float) -> int:
         try:

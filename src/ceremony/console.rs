@@ -136,6 +136,7 @@ fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> ConsoleError + '_ {
 }
 
 /// One entry of the menu: a ceremony script the image carries.
+#[derive(Clone)]
 struct Entry {
     path: PathBuf,
     name: String,
@@ -156,6 +157,7 @@ pub fn console<R: BufRead, W: Write>(
         input,
         output,
         state: None,
+        scripts: None,
     }
     .menu()
 }
@@ -167,6 +169,8 @@ struct Console<'a, R, W> {
     /// Settled at the first ceremony, then fixed: a process keeps the PKCS#11 modules (and the
     /// rehearsal tokens' configuration) it has loaded.
     state: Option<(PathBuf, bool)>,
+    /// The scripts offered and why others are not: read once (the image's root is read-only).
+    scripts: Option<(Vec<Entry>, Vec<String>)>,
 }
 
 impl<R: BufRead, W: Write> Console<'_, R, W> {
@@ -266,7 +270,10 @@ impl<R: BufRead, W: Write> Console<'_, R, W> {
             Some((dir, false)) => format!("state: {}", dir.display()),
             Some((dir, true)) => format!("state: {} (IN RAM: lost at power-off)", dir.display()),
         };
-        let (entries, problems) = list_scripts(&self.options.scripts);
+        let (entries, problems) = self
+            .scripts
+            .get_or_insert_with(|| list_scripts(&self.options.scripts))
+            .clone();
         let mut text = format!(
             "\n== rootcellar appliance console (rootcellar {})\n{identity}\n\
              clock {now} (not trusted: each ceremony confirms the time with the witnesses)\n\

@@ -1,6 +1,5 @@
-# Sourced by the appliance's console scripts: where things are on the image, and small helpers.
-# These variables are also the interface the ceremony runner's console is started with (see
-# images/README.md, "The console hook").
+# Sourced by the appliance's scripts (console, rc-media, shutdown): where things are on the
+# image, and small helpers.
 export PATH=/usr/sbin:/usr/bin
 export HOME=/root
 export LC_ALL=C
@@ -19,9 +18,12 @@ export ROOTCELLAR_RUN_DIR=/run/rootcellar
 # step reads or writes it.
 export ROOTCELLAR_MEDIA_LABEL=RCSNEAKER
 export ROOTCELLAR_MEDIA_DIR=/media/sneaker
+# The operator's state disk (journal, ceremony progress, rehearsal tokens): mounted here by the
+# console for as long as it runs, when a disk with this label is present.
+export ROOTCELLAR_STATE_LABEL=RCSTATE
+export ROOTCELLAR_STATE_MEDIA_DIR=/media/state
 
 say() { printf '%s\n' "$*"; }
-step() { printf '\n== %s\n' "$*"; }
 
 # True when the kernel command line asks for a debug boot (rootcellar.debug=1).
 debug_boot() {
