@@ -15,8 +15,14 @@
 # Usage: images/build.sh            build
 #        images/build.sh --relock   pin the current Debian 12 versions of packages.list into
 #                                   packages.lock (the image hash changes), then build
+#        images/build.sh --allow-superseded
+#                                   for tests (make test): a pinned version the Debian archive no
+#                                   longer has is replaced by its current version in a scratch
+#                                   lock (images/build/packages.lock.current), with a warning
+#                                   naming each one, instead of failing. Never for a release.
 # Environment: OUT, WORK (scratch, default images/build/work), CACHE (downloaded .debs, default
-#   images/cache), ROOTCELLAR_BIN (put this binary in the image instead of building one) and
+#   images/cache), LOCK (the lock to build from, default images/packages.lock),
+#   ROOTCELLAR_BIN (put this binary in the image instead of building one) and
 #   ROOTCELLAR_RUSTC (the `rustc --version` it was built with, for the manifest),
 #   CARGO_PROFILE (release, the default, or dev).
 set -euo pipefail
@@ -27,7 +33,8 @@ out=${OUT:-$here/out}
 work=${WORK:-$here/build/work}
 cache=${CACHE:-$here/cache}
 profile=${CARGO_PROFILE:-release}
-lock=$here/packages.lock
+lock=${LOCK:-$here/packages.lock}
+scratch_lock=$here/build/packages.lock.current
 image_name=rootcellar-appliance.img
 cmdline="console=tty0 console=ttyS0,115200 quiet"
 media_label=RCSNEAKER
@@ -45,6 +52,17 @@ started=$(date +%s)
 say() { printf '%s\n' "$*"; }
 step() { printf '\n== %s  [%ss]\n' "$*" "$(($(date +%s) - started))"; }
 die() { printf 'image: %s\n' "$*" >&2; exit 1; }
+warn() { printf 'image: WARNING: %s\n' "$@" >&2; }
+
+relock_mode=""
+allow_superseded=""
+for arg in "$@"; do
+  case $arg in
+    --relock) relock_mode=1 ;;
+    --allow-superseded) allow_superseded=1 ;;
+    *) die "unknown argument $arg (usage: images/build.sh [--relock | --allow-superseded])" ;;
+  esac
+done
 
 for tool in apt-get dpkg-deb depmod modprobe readelf objcopy strip cpio mksquashfs mkfs.fat mcopy \
   mmd sfdisk python3 sha256sum; do
@@ -54,11 +72,11 @@ done
 # --- packages -------------------------------------------------------------------------------
 
 # apt-get download NAME=VERSION into the cache, refreshing the package lists once if the
-# version is not known yet.
+# version is not known yet. Fails (status 1) when the version cannot be had.
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo=sudo
 apt_updated=""
-download() { # name version
+try_download() { # name version
   local name=$1 version=$2
   if (cd "$cache" && apt-get download -q -o APT::Sandbox::User=root "$name=$version" \
     >/dev/null 2>&1); then
@@ -66,13 +84,33 @@ download() { # name version
   fi
   if [ -z "$apt_updated" ]; then
     apt_updated=1
-    $sudo apt-get update -qq
+    $sudo apt-get update -qq || true
     (cd "$cache" && apt-get download -q -o APT::Sandbox::User=root "$name=$version" >/dev/null 2>&1) &&
       return 0
   fi
-  die "cannot download $name $version: the Debian archive no longer has that version, or the
+  return 1
+}
+download() { # name version
+  try_download "$1" "$2" && return 0
+  die "cannot download $1 $2: the Debian archive no longer has that version, or the
   machine has no bookworm sources. Either put the .deb (same SHA-256) in $cache, or run
   images/build.sh --relock to pin the current versions (the image hash changes)."
+}
+
+# The current Debian 12 package for a name of packages.list or packages.lock: "NAME VERSION"
+# (the kernel's name changes with its ABI: linux-image-amd64 says which one is current).
+current_package() { # name
+  local name=$1 version
+  case $name in
+    linux-image-amd64 | linux-image-[0-9]*)
+      name=$(apt-cache depends linux-image-amd64 2>/dev/null |
+        sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n 1)
+      ;;
+  esac
+  [ -n "$name" ] || return 1
+  version=$(apt-cache policy "$name" 2>/dev/null | sed -n 's/^ *Candidate: //p')
+  [ -n "$version" ] && [ "$version" != "(none)" ] || return 1
+  printf '%s %s\n' "$name" "$version"
 }
 
 deb_path() { # name version -> the cached .deb, if any
@@ -91,11 +129,8 @@ relock() {
     say "# Do not edit by hand; the image records all of it in its manifest."
     say "source-date-epoch $sde"
     while read -r name; do
-      if [ "$name" = linux-image-amd64 ]; then
-        name=$(apt-cache depends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n 1)
-      fi
-      version=$(apt-cache policy "$name" | sed -n 's/^ *Candidate: //p')
-      [ -n "$version" ] && [ "$version" != "(none)" ] || die "no candidate version for $name"
+      current=$(current_package "$name") || die "no candidate version for $name"
+      read -r name version <<<"$current"
       download "$name" "$version"
       deb=$(deb_path "$name" "$version")
       say "package $name $version $(sha256sum "$deb" | cut -d' ' -f1)"
@@ -105,11 +140,73 @@ relock() {
   say "wrote $lock"
 }
 
-[ "${1:-}" = --relock ] && relock
+[ -n "$relock_mode" ] && relock
 [ -f "$lock" ] || die "$lock is missing: run images/build.sh --relock"
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(awk '$1 == "source-date-epoch" { print $2 }' "$lock")}
 export SOURCE_DATE_EPOCH
 mapfile -t packages < <(awk '$1 == "package" { print $2 " " $3 " " $4 }' "$lock")
+
+# Every pinned .deb into the cache first, before the long rootcellar build: a version the
+# Debian archive has dropped (it keeps only the current one of each package) stops a build
+# here, naming it. With --allow-superseded (make test) such a package is replaced by its
+# current version in a scratch lock instead, and the build goes on from that lock, loudly.
+step "Debian packages: fetching the pinned versions"
+mkdir -p "$cache"
+superseded=()
+for entry in "${packages[@]}"; do
+  read -r name version sha <<<"$entry"
+  [ -n "$(deb_path "$name" "$version")" ] && continue
+  try_download "$name" "$version" && continue
+  current=$(current_package "$name" || true)
+  if [ -z "$allow_superseded" ]; then
+    die "cannot download $name $version, which $lock pins: the Debian archive no longer has
+  that version (its current version: ${current:-unknown}), or the machine has no bookworm
+  sources. Run images/build.sh --relock to pin the current versions (the image hash changes)
+  and commit packages.lock, or put the pinned .deb (same SHA-256) in $cache."
+  fi
+  [ -n "$current" ] || die "cannot download $name $version, and Debian 12 has no current version of it:
+  does the machine have bookworm sources?"
+  [ "$current" != "$name $version" ] ||
+    die "cannot download $name $version, though it is the current version: no network, or no bookworm sources?"
+  superseded+=("$name $version $current")
+done
+if [ ${#superseded[@]} -gt 0 ]; then
+  declare -A replace=()
+  for entry in "${superseded[@]}"; do
+    read -r name version new_name new_version <<<"$entry"
+    download "$new_name" "$new_version"
+    deb=$(deb_path "$new_name" "$new_version")
+    [ -n "$deb" ] || die "apt-get download gave no .deb for $new_name $new_version"
+    replace[$name]="$new_name $new_version $(sha256sum "$deb" | cut -d' ' -f1)"
+  done
+  mkdir -p "$(dirname "$scratch_lock")"
+  {
+    say "# Scratch lock written by images/build.sh --allow-superseded on $(date -u +%F): $lock"
+    say "# with the versions the Debian archive no longer has replaced by the current ones. For tests"
+    say "# only: run images/build.sh --relock and commit packages.lock."
+    while IFS= read -r line; do
+      read -r kind name _ <<<"$line"
+      if [ "$kind" = package ] && [ -n "${replace[$name]:-}" ]; then
+        say "package ${replace[$name]}"
+      else
+        say "$line"
+      fi
+    done < "$lock"
+  } > "$scratch_lock.new"
+  mv "$scratch_lock.new" "$scratch_lock"
+  superseded_note=()
+  for entry in "${superseded[@]}"; do
+    read -r name version new_name new_version <<<"$entry"
+    superseded_note+=("  $name $version is superseded: built with $new_name $new_version instead")
+  done
+  superseded_note=("${lock#"$repo"/} is out of date: the Debian archive no longer has" \
+    "${superseded_note[@]}" \
+    "this build uses the scratch lock ${scratch_lock#"$repo"/}, not for release:" \
+    "run images/build.sh --relock and commit images/packages.lock")
+  warn "${superseded_note[@]}"
+  lock=$scratch_lock
+  mapfile -t packages < <(awk '$1 == "package" { print $2 " " $3 " " $4 }' "$lock")
+fi
 kernel_package=$(printf '%s\n' "${packages[@]}" | awk '$1 ~ /^linux-image-[0-9]/ { print $1 }')
 kver=${kernel_package#linux-image-}
 [ -n "$kver" ] || die "packages.lock pins no linux-image-<version> package"
@@ -454,7 +551,12 @@ step "done"
 elapsed=$(($(date +%s) - started))
 {
   say "built $(date -u '+%Y-%m-%dT%H:%M:%SZ') in ${elapsed}s (build time, not an input)"
-  say "packages.lock sha256:$(sha256sum "$lock" | cut -d' ' -f1)"
+  say "lock $lock"
+  say "lock-sha256 $(sha256sum "$lock" | cut -d' ' -f1)"
+  for entry in "${superseded[@]}"; do
+    read -r name version new_name new_version <<<"$entry"
+    say "superseded $name $version -> $new_name $new_version"
+  done
   say "rootcellar-bin $rootcellar_bin"
   say "rustc $rustc_version"
   say "python3 $(python3 --version 2>&1)"
@@ -466,3 +568,4 @@ say "size      $size bytes ($((size / 1048576)) MiB)"
 say "manifest  sha256:$manifest_id"
 say "build     ${elapsed}s"
 say "sha256    $(sha256sum "$out/$image_name" | cut -d' ' -f1)"
+[ ${#superseded[@]} -eq 0 ] || warn "${superseded_note[@]}"

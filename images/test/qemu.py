@@ -187,7 +187,7 @@ class Machine:
             },
         )
 
-    def unplug_stick(self, name: str = "hotstick", timeout: float = 60) -> None:
+    def unplug_stick(self, name: str = "hotstick", timeout: float = 120) -> None:
         """Pull the stick NAME out (the guest must have unmounted it), and let go of its file."""
         self.qmp({"execute": "device_del", "arguments": {"id": f"{name}dev"}})
         deadline = time.monotonic() + timeout
