@@ -32,7 +32,12 @@ fn root_init_with_the_root_ca_on_softhsm_and_a_custodian_on_a_mock_yubihsm() {
 
     // Root v1 holds custodian 2's key from the YubiHSM2 (as the device reports it) beside the
     // SoftHSM2 custodians', and python-tuf accepts it and downloads the root certificate.
-    let device_keys = keys::open_backend(custodian_2).unwrap().list().unwrap();
+    // The ceremony logged out at its end: the test logs in with the password file.
+    let login = format!(
+        "{custodian_2}&password-source={}",
+        ws.dir.join("mock.password").display()
+    );
+    let device_keys = keys::open_backend(&login).unwrap().list().unwrap();
     assert_eq!(device_keys.len(), 1);
     let from_device = device_keys[0].public_key.spki_pem();
     assert_eq!(

@@ -1,4 +1,7 @@
-//! Extraction: every entry into a new directory, which appears whole or not at all.
+//! Extraction: entries into a new directory, which appears whole or not at all.
+//!
+//! An entry lands under its own name, or at a place the caller gives (a relative path of plain
+//! names, as a ceremony lays a TUF repository out of a request's entries).
 //!
 //! The entries are written into a temporary sibling (`.tmp-<random>-<name>`), each file created
 //! new and flushed, the directory flushed, and then the sibling is renamed to the target. The
@@ -11,10 +14,12 @@ use std::path::{Path, PathBuf};
 
 use super::error::BundleError;
 use super::names::check_entry_name;
-use super::EntryInfo;
 
+/// Writes each `(place, contents)` into the new directory `dir`, where `place` is the path
+/// below `dir` as a list of plain names (each checked with [`check_entry_name`]). Returns the
+/// paths written.
 pub(super) fn extract_into_new_dir<'a>(
-    entries: impl Iterator<Item = (&'a EntryInfo, &'a [u8])>,
+    entries: impl Iterator<Item = (Vec<String>, &'a [u8])>,
     dir: &Path,
 ) -> Result<Vec<PathBuf>, BundleError> {
     if dir.symlink_metadata().is_ok() {
@@ -35,11 +40,23 @@ pub(super) fn extract_into_new_dir<'a>(
     };
     std::fs::create_dir(&temp).map_err(io(&temp))?;
     let written = (|| {
-        let mut names = Vec::new();
-        for (info, data) in entries {
+        let mut places = Vec::new();
+        for (place, data) in entries {
             // Checked when the bundle was read; checked again at the one place it matters.
-            check_entry_name(&info.name)?;
-            let path = temp.join(&info.name);
+            let mut relative = PathBuf::new();
+            for name in &place {
+                check_entry_name(name)?;
+                relative.push(name);
+            }
+            if place.is_empty() {
+                check_entry_name("")?;
+            }
+            let path = temp.join(&relative);
+            if place.len() > 1 {
+                // Inside the fresh temporary directory, below names just checked.
+                let parent = path.parent().unwrap_or(&temp);
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
+            }
             let mut file = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -47,18 +64,18 @@ pub(super) fn extract_into_new_dir<'a>(
                 .map_err(io(&path))?;
             file.write_all(data).map_err(io(&path))?;
             file.sync_all().map_err(io(&path))?;
-            names.push(info.name.clone());
+            places.push(relative);
         }
-        sync_dir(&temp).map_err(io(&temp))?;
+        sync_directories(&temp).map_err(io(&temp))?;
         if dir.symlink_metadata().is_ok() {
             return Err(BundleError::TargetExists(dir.to_path_buf()));
         }
         std::fs::rename(&temp, dir).map_err(io(dir))?;
         sync_dir(parent).map_err(io(parent))?;
-        Ok(names)
+        Ok(places)
     })();
     match written {
-        Ok(names) => Ok(names.into_iter().map(|n| dir.join(n)).collect()),
+        Ok(places) => Ok(places.into_iter().map(|p| dir.join(p)).collect()),
         Err(e) => {
             let _ = std::fs::remove_dir_all(&temp);
             Err(e)
@@ -68,4 +85,15 @@ pub(super) fn extract_into_new_dir<'a>(
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// Flushes `dir` and every directory below it (children first).
+fn sync_directories(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            sync_directories(&entry.path())?;
+        }
+    }
+    sync_dir(dir)
 }

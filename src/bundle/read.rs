@@ -370,7 +370,22 @@ impl VerifiedBundle {
     /// Writes every entry into the new directory `dir`, which must not exist; returns the
     /// paths written. See [`super::extract`].
     pub fn extract(&self, dir: &Path) -> Result<Vec<PathBuf>, BundleError> {
-        super::extract::extract_into_new_dir(self.entries(), dir)
+        self.extract_placed(dir, |info| Some(vec![info.name.clone()]))
+    }
+
+    /// Writes the entries into the new directory `dir`, each at the place `place` gives it (a
+    /// path below `dir` as plain names); an entry given no place is left out. Returns the paths
+    /// written. See [`super::extract`].
+    pub fn extract_placed(
+        &self,
+        dir: &Path,
+        place: impl Fn(&EntryInfo) -> Option<Vec<String>>,
+    ) -> Result<Vec<PathBuf>, BundleError> {
+        super::extract::extract_into_new_dir(
+            self.entries()
+                .filter_map(|(info, data)| place(info).map(|p| (p, data))),
+            dir,
+        )
     }
 }
 

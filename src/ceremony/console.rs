@@ -27,7 +27,9 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 use super::prompter::Interactive;
+use super::request::{extract_inputs, RequestError};
 use super::runner::RunOptions;
+use super::script::InputSpec;
 use super::CeremonyError;
 use crate::bundle::{Bundle, BundleError, BundleKind, Limits, PinnedKeys, VerifiedBundle};
 use crate::keys::PublicKey;
@@ -95,6 +97,15 @@ pub enum ConsoleError {
         #[source]
         source: Box<BundleError>,
     },
+    /// The request is genuine but does not fit the ceremony's inputs.
+    #[error("request bundle {path} does not fit: {source}; nothing was run")]
+    Misfit {
+        /// The bundle.
+        path: PathBuf,
+        /// What does not fit.
+        #[source]
+        source: Box<RequestError>,
+    },
     /// The operator did not accept the requester's key.
     #[error("the requester's key SHA256:{0} was not accepted; nothing was run")]
     NotAccepted(String),
@@ -141,7 +152,7 @@ struct Entry {
     path: PathBuf,
     name: String,
     title: String,
-    has_inputs: bool,
+    inputs: Vec<InputSpec>,
     has_bundle_key: bool,
 }
 
@@ -286,7 +297,7 @@ impl<R: BufRead, W: Write> Console<'_, R, W> {
                 i + 1,
                 entry.title,
                 entry.name,
-                if entry.has_inputs {
+                if !entry.inputs.is_empty() {
                     ", request from the sneakernet disk"
                 } else {
                     ""
@@ -392,7 +403,7 @@ impl<R: BufRead, W: Write> Console<'_, R, W> {
             .join("console")
             .join(format!("{}-{stamp}", entry.name));
         std::fs::create_dir_all(&session).map_err(io_at(&session))?;
-        let inputs = if entry.has_inputs {
+        let inputs = if !entry.inputs.is_empty() {
             let inputs = session.join("inputs");
             self.mount()?;
             let read = self.read_request(entry, state, &inputs);
@@ -507,7 +518,20 @@ impl<R: BufRead, W: Write> Console<'_, R, W> {
                 hex::encode(info.sha256)
             ))?;
         }
-        verified.extract(inputs).map_err(refused(&path))?;
+        let placed =
+            extract_inputs(&entry.name, &entry.inputs, &verified, inputs).map_err(|source| {
+                ConsoleError::Misfit {
+                    path: path.clone(),
+                    source: Box::new(source),
+                }
+            })?;
+        // Where a repository's files went is worth a line: their names alone do not say it.
+        for (name, place) in placed
+            .iter()
+            .filter(|(name, place)| Path::new(name) != place)
+        {
+            self.say(&format!("  {name} -> {}", place.display()))?;
+        }
         Ok(())
     }
 
@@ -625,7 +649,7 @@ fn list_scripts(dir: &Path) -> (Vec<Entry>, Vec<String>) {
         match super::check(&path) {
             Ok(script) => entries.push(Entry {
                 path,
-                has_inputs: !script.inputs.is_empty(),
+                inputs: script.inputs,
                 has_bundle_key: script.keys.contains_key(BUNDLE_KEY),
                 name: script.ceremony.name,
                 title: script.ceremony.title,

@@ -10,6 +10,7 @@ mod console;
 mod prompter;
 mod quorum;
 mod rehearsal;
+mod request;
 mod runner;
 mod script;
 mod transcript;
@@ -18,8 +19,9 @@ use std::path::PathBuf;
 
 pub use console::{console, ConsoleError, ConsoleOptions};
 pub use prompter::{Answers, Interactive, Prompter};
+pub use request::{extract_inputs, RequestError};
 pub use runner::{run, CeremonyReport, RunOptions};
-pub use script::{Action, InputKind, KeySpec, PinMode, Script, Step};
+pub use script::{Action, InputKind, InputSpec, KeySpec, PinMode, Script, Step};
 pub use transcript::Transcript;
 
 /// Why a ceremony could not be checked or run.

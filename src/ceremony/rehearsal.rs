@@ -9,11 +9,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use super::{CeremonyError, Script};
 use crate::keys::yubihsm::ConnectorSpec;
-use crate::keys::{KeyLocation, Pkcs11Uri};
+use crate::keys::{KeyLocation, Pin, Pkcs11Uri};
+use zeroize::Zeroizing;
 
 /// Where Debian installs SoftHSM2's PKCS#11 module.
 const SOFTHSM_MODULES: [&str; 2] = [
@@ -21,13 +21,45 @@ const SOFTHSM_MODULES: [&str; 2] = [
     "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
 ];
 
+/// The process environment a rehearsal points at its tokens, put back when the rehearsal
+/// ends (after every token is logged out): a real ceremony that follows in the same process
+/// (the appliance console runs one after another) must find its own module, not SoftHSM2's.
+pub struct RehearsalEnvironment {
+    saved: Vec<(&'static str, Option<std::ffi::OsString>)>,
+}
+
+impl RehearsalEnvironment {
+    fn set(vars: [(&'static str, &Path); 2]) -> Self {
+        let saved = vars
+            .iter()
+            .map(|(k, _)| (*k, std::env::var_os(k)))
+            .collect();
+        for (key, value) in vars {
+            std::env::set_var(key, value);
+        }
+        RehearsalEnvironment { saved }
+    }
+}
+
+impl Drop for RehearsalEnvironment {
+    fn drop(&mut self) {
+        crate::keys::close_all_sessions();
+        for (key, value) in &self.saved {
+            match value {
+                Some(value) => std::env::set_var(key, value),
+                None => std::env::remove_var(key),
+            }
+        }
+    }
+}
+
 /// Creates the script's tokens if needed and points this process at them; returns the PIN
-/// file of each token. Must run before the first PKCS#11 call of the process: SoftHSM2 reads
-/// `SOFTHSM2_CONF` when it is initialised.
+/// file of each token, and the environment to put back when the rehearsal ends. Every session
+/// of the process is closed first: SoftHSM2 reads `SOFTHSM2_CONF` when it is initialised.
 pub fn prepare_tokens(
     state: &Path,
     script: &mut Script,
-) -> Result<BTreeMap<String, PathBuf>, CeremonyError> {
+) -> Result<(BTreeMap<String, PathBuf>, RehearsalEnvironment), CeremonyError> {
     // Absolute paths: the configuration outlives this process and its working directory.
     let state = std::path::absolute(state).unwrap_or_else(|_| state.to_path_buf());
     let dir = state.join("rehearsal");
@@ -53,8 +85,11 @@ pub fn prepare_tokens(
         ),
     )
     .map_err(|e| fail(e.to_string()))?;
-    std::env::set_var("SOFTHSM2_CONF", &conf);
-    std::env::set_var(crate::keys::MODULE_ENV, module);
+    crate::keys::close_all_sessions();
+    let environment = RehearsalEnvironment::set([
+        ("SOFTHSM2_CONF", &conf),
+        (crate::keys::MODULE_ENV, Path::new(module)),
+    ]);
 
     let mut files = BTreeMap::new();
     for spec in script.keys.values_mut() {
@@ -78,22 +113,12 @@ pub fn prepare_tokens(
         if !pin_file.exists() {
             let mut bytes = [0u8; 8];
             rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
-            let pin = hex::encode(bytes);
-            let out = Command::new("softhsm2-util")
-                .env("SOFTHSM2_CONF", &conf)
-                .args(["--init-token", "--free", "--label", &label])
-                .args(["--pin", &pin, "--so-pin", &format!("so-{pin}")])
-                .output()
-                .map_err(|e| fail(format!("softhsm2-util: {e}")))?;
-            if !out.status.success() {
-                return Err(fail(format!(
-                    "softhsm2-util could not create token {label:?}: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
-            }
-            crate::files::write_new(&pin_file, pin.as_bytes())?;
+            let pin = Pin::new(Zeroizing::new(hex::encode(bytes)));
+            let so_pin = Pin::new(Zeroizing::new(format!("so-{}", pin.expose())));
+            crate::keys::initialize_token(Path::new(module), &label, &so_pin, &pin)?;
+            crate::files::write_new(&pin_file, pin.expose().as_bytes())?;
         }
         files.insert(label, pin_file);
     }
-    Ok(files)
+    Ok((files, environment))
 }

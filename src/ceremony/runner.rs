@@ -423,6 +423,16 @@ fn instance_id(script: &Script, inputs: Option<&Path>) -> Result<String, Ceremon
     ))
 }
 
+/// Closes every token session when dropped: a ceremony logs in to the tokens it uses, and out
+/// of them when it ends, however it ends.
+struct LogOutAtEnd;
+
+impl Drop for LogOutAtEnd {
+    fn drop(&mut self) {
+        keys::close_all_sessions();
+    }
+}
+
 /// Runs (or resumes) the ceremony described by `options.script`.
 pub fn run(
     options: &RunOptions,
@@ -544,10 +554,14 @@ pub fn run(
     };
 
     let pin_sets = PinSets::load(&options.state)?;
-    let pin_files = if rehearsal {
-        super::rehearsal::prepare_tokens(&options.state, &mut script)?
+    // Whatever happens from here, the tokens are logged out when the ceremony ends (and a
+    // rehearsal's environment put back, after them).
+    let _log_out = LogOutAtEnd;
+    let (pin_files, _rehearsal_environment) = if rehearsal {
+        let (files, environment) = super::rehearsal::prepare_tokens(&options.state, &mut script)?;
+        (files, Some(environment))
     } else {
-        BTreeMap::new()
+        (BTreeMap::new(), None)
     };
     let mut context = Context {
         script: &script,

@@ -121,6 +121,20 @@ pub enum InputKind {
     File,
 }
 
+impl InputKind {
+    /// The name scripts use for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Csr => "csr",
+            Self::Certificate => "certificate",
+            Self::PublicKey => "public-key",
+            Self::TufMetadata => "tuf-metadata",
+            Self::TrustedRoot => "trusted-root",
+            Self::File => "file",
+        }
+    }
+}
+
 /// One step of a ceremony: `id`, `title`, `action` and the action's parameters.
 #[derive(Clone, Debug)]
 pub struct Step {

@@ -37,6 +37,14 @@ pub enum KeyError {
         /// The labels that are there, for the operator.
         present: String,
     },
+    /// A new token could not be initialised (rehearsals make their own).
+    #[error("cannot create token {label:?}: {reason}")]
+    TokenInit {
+        /// The label it was to have.
+        label: String,
+        /// Why (naming the module).
+        reason: String,
+    },
     /// More than one token carries the label; rootcellar will not guess.
     #[error("{count} tokens are labelled {label:?}; add serial=… to the URI to pick one")]
     AmbiguousToken {

@@ -25,6 +25,7 @@ pub use backup::WrappedKey;
 pub use error::KeyError;
 pub use location::KeyLocation;
 pub use pin::{Pin, PinSource};
+pub(crate) use pkcs11::initialize_token;
 pub use pkcs11::{KeyProtection, Pkcs11Token, MODULE_ENV};
 pub use public_key::{KeyAlgorithm, PublicKey};
 pub use shares::{combine_shares, split_secret, Share, ShareError};
@@ -125,6 +126,14 @@ pub fn open_backend(uri: &str) -> Result<Box<dyn KeyBackend>, KeyError> {
 /// Opens a signer for the key `uri` names, logging in to its token once per process.
 pub fn open_signer(uri: &str) -> Result<Arc<dyn Signer>, KeyError> {
     open_backend(uri)?.signer(uri)
+}
+
+/// Logs out of every token and device this process opened and unloads the PKCS#11 modules,
+/// so that the next use starts afresh (and sees the tokens present then). The ceremony runner
+/// calls it when a ceremony ends: no token stays logged in after its ceremony.
+pub fn close_all_sessions() {
+    pkcs11::close_all();
+    yubihsm::close_all();
 }
 
 /// The key label a URI names (`object=` of a `pkcs11:` URI, `label=` of a `yubihsm:` URI), for

@@ -143,6 +143,61 @@ fn context(module: &Path) -> Result<Pkcs11, KeyError> {
     Ok(ctx)
 }
 
+/// Closes every session this process opened on PKCS#11 tokens (a token is logged out when its
+/// last session closes) and finalizes every module, so that the next use initialises it afresh
+/// and sees the tokens present then. The appliance console runs many ceremonies in one process:
+/// no token should stay logged in after its ceremony, and SoftHSM2 reads its configuration and
+/// token directory only when it is initialised.
+pub(crate) fn close_all() {
+    lock(tokens()).clear();
+    let contexts: Vec<Pkcs11> = lock(contexts()).drain().map(|(_, ctx)| ctx).collect();
+    for ctx in contexts {
+        // Already finalized or never initialised: nothing to undo either way.
+        let _ = ctx.finalize();
+    }
+}
+
+/// Initialises a new token labelled `label` in the module's free slot (`C_InitToken`), with
+/// `so_pin` for its security officer and `user_pin` for its user (`C_InitPIN`). For rehearsal
+/// tokens in SoftHSM2, which always offers one free slot: the PINs stay in this process, where
+/// `softhsm2-util` would take them on its command line.
+pub(crate) fn initialize_token(
+    module: &Path,
+    label: &str,
+    so_pin: &super::Pin,
+    user_pin: &super::Pin,
+) -> Result<(), KeyError> {
+    let ctx = context(module)?;
+    let refused = |reason: &str| KeyError::TokenInit {
+        label: label.to_string(),
+        reason: format!("{reason} (module {})", module.display()),
+    };
+    let mut free = None;
+    for slot in ctx.get_all_slots().map_err(ck("C_GetSlotList"))? {
+        let Ok(info) = ctx.get_token_info(slot) else {
+            continue;
+        };
+        if info.label().trim_end() == label && info.token_initialized() {
+            return Err(refused("a token with this label exists already"));
+        }
+        if free.is_none() && !info.token_initialized() {
+            free = Some(slot);
+        }
+    }
+    let slot = free.ok_or_else(|| refused("the module offers no free slot"))?;
+    ctx.init_token(slot, &so_pin.to_auth_pin(), label)
+        .map_err(ck("C_InitToken"))?;
+    let session = ctx.open_rw_session(slot).map_err(ck("C_OpenSession"))?;
+    session
+        .login(UserType::So, Some(&so_pin.to_auth_pin()))
+        .map_err(ck("C_Login"))?;
+    session
+        .init_pin(&user_pin.to_auth_pin())
+        .map_err(ck("C_InitPIN"))?;
+    session.logout().map_err(ck("C_Logout"))?;
+    Ok(())
+}
+
 fn find_slot(ctx: &Pkcs11, uri: &Pkcs11Uri, module: &Path) -> Result<Slot, KeyError> {
     let label = uri.token_label();
     let mut present = Vec::new();

@@ -7,10 +7,6 @@ use std::process::{Command, Output};
 
 use crate::common::*;
 
-fn repo_file(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
-
 fn rootcellar() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rootcellar"));
     cmd.env_remove("ROOTCELLAR_PKCS11_MODULE")
@@ -118,31 +114,6 @@ fn assert_ok(out: &Output) {
         out.status.success(),
         "ceremony failed:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn python_tuf_accepts(repo: &Path, targets: &[&Path]) {
-    let download = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new("python3");
-    cmd.arg(repo_file("tests/python/tuf_client.py"))
-        .arg("--repo")
-        .arg(repo)
-        .arg("--root")
-        .arg(repo.join("metadata/1.root.json"))
-        .arg("--download-dir")
-        .arg(download.path());
-    for target in targets {
-        cmd.arg(format!(
-            "{}={}",
-            target.file_name().unwrap().to_str().unwrap(),
-            target.display()
-        ));
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "python-tuf refused: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }

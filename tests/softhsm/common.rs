@@ -208,3 +208,35 @@ pub fn openssl_csr(dir: &Path, name: &str, curve: &str, subject: &str) -> PathBu
     );
     csr
 }
+
+/// A file of this repository.
+pub fn repo_file(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// The python-tuf reference client refreshes `repo` from its `metadata/1.root.json` and
+/// downloads each of `targets`, whose bytes must match the file given.
+pub fn python_tuf_accepts(repo: &Path, targets: &[&Path]) {
+    let download = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new("python3");
+    cmd.arg(repo_file("tests/python/tuf_client.py"))
+        .arg("--repo")
+        .arg(repo)
+        .arg("--root")
+        .arg(repo.join("metadata/1.root.json"))
+        .arg("--download-dir")
+        .arg(download.path());
+    for target in targets {
+        cmd.arg(format!(
+            "{}={}",
+            target.file_name().unwrap().to_str().unwrap(),
+            target.display()
+        ));
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "python-tuf refused: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,7 +1,10 @@
 //! The operator console (`rootcellar ceremony console`) driven line by line over pipes, as a
 //! script drives it over the appliance's serial line: root-init rehearsed from the menu, then
 //! issue-intermediate from a request bundle on a "sneakernet disk" (a directory, mounted and
-//! unmounted by logging scripts), a tampered request refused, and the responses verified.
+//! unmounted by logging scripts), a tampered request refused, and the responses verified; then
+//! the TUF root rotation and the trust-root publication from requests that carry the
+//! repository, a request with an entry the ceremony does not take refused, and the published
+//! response imported on the cluster side and read by python-tuf.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -12,10 +15,6 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 
 const TIME: &str = "2026-11-24T09:00:00Z";
-
-fn repo_file(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
 
 fn rootcellar() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rootcellar"));
@@ -343,11 +342,221 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
         );
     }
 
-    // The disk was mounted only around reading and writing it: mount, umount, in pairs.
+    // The TUF root rotation: the request carries root-init's repository, its metadata and its
+    // target files (root-init publishes root.pem as a target) as the response carried them.
+    let metadata = tuf_metadata_files(&online.join("response"));
+    let targets = stored_target_files(&online.join("response"));
+    assert_eq!(targets.len(), 1, "{targets:?}");
+    assert!(
+        metadata.iter().any(|p| p.ends_with("1.root.json")),
+        "{metadata:?}"
+    );
+    let rotate_request = |out: &Path, stray: Option<&Path>| {
+        let mut cmd = rootcellar();
+        cmd.args(["bundle", "new", "--sign-key"])
+            .arg(&requester)
+            .args(["--ceremony", "rotate-tuf-root", "--created", TIME])
+            .arg("--tuf-metadata")
+            .args(&metadata)
+            .arg("--file")
+            .args(&targets);
+        if let Some(stray) = stray {
+            cmd.arg("--file").arg(stray);
+        }
+        ok(cmd.arg("--out").arg(out));
+    };
+    // First with a stray entry: genuine, but not what the ceremony takes; nothing runs.
+    let stray = online.join("notes.txt");
+    std::fs::write(&stray, "not an input").unwrap();
+    rotate_request(&media.join("rotate.rcb"), Some(&stray));
+    session.choose("rotate-tuf-root");
+    let text = session.converse();
+    assert!(
+        text.contains("does not fit: entry \"notes.txt\" is not one of rotate-tuf-root's inputs")
+            && text.contains("nothing was run"),
+        "{text}"
+    );
+    assert!(!text.contains("== TUF root rotation"), "{text}");
+    std::fs::remove_file(media.join("rotate.rcb")).unwrap();
+    rotate_request(&media.join("rotate.rcb"), None);
+    session.choose("rotate-tuf-root");
+    let text = session.converse();
+    assert!(
+        text.contains("1.root.json -> tuf/metadata/1.root.json"),
+        "{text}"
+    );
+    assert!(text.contains("ceremony complete"), "{text}");
+    let rotated = delivered(&media, "rotate-tuf-root-");
+    verify_response(&rotated, &bundle_key);
+    ok(rootcellar()
+        .args(["bundle", "extract"])
+        .arg(rotated.join("response.rcb"))
+        .arg("--pin")
+        .arg(&bundle_key)
+        .arg("--out")
+        .arg(online.join("rotated")));
+    assert!(online.join("rotated/2.root.json").is_file());
+
+    // The online side builds the trust root; the appliance publishes it as TUF targets.
+    std::fs::write(
+        online.join("trustroot.toml"),
+        "[[certificate_authorities]]\nuri = \"https://fulcio.example\"\n\
+         chain = [\"response/root.pem\"]\n[signing_config]\noperator = \"example\"\n\
+         ca_urls = [\"https://fulcio.example\"]\nrekor_urls = [\"https://rekor.example\"]\n",
+    )
+    .unwrap();
+    let trust = online.join("trust");
+    std::fs::create_dir(&trust).unwrap();
+    ok(rootcellar()
+        .args(["trustroot", "build", "--config"])
+        .arg(online.join("trustroot.toml"))
+        .args(["--now", TIME, "--out"])
+        .arg(&trust));
+    ok(rootcellar()
+        .args(["bundle", "new", "--sign-key"])
+        .arg(&requester)
+        .arg("--out")
+        .arg(media.join("publish.rcb"))
+        .args(["--ceremony", "publish-trust-root", "--created", TIME])
+        .arg("--tuf-metadata")
+        .args(tuf_metadata_files(&online.join("rotated")))
+        .arg("--file")
+        .args(stored_target_files(&online.join("rotated")))
+        .arg("--trusted-root")
+        .arg(trust.join("trusted_root.json"))
+        .arg("--file")
+        .arg(trust.join("signing_config.v0.2.json")));
+    session.choose("publish-trust-root");
+    let text = session.converse();
+    assert!(text.contains("ceremony complete"), "{text}");
+    let published = delivered(&media, "publish-trust-root-");
+
+    // The cluster side imports the response from the root it pinned at root-init.
+    let import = d.join("cluster");
+    std::fs::create_dir(&import).unwrap();
+    ok(rootcellar()
+        .args(["import", "--bundle"])
+        .arg(published.join("response.rcb"))
+        .arg("--root")
+        .arg(online.join("response/1.root.json"))
+        .arg("--bundle-key")
+        .arg(&bundle_key)
+        .arg("--state")
+        .arg(import.join("state"))
+        .arg("--out")
+        .arg(import.join("out"))
+        .args(["--at", "2026-11-24T10:00:00Z"]));
+    assert_eq!(
+        std::fs::read(import.join("out/trusted_root.json")).unwrap(),
+        std::fs::read(trust.join("trusted_root.json")).unwrap()
+    );
+    // The mirror keeps metadata at its top and target files under targets/; python-tuf reads
+    // metadata/ and targets/ side by side, and starts from the root pinned at root-init.
+    let mirror = import.join("out/repository").canonicalize().unwrap();
+    assert_eq!(
+        std::fs::read(mirror.join("1.root.json")).unwrap(),
+        std::fs::read(online.join("response/1.root.json")).unwrap()
+    );
+    assert!(mirror.join("2.root.json").is_file());
+    let served = import.join("served");
+    std::fs::create_dir(&served).unwrap();
+    std::os::unix::fs::symlink(&mirror, served.join("metadata")).unwrap();
+    std::os::unix::fs::symlink(mirror.join("targets"), served.join("targets")).unwrap();
+    python_tuf_accepts(&served, &[&trust.join("trusted_root.json")]);
+
+    // The next publication starts from the cluster's mirror, as the README shows: its metadata
+    // at the top, its target files under targets/. The second import advances from the state.
+    std::fs::remove_file(media.join("publish.rcb")).unwrap();
+    let glob = |dir: &Path, suffix: &str| -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file() && p.to_string_lossy().ends_with(suffix))
+            .collect();
+        files.sort();
+        files
+    };
+    ok(rootcellar()
+        .args(["bundle", "new", "--sign-key"])
+        .arg(&requester)
+        .arg("--out")
+        .arg(media.join("publish-again.rcb"))
+        .args(["--ceremony", "publish-trust-root", "--created", TIME])
+        .arg("--tuf-metadata")
+        .args(glob(&mirror, ".json"))
+        .arg("--file")
+        .args(glob(&mirror.join("targets"), ""))
+        .arg("--trusted-root")
+        .arg(trust.join("trusted_root.json"))
+        .arg("--file")
+        .arg(trust.join("signing_config.v0.2.json")));
+    session.choose("publish-trust-root");
+    let text = session.converse();
+    assert!(text.contains("ceremony complete"), "{text}");
+    let again: Vec<PathBuf> = std::fs::read_dir(media.join("rootcellar"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("publish-trust-root-")
+                && *p != published
+        })
+        .collect();
+    assert_eq!(again.len(), 1, "{again:?}");
+    let report = ok(rootcellar()
+        .args(["import", "--bundle"])
+        .arg(again[0].join("response.rcb"))
+        .arg("--state")
+        .arg(import.join("state"))
+        .arg("--out")
+        .arg(import.join("out-2"))
+        .args(["--at", "2026-11-24T10:00:00Z"]));
+    let report = String::from_utf8_lossy(&report.stdout).into_owned();
+    assert!(report.contains("TUF root v2 → v2"), "{report}");
+
+    // The disk was mounted only around reading and writing it: mount, umount, in pairs (the
+    // stray request was read, refused, and the disk unmounted without a delivery).
     let log = std::fs::read_to_string(d.join("media.log")).unwrap();
     let words: Vec<&str> = log.lines().collect();
     assert_eq!(words, ["mount", "umount"].repeat(words.len() / 2), "{log}");
-    assert_eq!(words.len(), 2 * 4, "{log}");
+    assert_eq!(words.len(), 2 * 11, "{log}");
     let text = session.finish();
     assert!(text.contains("powering off"));
+}
+
+/// The TUF metadata files among a response's extracted entries (`N.ROLE.json`, `timestamp.json`).
+fn tuf_metadata_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let parts: Vec<&str> = name.split('.').collect();
+            name == "timestamp.json"
+                || matches!(parts[..], [version, role, "json"]
+                    if version.parse::<u64>().is_ok()
+                        && ["root", "targets", "snapshot"].contains(&role))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The target files among a response's extracted entries, named as the repository stores them
+/// (`<sha256>.<name>`).
+fn stored_target_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.split_once('.').is_some_and(|(digest, _)| {
+                digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit())
+            })
+        })
+        .collect();
+    files.sort();
+    files
 }

@@ -108,6 +108,12 @@ fn devices() -> &'static Mutex<HashMap<DeviceKey, Arc<YubiHsm>>> {
     DEVICES.get_or_init(Default::default)
 }
 
+/// Drops every open device session of the process (see [`crate::keys::close_all_sessions`]);
+/// registered connectors stay registered.
+pub(crate) fn close_all() {
+    lock(devices()).clear();
+}
+
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // The maps hold no invariant a panic could break half-way.
     mutex

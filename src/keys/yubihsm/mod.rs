@@ -85,6 +85,7 @@ pub use audit::{
 pub use backup::{
     backup_keys, restore_keys, WrappedBackup, WrappedKey, WrappedKeys, BACKUP_FORMAT,
 };
+pub(crate) use connect::close_all;
 pub use connect::{register_connector, Password, PasswordSource, YubiHsm};
 pub use generate::KeySpec;
 pub use lookup::KeyDetails;
