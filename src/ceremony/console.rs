@@ -18,7 +18,8 @@
 //! 4. the disk is mounted again and `response.rcb`, the bundle key's public key and the
 //!    transcript are copied to `rootcellar/INSTANCE/` on it, flushed, and the disk unmounted.
 //!
-//! A failure is shown and the menu comes back; choosing the ceremony again resumes it.
+//! A failure is shown and the menu comes back; choosing the ceremony again resumes it. A
+//! completed ceremony's outputs can be delivered again (`d`), without signing anything again.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -38,6 +39,9 @@ use crate::keys::PublicKey;
 const BUNDLE_KEY: &str = "bundle-key";
 /// The bundle key's public key as root-init delivers it (and as the console keeps it).
 const BUNDLE_KEY_PEM: &str = "bundle-key.pub.pem";
+/// In a console session's directory once its ceremony completed: the instance name, under
+/// which the outputs are delivered.
+const INSTANCE_FILE: &str = "instance";
 
 /// How the console is set up (the image passes where its files are).
 #[derive(Clone, Debug)]
@@ -222,6 +226,7 @@ impl<R: BufRead, W: Write> Console<'_, R, W> {
                     }
                     _ => Ok(()),
                 },
+                "d" => self.deliver_again(),
                 "s" if self.options.debug => {
                     let command = self.options.shell.clone();
                     self.say("shell (debug boot); exit it to come back to the menu")?;
@@ -310,6 +315,9 @@ impl<R: BufRead, W: Write> Console<'_, R, W> {
         if self.options.debug {
             text.push_str("   s  shell (debug boot)\n");
         }
+        text.push_str(
+            "   d  deliver a completed ceremony's response to the sneakernet disk again\n",
+        );
         text.push_str("   p  power off\n  Enter: show the clock again\nconsole ready");
         if let Some(terminal) = &self.options.terminal {
             text.push_str(&format!(" on {terminal}"));
@@ -431,7 +439,56 @@ impl<R: BufRead, W: Write> Console<'_, R, W> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| entry.name.clone());
+        // Kept for a later delivery of the same outputs (menu item d).
+        let instance_file = session.join(INSTANCE_FILE);
+        std::fs::write(&instance_file, &instance).map_err(io_at(&instance_file))?;
         self.deliver(state, &out, &instance)
+    }
+
+    /// Delivers the outputs of a ceremony completed at this appliance again: the stick was
+    /// pulled out too early, or a second copy is wanted. Nothing is signed again; the response
+    /// is checked against the bundle key as at the first delivery.
+    fn deliver_again(&mut self) -> Result<(), ConsoleError> {
+        let Some((state, _)) = self.settle_state()? else {
+            return Ok(());
+        };
+        let sessions_dir = state.join("console");
+        let mut completed: Vec<(PathBuf, String)> = Vec::new();
+        if let Ok(read) = std::fs::read_dir(&sessions_dir) {
+            for session in read.filter_map(|e| e.ok().map(|e| e.path())) {
+                if let Ok(instance) = std::fs::read_to_string(session.join(INSTANCE_FILE)) {
+                    completed.push((session.join("out"), instance.trim().to_string()));
+                }
+            }
+        }
+        completed.sort();
+        if completed.is_empty() {
+            self.say(&format!(
+                "no completed ceremony in {}; nothing to deliver",
+                sessions_dir.display()
+            ))?;
+            return Ok(());
+        }
+        for (i, (out, instance)) in completed.iter().enumerate() {
+            let session = out.parent().and_then(Path::file_name).unwrap_or_default();
+            self.say(&format!(
+                "  {:>2}  {instance} (run {})",
+                i + 1,
+                session.to_string_lossy()
+            ))?;
+        }
+        let answer = self
+            .ask("Which ceremony's outputs? (Enter to go back): ")?
+            .unwrap_or_default();
+        match answer
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|i| completed.get(i).cloned())
+        {
+            Some((out, instance)) => self.deliver(&state, &out, &instance),
+            None => Ok(()),
+        }
     }
 
     fn mount(&mut self) -> Result<(), ConsoleError> {

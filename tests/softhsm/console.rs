@@ -4,7 +4,7 @@
 //! unmounted by logging scripts), a tampered request refused, and the responses verified; then
 //! the TUF root rotation and the trust-root publication from requests that carry the
 //! repository, a request with an entry the ceremony does not take refused, and the published
-//! response imported on the cluster side and read by python-tuf.
+//! response imported on the cluster side and read by python-tuf; a response delivered again.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -516,12 +516,37 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
     let report = String::from_utf8_lossy(&report.stdout).into_owned();
     assert!(report.contains("TUF root v2 → v2"), "{report}");
 
+    // root-init's response delivered again (menu item d), beside the first delivery, the same
+    // bytes: nothing is signed again.
+    let menu = session.prompt();
+    assert!(
+        menu.contains("   d  deliver a completed ceremony"),
+        "{menu}"
+    );
+    session.send("d");
+    let listed = session.prompt();
+    let number = listed
+        .lines()
+        .find(|l| l.contains("root-init-"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("root-init is not listed:\n{listed}"))
+        .to_string();
+    session.send(&number);
+    let text = session.converse();
+    assert!(text.contains("delivered to the sneakernet disk"), "{text}");
+    let again = PathBuf::from(format!("{}-2", root_init.display()));
+    assert_eq!(
+        std::fs::read(again.join("response.rcb")).unwrap(),
+        std::fs::read(root_init.join("response.rcb")).unwrap()
+    );
+    verify_response(&again, &bundle_key);
+
     // The disk was mounted only around reading and writing it: mount, umount, in pairs (the
     // stray request was read, refused, and the disk unmounted without a delivery).
     let log = std::fs::read_to_string(d.join("media.log")).unwrap();
     let words: Vec<&str> = log.lines().collect();
     assert_eq!(words, ["mount", "umount"].repeat(words.len() / 2), "{log}");
-    assert_eq!(words.len(), 2 * 11, "{log}");
+    assert_eq!(words.len(), 2 * 12, "{log}");
     let text = session.finish();
     assert!(text.contains("powering off"));
 }
