@@ -38,7 +38,8 @@ pub(super) fn extract_into_new_dir<'a>(
         let path = path.to_path_buf();
         move |source| BundleError::Extract { path, source }
     };
-    std::fs::create_dir(&temp).map_err(io(&temp))?;
+    // A failure here is about the parent (missing, read-only): name it, not the temporary.
+    std::fs::create_dir(&temp).map_err(io(parent))?;
     let written = (|| {
         let mut places = Vec::new();
         for (place, data) in entries {

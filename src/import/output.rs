@@ -29,7 +29,8 @@ pub(super) fn write_new_dir(
         let path = path.to_path_buf();
         move |source| ImportError::Write { path, source }
     };
-    std::fs::create_dir(&temp).map_err(io(&temp))?;
+    // A failure here is about the parent (missing, read-only): name it, not the temporary.
+    std::fs::create_dir(&temp).map_err(io(parent))?;
     let written = (|| {
         let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
         dirs.insert(temp.clone());
