@@ -500,7 +500,9 @@ SFDISK
 
 step "root filesystem image (squashfs) and the initramfs around it"
 # zstd, single-threaded, owners fixed, every time SOURCE_DATE_EPOCH (mksquashfs reads it from
-# the environment): the same tree gives the same bytes.
+# the environment): the same tree gives the same bytes. (LZ4 decompresses faster: 0.1 s sooner to
+# the console in direct boot with stage1's readahead, but the image grows by 4 MiB, which the
+# firmware reads in a UEFI boot, about 0.5 s slower under emulation.)
 # The first stage (images/stage1/init) mounts it and switches to it; the kernel unpacks only
 # this small archive, which is what keeps the boot close to a bare kernel's.
 stage1=$work/stage1
