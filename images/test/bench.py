@@ -72,7 +72,8 @@ def main() -> int:
         build = first.split(" in ")[1].split(" ")[0] if " in " in first else first
     print()
     print(f"rootcellar appliance image, boot to the console under QEMU TCG (2 vCPUs), "
-          f"median of {rounds} rounds, load average {load:.1f} at start")
+          f"median of {rounds} rounds, load average {load:.1f} at start, "
+          f"{os.getloadavg()[0]:.1f} at the end")
     print(f"  image size                 : {size / 1048576:6.1f} MiB ({size} bytes; target <= 64 MiB)")
     print(f"  initramfs (+ squashfs root): {(OUT / 'initrd.img').stat().st_size / 1048576:6.1f} MiB")
     print(f"  last build time            : {build}")
