@@ -35,6 +35,10 @@ struct Session {
 
 impl Session {
     fn start(dir: &Path) -> Session {
+        Session::start_with_scripts(dir, &repo_file("ceremony"))
+    }
+
+    fn start_with_scripts(dir: &Path, scripts: &Path) -> Session {
         let log = dir.join("media.log");
         for (name, word) in [("mount.sh", "mount"), ("umount.sh", "umount")] {
             let script = dir.join(name);
@@ -49,7 +53,7 @@ impl Session {
         std::fs::create_dir_all(dir.join("media")).unwrap();
         let mut child = rootcellar()
             .args(["ceremony", "console", "--scripts"])
-            .arg(repo_file("ceremony"))
+            .arg(scripts)
             .arg("--state")
             .arg(dir.join("state"))
             .arg("--media-dir")
@@ -584,4 +588,33 @@ fn stored_target_files(dir: &Path) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+#[test]
+fn a_script_with_problems_is_refused_when_chosen_before_anything_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // issue-intermediate with a key URI that is not one: it parses, so the menu offers it.
+    let scripts = d.join("scripts");
+    std::fs::create_dir(&scripts).unwrap();
+    let text = std::fs::read_to_string(repo_file("ceremony/issue-intermediate.toml")).unwrap();
+    let broken = text.replacen(
+        "uri = \"pkcs11:token=appliance;object=bundle-key\"",
+        "uri = \"pkcs12:token=appliance\"",
+        1,
+    );
+    assert_ne!(broken, text);
+    std::fs::write(scripts.join("issue-intermediate.toml"), broken).unwrap();
+    std::fs::write(scripts.join("notes.toml"), "this is not a ceremony script").unwrap();
+    let mut session = Session::start_with_scripts(d, &scripts);
+    let menu = session.prompt();
+    assert!(menu.contains("not offered:"), "{menu}");
+    session.choose("issue-intermediate");
+    let text = session.converse();
+    assert!(text.contains("problem(s)"), "{text}");
+    assert!(text.contains("bundle-key"), "{text}");
+    // Nothing was mounted, no state was made.
+    assert!(!d.join("media.log").exists());
+    assert!(!d.join("state/ceremonies").exists());
+    session.finish();
 }
