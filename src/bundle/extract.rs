@@ -43,17 +43,20 @@ pub(super) fn extract_into_new_dir<'a>(
     let written = (|| {
         let mut places = Vec::new();
         for (place, data) in entries {
-            // Checked when the bundle was read; checked again at the one place it matters.
+            // Checked when the bundle was read; checked again at the one place it matters. An
+            // empty place is checked as an empty name, and refused as one.
+            let names: &[String] = if place.is_empty() {
+                &[String::new()]
+            } else {
+                &place
+            };
             let mut relative = PathBuf::new();
-            for name in &place {
+            for name in names {
                 check_entry_name(name)?;
                 relative.push(name);
             }
-            if place.is_empty() {
-                check_entry_name("")?;
-            }
             let path = temp.join(&relative);
-            if place.len() > 1 {
+            if names.len() > 1 {
                 // Inside the fresh temporary directory, below names just checked.
                 let parent = path.parent().unwrap_or(&temp);
                 std::fs::create_dir_all(parent).map_err(io(parent))?;

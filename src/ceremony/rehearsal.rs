@@ -22,8 +22,9 @@ const SOFTHSM_MODULES: [&str; 2] = [
 ];
 
 /// The process environment a rehearsal points at its tokens, put back when the rehearsal
-/// ends (after every token is logged out): a real ceremony that follows in the same process
-/// (the appliance console runs one after another) must find its own module, not SoftHSM2's.
+/// ends: a real ceremony that follows in the same process (the appliance console runs one after
+/// another) must find its own module, not SoftHSM2's. (The runner logs out of every token when
+/// any ceremony ends, which unloads the modules, so the next use reads the environment again.)
 pub struct RehearsalEnvironment {
     saved: Vec<(&'static str, Option<std::ffi::OsString>)>,
 }
@@ -43,7 +44,6 @@ impl RehearsalEnvironment {
 
 impl Drop for RehearsalEnvironment {
     fn drop(&mut self) {
-        crate::keys::close_all_sessions();
         for (key, value) in &self.saved {
             match value {
                 Some(value) => std::env::set_var(key, value),

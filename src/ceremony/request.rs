@@ -22,10 +22,7 @@ use std::path::{Path, PathBuf};
 
 use super::script::{InputKind, InputSpec};
 use crate::bundle::{BundleError, EntryInfo, EntryType, VerifiedBundle};
-
-/// The published metadata directory of a repository, and its target files.
-const METADATA_DIR: &str = "metadata";
-const TARGETS_DIR: &str = "targets";
+use crate::tuf::{hash_prefixed_target, METADATA_DIR, TARGETS_DIR};
 
 /// Why a request does not fit the ceremony's inputs.
 #[derive(Debug, thiserror::Error)]
@@ -161,7 +158,7 @@ fn lay_out<'a>(
             }
             let dir = if entry.entry_type == EntryType::TufMetadata {
                 METADATA_DIR
-            } else if is_stored_target_name(&entry.name) {
+            } else if hash_prefixed_target(&entry.name).is_some() {
                 TARGETS_DIR
             } else {
                 continue;
@@ -200,18 +197,6 @@ fn fits(kind: InputKind, found: EntryType) -> bool {
         InputKind::PublicKey => found == EntryType::PublicKey,
         InputKind::TufMetadata => found == EntryType::TufMetadata,
         InputKind::TrustedRoot => found == EntryType::TrustedRoot,
-    }
-}
-
-/// `<sha256 hex>.<target name>`: how a repository with consistent snapshots stores a target.
-fn is_stored_target_name(name: &str) -> bool {
-    match name.split_once('.') {
-        Some((digest, target)) => {
-            digest.len() == 64
-                && digest.bytes().all(|b| b.is_ascii_hexdigit())
-                && !target.is_empty()
-        }
-        None => false,
     }
 }
 
@@ -350,9 +335,9 @@ mod tests {
 
     #[test]
     fn stored_target_names() {
-        assert!(is_stored_target_name(&target("trusted_root.json")));
-        assert!(!is_stored_target_name("trusted_root.json"));
-        assert!(!is_stored_target_name(&format!("{}.", "ab".repeat(32))));
-        assert!(!is_stored_target_name(&format!("{}.x", "zz".repeat(32))));
+        assert!(hash_prefixed_target(&target("trusted_root.json")).is_some());
+        assert!(hash_prefixed_target("trusted_root.json").is_none());
+        assert!(hash_prefixed_target(&format!("{}.", "ab".repeat(32))).is_none());
+        assert!(hash_prefixed_target(&format!("{}.x", "zz".repeat(32))).is_none());
     }
 }

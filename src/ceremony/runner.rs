@@ -555,7 +555,7 @@ pub fn run(
 
     let pin_sets = PinSets::load(&options.state)?;
     // Whatever happens from here, the tokens are logged out when the ceremony ends (and a
-    // rehearsal's environment put back, after them).
+    // rehearsal's environment put back).
     let _log_out = LogOutAtEnd;
     let (pin_files, _rehearsal_environment) = if rehearsal {
         let (files, environment) = super::rehearsal::prepare_tokens(&options.state, &mut script)?;

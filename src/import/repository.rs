@@ -55,10 +55,8 @@ impl<'a> BundleRepository<'a> {
             self.metadata.get(name).copied()
         } else if let Some(name) = path.strip_prefix("targets/") {
             self.files.get(name).copied().or_else(|| {
-                let (hash, plain) = name.split_once('.')?;
-                let hashed =
-                    matches!(hash.len(), 64 | 128) && hash.bytes().all(|b| b.is_ascii_hexdigit());
-                hashed.then(|| self.files.get(plain).copied()).flatten()
+                let (_, plain) = crate::tuf::hash_prefixed_target(name)?;
+                self.files.get(plain).copied()
             })
         } else {
             None

@@ -29,6 +29,14 @@ pub(crate) const METADATA_DIR: &str = "metadata";
 pub(crate) const TARGETS_DIR: &str = "targets";
 /// The working area of drafts.
 pub(crate) const STAGED_DIR: &str = "staged";
+/// Splits a target file name as a repository with consistent snapshots stores it,
+/// `<hex digest>.<target name>` (SHA-256 or SHA-512), into the digest and the target name.
+pub(crate) fn hash_prefixed_target(name: &str) -> Option<(&str, &str)> {
+    let (digest, target) = name.split_once('.')?;
+    let hashed = matches!(digest.len(), 64 | 128) && digest.bytes().all(|b| b.is_ascii_hexdigit());
+    (hashed && !target.is_empty()).then_some((digest, target))
+}
+
 /// The names of keys seen when drafting, for `tuf status`.
 const KEY_NAMES: &str = "key-names.json";
 

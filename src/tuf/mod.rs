@@ -41,6 +41,7 @@ mod verify;
 
 pub use error::TufError;
 pub use key_source::HsmKeySource;
+pub(crate) use layout::{hash_prefixed_target, METADATA_DIR, TARGETS_DIR};
 pub use metadata::{canonical_json, sha256_hex, MetadataSignature, SignedMetadata, TufKey};
 pub use policy::{KeySpec, Mode, Policy, Role, RolePolicy};
 pub use publish::{publish, PublishReport, PublishedRole};

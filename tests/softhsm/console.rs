@@ -214,6 +214,17 @@ fn delivered(media: &Path, prefix: &str) -> PathBuf {
     found[0].clone()
 }
 
+/// Extracts the response delivered in `dir` into `out`, verified against `pin`.
+fn extract_response(dir: &Path, pin: &Path, out: &Path) {
+    ok(rootcellar()
+        .args(["bundle", "extract"])
+        .arg(dir.join("response.rcb"))
+        .arg("--pin")
+        .arg(pin)
+        .arg("--out")
+        .arg(out));
+}
+
 fn verify_response(dir: &Path, pin: &Path) {
     ok(rootcellar()
         .args(["bundle", "verify"])
@@ -243,13 +254,7 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
     // The online side: root.pem out of the response, CSRs, a request signed by its own key.
     let online = d.join("online");
     std::fs::create_dir(&online).unwrap();
-    ok(rootcellar()
-        .args(["bundle", "extract"])
-        .arg(root_init.join("response.rcb"))
-        .arg("--pin")
-        .arg(&bundle_key)
-        .arg("--out")
-        .arg(online.join("response")));
+    extract_response(&root_init, &bundle_key, &online.join("response"));
     let root = online.join("response/root.pem");
     let fulcio = openssl_csr(&online, "fulcio", "prime256v1", "/O=example/CN=fulcio");
     let tsa = openssl_csr(&online, "tsa", "prime256v1", "/O=example/CN=tsa");
@@ -330,13 +335,7 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
         std::fs::read(&bundle_key).unwrap()
     );
     verify_response(&issued, &bundle_key);
-    ok(rootcellar()
-        .args(["bundle", "extract"])
-        .arg(issued.join("response.rcb"))
-        .arg("--pin")
-        .arg(&bundle_key)
-        .arg("--out")
-        .arg(online.join("intermediates")));
+    extract_response(&issued, &bundle_key, &online.join("intermediates"));
     for name in ["intermediate-fulcio.pem", "intermediate-tsa.pem"] {
         let out = openssl_verify(&root, &online.join("intermediates").join(name));
         assert!(
@@ -392,13 +391,7 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
     assert!(text.contains("ceremony complete"), "{text}");
     let rotated = delivered(&media, "rotate-tuf-root-");
     verify_response(&rotated, &bundle_key);
-    ok(rootcellar()
-        .args(["bundle", "extract"])
-        .arg(rotated.join("response.rcb"))
-        .arg("--pin")
-        .arg(&bundle_key)
-        .arg("--out")
-        .arg(online.join("rotated")));
+    extract_response(&rotated, &bundle_key, &online.join("rotated"));
     assert!(online.join("rotated/2.root.json").is_file());
 
     // The online side builds the trust root; the appliance publishes it as TUF targets.
@@ -471,15 +464,6 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
     // The next publication starts from the cluster's mirror, as the README shows: its metadata
     // at the top, its target files under targets/. The second import advances from the state.
     std::fs::remove_file(media.join("publish.rcb")).unwrap();
-    let glob = |dir: &Path, suffix: &str| -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.is_file() && p.to_string_lossy().ends_with(suffix))
-            .collect();
-        files.sort();
-        files
-    };
     ok(rootcellar()
         .args(["bundle", "new", "--sign-key"])
         .arg(&requester)
@@ -487,9 +471,9 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
         .arg(media.join("publish-again.rcb"))
         .args(["--ceremony", "publish-trust-root", "--created", TIME])
         .arg("--tuf-metadata")
-        .args(glob(&mirror, ".json"))
+        .args(files_where(&mirror, |name| name.ends_with(".json")))
         .arg("--file")
-        .args(glob(&mirror.join("targets"), ""))
+        .args(files_where(&mirror.join("targets"), |_| true))
         .arg("--trusted-root")
         .arg(trust.join("trusted_root.json"))
         .arg("--file")
@@ -555,39 +539,36 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
     assert!(text.contains("powering off"));
 }
 
-/// The TUF metadata files among a response's extracted entries (`N.ROLE.json`, `timestamp.json`).
-fn tuf_metadata_files(dir: &Path) -> Vec<PathBuf> {
+/// The regular files of `dir` whose names pass `keep`, sorted.
+fn files_where(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            let parts: Vec<&str> = name.split('.').collect();
-            name == "timestamp.json"
-                || matches!(parts[..], [version, role, "json"]
-                    if version.parse::<u64>().is_ok()
-                        && ["root", "targets", "snapshot"].contains(&role))
-        })
+        .filter(|p| p.is_file() && keep(&p.file_name().unwrap().to_string_lossy()))
         .collect();
     files.sort();
     files
 }
 
+/// The TUF metadata files among a response's extracted entries (`N.ROLE.json`, `timestamp.json`).
+fn tuf_metadata_files(dir: &Path) -> Vec<PathBuf> {
+    files_where(dir, |name| {
+        let parts: Vec<&str> = name.split('.').collect();
+        name == "timestamp.json"
+            || matches!(parts[..], [version, role, "json"]
+                if version.parse::<u64>().is_ok()
+                    && ["root", "targets", "snapshot"].contains(&role))
+    })
+}
+
 /// The target files among a response's extracted entries, named as the repository stores them
 /// (`<sha256>.<name>`).
 fn stored_target_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            name.split_once('.').is_some_and(|(digest, _)| {
-                digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit())
-            })
+    files_where(dir, |name| {
+        name.split_once('.').is_some_and(|(digest, _)| {
+            digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit())
         })
-        .collect();
-    files.sort();
-    files
+    })
 }
 
 #[test]
