@@ -25,9 +25,12 @@ impl Rehearsal {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("answers.toml"),
-            "time = \"2026-11-24T09:00:00Z\"\nconfirm = true\n[present]\noperator = [\"Olga\"]\n\
+            &format!(
+                "time = \"{}\"\nconfirm = true\n[present]\noperator = [\"Olga\"]\n\
              witness = [\"Wim\", \"Wanda\"]\ncustodian-1 = [\"Carol\"]\ncustodian-2 = [\"Chidi\"]\n\
              custodian-3 = [\"Cem\"]\n",
+                clock_time()
+            ),
         )
         .unwrap();
         Rehearsal { dir }
@@ -325,7 +328,8 @@ fn root_init_resumes_after_a_crash_at_every_point() {
         let resumed = r.run("ceremony/root-init.toml", None, "out", None);
         assert_ok(&resumed);
         let root = r.path("out/root.pem");
-        assert!(openssl_verify(&root, &root).status.success());
+        let v = openssl_verify(&root, &root);
+        assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
         python_tuf_accepts(&r.path("out/tuf"), &[&root]);
 
         // No key was generated twice, and each step completed exactly once.
@@ -781,9 +785,12 @@ fn rotation_and_trust_root_ceremonies_verify_with_both_clients() {
     let r = Rehearsal::new();
     std::fs::write(
         r.path("answers.toml"),
-        "time = \"2026-11-24T09:00:00Z\"\nconfirm = true\n[present]\noperator = [\"Olga\"]\n\
+        &format!(
+            "time = \"{}\"\nconfirm = true\n[present]\noperator = [\"Olga\"]\n\
          witness = [\"Wim\", \"Wanda\"]\ncustodian-1 = [\"Carol\"]\ncustodian-2 = [\"Chidi\"]\n\
          custodian-3 = [\"Cem\"]\ncustodian-4 = [\"Dana\"]\n",
+            clock_time()
+        ),
     )
     .unwrap();
     assert_ok(&r.run("ceremony/root-init.toml", None, "root-init", None));
@@ -876,8 +883,11 @@ fn rotate_tuf_root_resumes_after_a_crash_at_every_point() {
             let r = Rehearsal::new();
             std::fs::write(
                 r.path("answers.toml"),
-                "time = \"2026-11-24T09:00:00Z\"\nconfirm = true\n[present]\noperator = [\"Olga\"]\n\
+                &format!(
+                    "time = \"{}\"\nconfirm = true\n[present]\noperator = [\"Olga\"]\n\
                  witness = [\"Wim\", \"Wanda\"]\n",
+                    clock_time()
+                ),
             )
             .unwrap();
             assert_ok(&r.run("ceremony/root-init.toml", None, "root-init", None));

@@ -10,6 +10,16 @@ pub const PIN: &str = "246810";
 /// The security officer PIN of every test token.
 pub const SO_PIN: &str = "13579111";
 
+/// A ceremony time for a test: this machine's clock, truncated to whole seconds (never ahead of
+/// it: a certificate valid from the next second is "not yet valid" to openssl right after).
+/// Tests sign at the clock and check at the clock (ours and python-tuf's), so they pass on any
+/// day they run.
+pub fn clock_time() -> String {
+    jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+        .expect("the clock is in range")
+        .to_string()
+}
+
 /// The SoftHSM2 PKCS#11 module installed by the Debian package.
 pub fn softhsm_module() -> PathBuf {
     for candidate in [

@@ -14,8 +14,6 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-const TIME: &str = "2026-11-24T09:00:00Z";
-
 fn rootcellar() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rootcellar"));
     cmd.env_remove("ROOTCELLAR_PKCS11_MODULE")
@@ -31,6 +29,8 @@ struct Session {
     stdin: ChildStdin,
     output: Arc<Mutex<String>>,
     answered: usize,
+    /// The time the operator types when the ceremony asks (the clock at the session's start).
+    time: String,
 }
 
 impl Session {
@@ -97,6 +97,7 @@ impl Session {
             stdin,
             output,
             answered: 0,
+            time: clock_time(),
         }
     }
 
@@ -155,8 +156,8 @@ impl Session {
                 return self.text()[start..].to_string();
             }
             let answer =
-                if last.contains("type the correct UTC time") || last.starts_with("Confirm 2026") {
-                    TIME.to_string()
+                if last.contains("type the correct UTC time") || last.starts_with("Confirm ") {
+                    self.time.clone()
                 } else if last.starts_with("Name of operator 1") {
                     "Olga Operator".into()
                 } else if last.starts_with("Name of witness 1") {
@@ -287,7 +288,12 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
         .arg(&requester)
         .arg("--out")
         .arg(&request)
-        .args(["--ceremony", "issue-intermediate", "--created", TIME])
+        .args([
+            "--ceremony",
+            "issue-intermediate",
+            "--created",
+            &clock_time(),
+        ])
         .arg("--certificate")
         .arg(format!("root.pem={}", root.display()))
         .arg("--csr")
@@ -358,7 +364,7 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
         let mut cmd = rootcellar();
         cmd.args(["bundle", "new", "--sign-key"])
             .arg(&requester)
-            .args(["--ceremony", "rotate-tuf-root", "--created", TIME])
+            .args(["--ceremony", "rotate-tuf-root", "--created", &clock_time()])
             .arg("--tuf-metadata")
             .args(&metadata)
             .arg("--file")
@@ -407,14 +413,19 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
     ok(rootcellar()
         .args(["trustroot", "build", "--config"])
         .arg(online.join("trustroot.toml"))
-        .args(["--now", TIME, "--out"])
+        .args(["--now", &clock_time(), "--out"])
         .arg(&trust));
     ok(rootcellar()
         .args(["bundle", "new", "--sign-key"])
         .arg(&requester)
         .arg("--out")
         .arg(media.join("publish.rcb"))
-        .args(["--ceremony", "publish-trust-root", "--created", TIME])
+        .args([
+            "--ceremony",
+            "publish-trust-root",
+            "--created",
+            &clock_time(),
+        ])
         .arg("--tuf-metadata")
         .args(tuf_metadata_files(&online.join("rotated")))
         .arg("--file")
@@ -442,7 +453,7 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
         .arg(import.join("state"))
         .arg("--out")
         .arg(import.join("out"))
-        .args(["--at", "2026-11-24T10:00:00Z"]));
+        .args(["--at", &clock_time()]));
     assert_eq!(
         std::fs::read(import.join("out/trusted_root.json")).unwrap(),
         std::fs::read(trust.join("trusted_root.json")).unwrap()
@@ -469,7 +480,12 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
         .arg(&requester)
         .arg("--out")
         .arg(media.join("publish-again.rcb"))
-        .args(["--ceremony", "publish-trust-root", "--created", TIME])
+        .args([
+            "--ceremony",
+            "publish-trust-root",
+            "--created",
+            &clock_time(),
+        ])
         .arg("--tuf-metadata")
         .args(files_where(&mirror, |name| name.ends_with(".json")))
         .arg("--file")
@@ -500,7 +516,7 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
         .arg(import.join("state"))
         .arg("--out")
         .arg(import.join("out-2"))
-        .args(["--at", "2026-11-24T10:00:00Z"]));
+        .args(["--at", &clock_time()]));
     let report = String::from_utf8_lossy(&report.stdout).into_owned();
     assert!(report.contains("TUF root v2 → v2"), "{report}");
 

@@ -64,8 +64,10 @@ impl Workspace {
         .unwrap();
         let password = dir.join("mock.password");
         std::fs::write(&password, format!("{MOCK_PASSWORD}\n")).unwrap();
-        let mut answers = String::from(
-            r#"time = "2026-11-24T09:00:00Z"
+        let time = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+            .expect("the clock is in range");
+        let mut answers = format!(
+            r#"time = "{time}"
 confirm = true
 [present]
 operator = ["Olive Operator"]
