@@ -1,6 +1,7 @@
 # rootcellar: the two front-door commands, plus the benchmark.
 #   make demo   install what is missing, build, run a rehearsal on a throwaway SoftHSM2 token
-#   make test   install what is missing, run every test: cargo test, then the appliance image's
+#   make test   install what is missing, run every test: cargo test, the same test binaries again
+#               with the clock 40 and 400 days ahead (faketime), then the appliance image's
 #               (build it, boot it under QEMU, rehearse from its console, rebuild and compare)
 #   make bench  signing throughput of the key backend against raw PKCS#11
 OUT ?= demo-out
@@ -22,6 +23,7 @@ demo: build
 # strict. Each command's failure stops make; image_test.py's last line is its summary.
 test: deps
 	cargo test --locked
+	./scripts/test-shifted-clock.sh +40d +400d
 	./images/install-deps.sh
 	./images/build.sh --allow-superseded
 	python3 images/test/image_test.py

@@ -8,6 +8,7 @@ need_apt=()
 command -v softhsm2-util >/dev/null 2>&1 || need_apt+=(softhsm2)
 command -v pkcs11-tool >/dev/null 2>&1 || need_apt+=(opensc)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v faketime >/dev/null 2>&1 || need_apt+=(faketime)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"

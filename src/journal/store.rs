@@ -38,6 +38,9 @@ pub enum Selection {
 /// The appliance's append-only, hash-chained audit journal.
 pub struct Journal {
     path: PathBuf,
+    /// Held for the journal's lifetime: one process at a time, taken before sled opens so that
+    /// the clean-up in [`remove_unfinished_snapshots`] never races another process's snapshot.
+    _lock: std::fs::File,
     db: sled::Db,
     pub(super) records: sled::Tree,
     meta: sled::Tree,
@@ -76,6 +79,8 @@ impl Journal {
     }
 
     fn open_at(path: PathBuf) -> Result<Self, JournalError> {
+        let lock = Self::lock(&path)?;
+        remove_unfinished_snapshots(&path)?;
         let db = sled::Config::new()
             .path(&path)
             // Every append flushes itself; no background flusher to wait for at exit.
@@ -98,11 +103,35 @@ impl Journal {
         };
         Ok(Journal {
             path,
+            _lock: lock,
             db,
             records,
             meta,
             append_lock: Mutex::new(()),
         })
+    }
+
+    /// Takes the journal's lock file (beside the database) without waiting: a second process
+    /// is refused by name rather than left to sled's own lock error.
+    fn lock(path: &Path) -> Result<std::fs::File, JournalError> {
+        let lock_path = path.with_extension("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| JournalError::Storage {
+                path: lock_path.clone(),
+                message: format!("cannot open the journal's lock file: {e}"),
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::Locked(path.to_path_buf())),
+            Err(std::fs::TryLockError::Error(e)) => Err(JournalError::Storage {
+                path: lock_path,
+                message: format!("cannot lock the journal: {e}"),
+            }),
+        }
     }
 
     /// The database directory.
@@ -324,6 +353,39 @@ impl Journal {
             });
         }
         Ok((last, kept))
+    }
+}
+
+/// Removes the snapshot files sled 0.34 was still writing when its process died.
+///
+/// sled writes a snapshot (a cache of the log's state; the log is what is durable) to
+/// `snap.<lsn>.generating`, syncs it and renames it to `snap.<lsn>`; but when it opens, it takes
+/// the last file whose name starts with `snap.`, the unfinished one included, and refuses to open
+/// at all when that file is cut short ("Read corrupted data", spacejam/sled#1527). A `kill -9`
+/// at the wrong moment did exactly that to our journal in about one test run in four. A file
+/// still named `.generating` was never complete, so removing it loses nothing: sled replays the
+/// log from the last finished snapshot.
+fn remove_unfinished_snapshots(path: &Path) -> Result<(), JournalError> {
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(storage_error_io(path, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| storage_error_io(path, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            std::fs::remove_file(entry.path()).map_err(|e| storage_error_io(path, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn storage_error_io(path: &Path, e: std::io::Error) -> JournalError {
+    JournalError::Storage {
+        path: path.to_path_buf(),
+        message: format!("cannot clear an unfinished snapshot: {e}"),
     }
 }
 

@@ -174,3 +174,20 @@ fn segments_round_trip_and_detect_tampering() {
         [2, 3]
     );
 }
+
+#[test]
+fn a_snapshot_cut_short_by_a_crash_does_not_lock_the_journal_out() {
+    // What `kill -9` left behind while sled was writing a snapshot: a `.generating` file cut
+    // short, named after a later log position than any finished snapshot. sled 0.34 would read
+    // it and refuse to open ("Read corrupted data").
+    let (dir, journal) = journal_with(3);
+    let head = journal.verify().unwrap();
+    drop(journal);
+    let db = dir.path().join(JOURNAL_DIR);
+    std::fs::write(db.join("snap.7FFFFFFFFFFFFFFF.generating"), b"cut sho").unwrap();
+    let journal = Journal::open_existing(dir.path()).unwrap();
+    assert_eq!(journal.verify().unwrap(), head);
+    assert!(!db.join("snap.7FFFFFFFFFFFFFFF.generating").exists());
+    journal.append(record("step.4")).unwrap();
+    assert_eq!(journal.verify().unwrap().seq, 4);
+}

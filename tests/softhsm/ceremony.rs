@@ -25,7 +25,7 @@ impl Rehearsal {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("answers.toml"),
-            &format!(
+            format!(
                 "time = \"{}\"\nconfirm = true\n[present]\noperator = [\"Olga\"]\n\
              witness = [\"Wim\", \"Wanda\"]\ncustodian-1 = [\"Carol\"]\ncustodian-2 = [\"Chidi\"]\n\
              custodian-3 = [\"Cem\"]\n",
@@ -785,7 +785,7 @@ fn rotation_and_trust_root_ceremonies_verify_with_both_clients() {
     let r = Rehearsal::new();
     std::fs::write(
         r.path("answers.toml"),
-        &format!(
+        format!(
             "time = \"{}\"\nconfirm = true\n[present]\noperator = [\"Olga\"]\n\
          witness = [\"Wim\", \"Wanda\"]\ncustodian-1 = [\"Carol\"]\ncustodian-2 = [\"Chidi\"]\n\
          custodian-3 = [\"Cem\"]\ncustodian-4 = [\"Dana\"]\n",
@@ -883,7 +883,7 @@ fn rotate_tuf_root_resumes_after_a_crash_at_every_point() {
             let r = Rehearsal::new();
             std::fs::write(
                 r.path("answers.toml"),
-                &format!(
+                format!(
                     "time = \"{}\"\nconfirm = true\n[present]\noperator = [\"Olga\"]\n\
                  witness = [\"Wim\", \"Wanda\"]\n",
                     clock_time()
