@@ -80,11 +80,11 @@ now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 step "root CA and intermediates (ceremony time $now)"
 mkdir -p "$out/pki"
 "$rootcellar" x509 root --key "$root_ca" --subject "O=rootcellar demo,CN=rootcellar demo root CA" \
-  --not-before "$now" --days 3652 --out "$out/pki/root.pem"
+  --time "$now" --days 3652 --out "$out/pki/root.pem"
 for profile in fulcio tsa; do
   "$rootcellar" x509 issue --profile "$profile" --csr "$out/online/$profile.csr" \
     --issuer-cert "$out/pki/root.pem" --issuer-key "$root_ca" \
-    --not-before "$now" --days 1826 --out "$out/pki/intermediate-$profile.pem"
+    --time "$now" --days 1826 --out "$out/pki/intermediate-$profile.pem"
 done
 for profile in fulcio tsa; do
   openssl verify -x509_strict -CAfile "$out/pki/root.pem" "$out/pki/intermediate-$profile.pem"
@@ -104,7 +104,7 @@ openssl x509 -req -in "$out/online/tsa-leaf.csr" -CA "$out/pki/intermediate-tsa.
   -CAkey "$out/online/tsa.key" -set_serial 1 -days 365 -extfile "$out/online/tsa-leaf.ext" \
   -out "$out/online/tsa-leaf.pem" 2>/dev/null
 sed 's#\.\./\.\./demo-out/#./#g' "$repo/ceremony/config/trustroot.example.toml" > "$out/trustroot.toml"
-"$rootcellar" trustroot build --config "$out/trustroot.toml" --now "$now" --out "$out"
+"$rootcellar" trustroot build --config "$out/trustroot.toml" --time "$now" --out "$out"
 
 step "TUF repository: root 2-of-3 custodians, targets/snapshot/timestamp on the appliance"
 cat > "$out/keys.toml" <<TOML
@@ -118,7 +118,7 @@ snapshot = "$snapshot"
 timestamp = "$timestamp"
 TOML
 "$rootcellar" tuf init --policy "$repo/tuf-repo/policy.toml" --keys "$out/keys.toml" \
-  --now "$now" --out "$out/tuf" \
+  --time "$now" --out "$out/tuf" \
   --target "$out/pki/root.pem" \
   --target "$out/pki/intermediate-fulcio.pem" \
   --target "$out/pki/intermediate-tsa.pem"
@@ -127,22 +127,22 @@ step "TUF root rotation: custodian 3's key replaced by custodian 4's, cross-sign
 custodian_4=$(generate custodian-4 tuf-root p256)
 printf 'root-custodian-4 = "%s"\n' "$custodian_4" >> "$out/keys.toml"
 sed 's/"root-custodian-3"\]/"root-custodian-4"]/' "$repo/tuf-repo/policy.toml" > "$out/policy-v2.toml"
-"$rootcellar" tuf rotate --repo "$out/tuf" --policy "$out/policy-v2.toml" --keys "$out/keys.toml" --now "$now"
+"$rootcellar" tuf rotate --repo "$out/tuf" --policy "$out/policy-v2.toml" --keys "$out/keys.toml" --time "$now"
 # One custodian at a time, each with their own token: 2 of the old root's keys and 2 of the new.
 for key in "$custodian_1" "$custodian_2" "$custodian_4"; do
-  "$rootcellar" tuf sign --repo "$out/tuf" --key "$key" --now "$now"
+  "$rootcellar" tuf sign --repo "$out/tuf" --key "$key" --time "$now"
 done
 
 step "publishing trusted_root.json and the signing config as TUF targets"
 "$rootcellar" tuf targets add --repo "$out/tuf" "$out/trusted_root.json" \
   --custom '{"sigstore": {"usage": "TrustedRoot", "status": "Active"}}' \
-  --policy "$out/policy-v2.toml" --keys "$out/keys.toml" --now "$now"
+  --policy "$out/policy-v2.toml" --keys "$out/keys.toml" --time "$now"
 "$rootcellar" tuf targets add --repo "$out/tuf" "$out/signing_config.v0.2.json" \
   --custom '{"sigstore": {"usage": "SigningConfig", "status": "Active"}}' \
-  --policy "$out/policy-v2.toml" --keys "$out/keys.toml" --now "$now"
-"$rootcellar" tuf sign --repo "$out/tuf" --key "$targets" --now "$now"
-"$rootcellar" tuf status --repo "$out/tuf" --policy "$out/policy-v2.toml" --keys "$out/keys.toml" --now "$now"
-"$rootcellar" tuf publish --repo "$out/tuf" --policy "$out/policy-v2.toml" --keys "$out/keys.toml" --now "$now"
+  --policy "$out/policy-v2.toml" --keys "$out/keys.toml" --time "$now"
+"$rootcellar" tuf sign --repo "$out/tuf" --key "$targets" --time "$now"
+"$rootcellar" tuf status --repo "$out/tuf" --policy "$out/policy-v2.toml" --keys "$out/keys.toml" --time "$now"
+"$rootcellar" tuf publish --repo "$out/tuf" --policy "$out/policy-v2.toml" --keys "$out/keys.toml" --time "$now"
 
 step "verifying the repository from root v1: rootcellar's client, then python-tuf"
 "$rootcellar" tuf verify --trusted-root "$out/tuf/metadata/1.root.json" "$out/tuf"
@@ -158,7 +158,7 @@ bundle_key=$(generate appliance bundle-key p256)
 "$rootcellar" journal append --state "$out/state" --ceremony demo --time "$now" --actor demo \
   --action demo.rehearsal --output "$out/pki/root.pem" --output "$out/trusted_root.json" >/dev/null
 "$rootcellar" journal show --state "$out/state" > "$out/transcript.txt"
-"$rootcellar" bundle respond --key "$bundle_key" --state "$out/state" --ceremony demo --created "$now" \
+"$rootcellar" bundle respond --key "$bundle_key" --state "$out/state" --ceremony demo --time "$now" \
   --actor demo --out "$out/response.rcb" --transcript "$out/transcript.txt" \
   --certificate "$out"/pki/*.pem --tuf-metadata "$out"/tuf/metadata/*.json \
   --trusted-root "$out/trusted_root.json" --file "$out/signing_config.v0.2.json" >/dev/null

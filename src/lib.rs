@@ -11,7 +11,8 @@
 //! - [`import`]: the cluster side: a verified response bundle into a TUF mirror and manifests;
 //! - [`journal`]: the appliance's append-only, hash-chained audit log;
 //! - [`ceremony`]: ceremony scripts and the resumable step runner at the console;
-//! - [`files`]: output files that are created new and whole, never overwritten.
+//! - [`files`]: output files that are created new and whole, never overwritten;
+//! - [`time`]: the ceremony's confirmed time, which everything signed is dated by.
 #![deny(missing_docs)]
 
 pub mod bundle;
@@ -20,6 +21,7 @@ pub mod files;
 pub mod import;
 pub mod journal;
 pub mod keys;
+pub mod time;
 pub mod trustroot;
 pub mod tuf;
 pub mod x509;

@@ -15,6 +15,21 @@ fn time() -> jiff::Timestamp {
     "2026-11-25T10:00:00Z".parse().unwrap()
 }
 
+/// The bundle's time, confirmed as it would be by an appliance whose clock (and build) said
+/// exactly that: the bytes compared below are made at a fixed time on any day the test runs.
+fn confirmed() -> rootcellar::time::ConfirmedTime {
+    let reference = rootcellar::time::Reference {
+        clock: time(),
+        build_time: time(),
+        latest_record: None,
+        policy: rootcellar::time::TimePolicy::default(),
+    };
+    match rootcellar::time::check(time(), &reference).unwrap() {
+        rootcellar::time::Checked::Confirmed(t) => t,
+        rootcellar::time::Checked::FarFromClock(_) => unreachable!("the clock is the time"),
+    }
+}
+
 /// A software key with a self-signed certificate, both made by rcgen (independent of the
 /// bundle code).
 struct Requester {
@@ -47,7 +62,7 @@ fn segment() -> (Vec<u8>, JournalHead) {
     for action in ["key.generate", "x509.root", "tuf.init"] {
         journal
             .append(
-                Record::new(time(), "alice", action)
+                Record::new(confirmed(), "alice", action)
                     .ceremony("test")
                     .output(Digest::of("out", action.as_bytes())),
             )
@@ -105,7 +120,7 @@ fn build(
     entries: &[(EntryType, &'static str, Vec<u8>)],
     head: Option<JournalHead>,
 ) -> Vec<u8> {
-    let mut builder = BundleBuilder::new(BundleKind::Response, time())
+    let mut builder = BundleBuilder::new(BundleKind::Response, confirmed())
         .id("0123456789abcdef0123456789abcdef")
         .ceremony("test");
     if let Some(head) = head {

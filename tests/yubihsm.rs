@@ -298,13 +298,25 @@ fn unknown_keys_and_devices_are_clear_errors() {
     assert!(err.to_string().contains("password is refused"), "{err}");
 }
 
+/// This machine's clock, confirmed as the appliance confirms a time (it is never far from itself).
+fn clock_time() -> rootcellar::time::ConfirmedTime {
+    use rootcellar::time::{check, Checked, Reference, TimePolicy};
+    match check(
+        jiff::Timestamp::now(),
+        &Reference::this_machine(None, TimePolicy::default()),
+    ) {
+        Ok(Checked::Confirmed(t)) => t,
+        other => panic!("the clock was not confirmed: {other:?}"),
+    }
+}
+
 #[test]
 fn x509_root_signed_by_a_yubihsm_key_passes_openssl_verify() {
     let mock = Mock::new("x509");
     let signer = open_signer(&mock.generate("root-ca")).unwrap();
     let subject = rootcellar::x509::parse_subject("CN=YubiHSM2 Test Root,O=rootcellar").unwrap();
     let validity = rootcellar::x509::Validity {
-        not_before: jiff::Timestamp::now(),
+        not_before: clock_time(),
         days: 3652,
     };
     let root = rootcellar::x509::issue_root_ca(signer.as_ref(), subject, &validity).unwrap();
@@ -412,7 +424,7 @@ fn tuf_repository_signed_by_yubihsm_keys_is_accepted_by_python_tuf() {
         &policy,
         std::slice::from_ref(&target),
         &repo,
-        jiff::Timestamp::now(),
+        clock_time(),
     )
     .unwrap();
     let report = report.to_json();

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from qemu import Machine
@@ -45,7 +46,11 @@ LABEL = "RCSNEAKER"
 STATE_LABEL = "RCSTATE"
 READY = "console ready on /dev/ttyS0"
 INSERT = f"sneakernet: insert the disk labelled {LABEL}"
-TIME = "2026-11-24T09:00:00Z"
+# The ceremony time is the host's clock when the console asks for it (clock_now), never a fixed
+# date: what is signed at it (TUF timestamp metadata lasts 7 days) is checked on the host against
+# the real clock, and the console is to refuse a time before its binary's build and one far from
+# its own clock. The guest's RTC follows the host's clock (qemu.py: -rtc base=utc,clock=host).
+CLOCK_TOLERANCE = 600  # seconds the appliance's clock may differ from the host's
 # Timeouts: generous for a loaded 2-core machine under TCG (a warm, quiet run boots in 3-10 s and
 # answers each prompt within a few seconds), finite so that a hang fails the test.
 BOOT_TIMEOUT = 300
@@ -63,6 +68,11 @@ def check(name: str, ok: bool, detail: str = "") -> None:
 
 def run(*args: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(args, check=True, capture_output=True, text=True, **kwargs)
+
+
+def clock_now() -> str:
+    """The host's UTC clock, truncated to whole seconds, in RFC 3339 with a Z."""
+    return datetime.now(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def sha256(path: Path) -> str:
@@ -93,7 +103,10 @@ def phase(name: str, body, *args) -> dict[str, float]:
     try:
         return body(*args)
     except Exception as error:  # noqa: BLE001 - any failure of a phase is reported the same way
-        check(f"{name} ran to the end", False, f"{type(error).__name__}: {error}")
+        detail = f"{type(error).__name__}: {error}"
+        if isinstance(error, subprocess.CalledProcessError) and error.stderr:
+            detail += "\n" + error.stderr.strip()  # the tool's own message (run captures it)
+        check(f"{name} ran to the end", False, detail)
         return {}
 
 
@@ -123,6 +136,14 @@ def copy_from(disk: Path, source: str, dest: Path) -> bool:
 def banner_checks(console: str, manifest_id: str, debug: bool) -> None:
     check("console shows the image manifest id", f"image manifest sha256:{manifest_id}" in console,
           f"expected sha256:{manifest_id}")
+    shown = re.search(r"^clock (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?Z ", console, re.M)
+    if shown:
+        clock = datetime.strptime(shown.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+        drift = abs((clock - datetime.now(timezone.utc)).total_seconds())
+        check(f"the appliance clock follows the host clock (within {CLOCK_TOLERANCE} s)",
+              drift <= CLOCK_TOLERANCE, f"console clock {shown.group(1)}Z, host {clock_now()}")
+    else:
+        check("the console shows its clock", False, console[-1500:])
     check("console lists the ceremony scripts", "(root-init)" in console and "(issue-intermediate)" in console)
     has_shell = "shell (debug boot)" in console
     if debug:
@@ -143,8 +164,11 @@ def choose(vm: Machine, menu: str, ceremony: str) -> None:
 
 def converse(vm: Machine, stick: Path | None = None) -> str:
     """Answer the console as the operator would until the menu is back; plug STICK in when the
-    console asks for the sneakernet disk. Returns everything printed."""
+    console asks for the sneakernet disk. The ceremony time is the host's clock when the console
+    first asks for it, the same answer for every time prompt of this ceremony. Returns everything
+    printed."""
     session = ""
+    confirmed: str | None = None
     while True:
         pending = vm.prompt(STEP_TIMEOUT, events=(INSERT,))
         session += pending
@@ -160,8 +184,10 @@ def converse(vm: Machine, stick: Path | None = None) -> str:
         code = re.search(r"Type ([0-9a-f]{8}) to perform step", last)
         if "Type ram to keep the state" in last:
             answer = "ram"
-        elif "type the correct UTC time" in last or last.startswith("Confirm 2026"):
-            answer = TIME
+        elif "type the correct UTC time" in last or last.startswith("Confirm "):
+            if confirmed is None:
+                confirmed = clock_now()
+            answer = confirmed
         elif last.startswith("Name of operator 1"):
             answer = "Olga Operator"
         elif last.startswith("Name of witness 1"):
@@ -208,7 +234,7 @@ def make_request(stick: Path, scratch: Path, tool: str) -> Path | None:
             "-subj", f"/O=rootcellar image test/CN={name} intermediate", "-out", str(online / f"{name}.csr"))
     run("openssl", "ec", "-in", str(online / "requester.key"), "-pubout", "-out", str(online / "requester.pub.pem"))
     run(tool, "bundle", "new", "--sign-key", str(online / "requester.key"), "--out", str(online / "request.rcb"),
-        "--ceremony", "issue-intermediate", "--created", TIME,
+        "--ceremony", "issue-intermediate", "--time", clock_now(),
         "--certificate", f"root.pem={scratch / 'root-init' / 'root.pem'}",
         "--csr", f"fulcio.csr={online / 'fulcio.csr'}", f"tsa.csr={online / 'tsa.csr'}")
     for name in ("request.rcb", "requester.pub.pem"):

@@ -56,6 +56,9 @@ class Machine:
             "-monitor", "none",
             "-serial", "stdio",
             "-no-reboot",
+            # The guest's clock starts from the host's (QEMU's default, made explicit): the image
+            # test types the host's clock as the ceremony time, which the console compares with its own.
+            "-rtc", "base=utc,clock=host",
             "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
             "-device", "qemu-xhci,id=xhci",
         ]

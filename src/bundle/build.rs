@@ -30,9 +30,8 @@ pub struct BundleBuilder {
 }
 
 impl BundleBuilder {
-    /// A new bundle of `kind` made at `created` (rounded down to whole seconds), with a random
-    /// 128-bit id.
-    pub fn new(kind: BundleKind, created: jiff::Timestamp) -> Self {
+    /// A new bundle of `kind` made at the confirmed time `created`, with a random 128-bit id.
+    pub fn new(kind: BundleKind, created: crate::time::ConfirmedTime) -> Self {
         let mut id = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
         BundleBuilder {
@@ -40,7 +39,7 @@ impl BundleBuilder {
                 version: FORMAT_VERSION,
                 kind,
                 id: hex::encode(id),
-                created: normalise_time(created),
+                created: normalise_time(created.timestamp()),
                 ceremony: None,
                 journal_head: None,
                 entries: Vec::new(),

@@ -23,6 +23,10 @@ fn time() -> jiff::Timestamp {
     "2026-11-25T10:00:00Z".parse().unwrap()
 }
 
+fn confirmed() -> crate::time::ConfirmedTime {
+    crate::time::tests::confirmed_at("2026-11-25T10:00:00Z")
+}
+
 fn entry(name: &str, data: &[u8]) -> (EntryInfo, Vec<u8>) {
     use sha2::Digest;
     (
@@ -250,7 +254,7 @@ fn limits_are_enforced_with_their_own_messages() {
     assert!(err.to_string().contains("size check"), "{err}");
 
     // The builder never makes what a reader with the same limits refuses.
-    let mut builder = BundleBuilder::new(BundleKind::Request, time()).limits(Limits {
+    let mut builder = BundleBuilder::new(BundleKind::Request, confirmed()).limits(Limits {
         max_entries: 1,
         max_entry_size: 3,
         ..defaults
@@ -270,7 +274,7 @@ fn limits_are_enforced_with_their_own_messages() {
 
 #[test]
 fn the_builder_refuses_hostile_names_and_duplicates() {
-    let mut builder = BundleBuilder::new(BundleKind::Request, time());
+    let mut builder = BundleBuilder::new(BundleKind::Request, confirmed());
     for name in ["../x", "/etc/passwd", "a/b", "", "a\u{0}b"] {
         let err = builder
             .add(EntryType::OpaqueFile, name, b"x".to_vec())

@@ -6,6 +6,7 @@
 //! next step starts, so an interrupted ceremony resumes after its last completed step without
 //! repeating an HSM operation. At the end the outputs and a transcript are collected.
 
+mod confirm_time;
 mod console;
 mod prompter;
 mod quorum;
@@ -94,6 +95,28 @@ pub enum CeremonyError {
     /// Writing an output failed.
     #[error(transparent)]
     Output(#[from] crate::files::OutputError),
+    /// A resumed ceremony's output, signed by an earlier run, has expired by this run's time.
+    #[error(
+        "output {output}: {role} v{version} expired at {expires}, before this run's confirmed \
+         time {time} (an earlier run of this ceremony signed it); nothing was delivered. Publish \
+         it again (ceremony publish-trust-root, or `rootcellar tuf publish`) to refresh it"
+    )]
+    ExpiredOutput {
+        /// The output.
+        output: String,
+        /// The role.
+        role: String,
+        /// Its version.
+        version: u64,
+        /// When it expired.
+        expires: jiff::Timestamp,
+        /// This run's confirmed time.
+        time: crate::time::ConfirmedTime,
+    },
+    /// The ceremony's time was refused (before the journal's latest record or the build, or
+    /// far from the clock and not typed again).
+    #[error(transparent)]
+    Time(#[from] crate::time::TimeError),
 }
 
 /// True for a plain file name: not empty, no separators, not `.`/`..`, no control characters.

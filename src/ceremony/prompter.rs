@@ -22,6 +22,13 @@ pub trait Prompter {
     /// Asks the operator to confirm (or correct) the date and time.
     fn confirm_time(&mut self, clock: jiff::Timestamp) -> Result<jiff::Timestamp, CeremonyError>;
 
+    /// Asks for `time` to be typed again, after the operator was shown how far it is from the
+    /// machine clock; `None` when there is nobody to ask.
+    fn type_time_again(
+        &mut self,
+        time: jiff::Timestamp,
+    ) -> Result<Option<jiff::Timestamp>, CeremonyError>;
+
     /// Asks for the names of the people in `role` (at least `min`).
     fn names(&mut self, role: &str, min: usize) -> Result<Vec<String>, CeremonyError>;
 
@@ -103,15 +110,22 @@ impl<R: BufRead, W: Write> Prompter for Interactive<R, W> {
             if answer.is_empty() {
                 return Ok(clock);
             }
-            match answer.parse::<jiff::Timestamp>() {
-                Ok(t) => {
-                    let again = self.line(&format!("Confirm {t} by typing it again: "))?;
-                    if again.parse::<jiff::Timestamp>().ok() == Some(t) {
-                        return Ok(t);
-                    }
-                    self.say("The two entries differ; try again.");
-                }
-                Err(e) => self.say(&format!("Not a time ({e}); e.g. 2026-11-25T14:00:00Z.")),
+            match crate::time::parse(&answer) {
+                Ok(t) => return Ok(t),
+                Err(e) => self.say(&e.to_string()),
+            }
+        }
+    }
+
+    fn type_time_again(
+        &mut self,
+        time: jiff::Timestamp,
+    ) -> Result<Option<jiff::Timestamp>, CeremonyError> {
+        loop {
+            let again = self.line(&format!("Confirm {time} by typing it again: "))?;
+            match crate::time::parse(&again) {
+                Ok(t) => return Ok(Some(t)),
+                Err(e) => self.say(&e.to_string()),
             }
         }
     }
@@ -183,6 +197,10 @@ impl<R: BufRead, W: Write> Prompter for Interactive<R, W> {
 pub struct Answers {
     /// The confirmed ceremony time.
     pub time: jiff::Timestamp,
+    /// The same time typed again: needed when it is further from the machine clock than the
+    /// script's tolerance (as the operator at the console would be asked to).
+    #[serde(default)]
+    pub time_again: Option<jiff::Timestamp>,
     /// Who is present, by role (`operator`, `witness`, and each custodian role).
     pub present: BTreeMap<String, Vec<String>>,
     /// Confirm every step (the answers file stands for the operator's typing).
@@ -244,6 +262,13 @@ impl Prompter for Answers {
 
     fn confirm_time(&mut self, _clock: jiff::Timestamp) -> Result<jiff::Timestamp, CeremonyError> {
         Ok(self.time)
+    }
+
+    fn type_time_again(
+        &mut self,
+        _time: jiff::Timestamp,
+    ) -> Result<Option<jiff::Timestamp>, CeremonyError> {
+        Ok(self.time_again)
     }
 
     fn names(&mut self, role: &str, min: usize) -> Result<Vec<String>, CeremonyError> {

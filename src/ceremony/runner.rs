@@ -28,6 +28,7 @@ use super::CeremonyError;
 use crate::journal::{Digest as JournalDigest, Journal, Record};
 use crate::keys::yubihsm as yubihsm_keys;
 use crate::keys::{self, KeyLocation, Pin, PinSource, Pkcs11Token};
+use crate::time::{ConfirmedTime, TimePolicy};
 
 /// How to run a ceremony.
 #[derive(Clone, Debug)]
@@ -69,7 +70,9 @@ enum Event {
         rehearsal: bool,
     },
     Resume {
-        clock: jiff::Timestamp,
+        /// This run's confirmed time (named `clock` by rootcellar before 0.1.1).
+        #[serde(alias = "clock")]
+        time: jiff::Timestamp,
         present: BTreeMap<String, Vec<String>>,
     },
     Begin {
@@ -233,7 +236,8 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 /// A test hook: `ROOTCELLAR_TEST_CRASH_AT=STEP:POINT` aborts the process at that point, as a
 /// power cut would. Points: `before` (after the step is recorded as begun), `after-hsm` (after
 /// the token has done its work, before the outputs are in place), `after-outputs` (outputs in
-/// place, completion not yet recorded), and `after-key-NAME` inside a key generation step.
+/// place, completion not yet recorded), and `after-key-NAME` inside a key generation step; and
+/// `deliver:before`, every step done, before the outputs are checked and delivered.
 fn crash_point(step: &str, point: &str) {
     if let Ok(at) = std::env::var("ROOTCELLAR_TEST_CRASH_AT") {
         if at == format!("{step}:{point}") {
@@ -247,7 +251,9 @@ fn crash_point(step: &str, point: &str) {
 struct Context<'a> {
     script: &'a Script,
     work: PathBuf,
-    time: jiff::Timestamp,
+    /// This run's confirmed time: what every step of this run signs at. (A resumed ceremony's
+    /// earlier steps keep the time of the run that did them.)
+    time: ConfirmedTime,
     rehearsal: bool,
     prompter: &'a mut dyn Prompter,
     unlocked: BTreeSet<String>,
@@ -455,7 +461,6 @@ pub fn run(
         path: instance.clone(),
         reason,
     };
-    std::fs::create_dir_all(&work).map_err(|e| state_error(e.to_string()))?;
     let mut progress = Progress::open(instance.join("progress.jsonl"))?;
     let journal = Journal::open(&options.state)?;
     let instance_name = instance
@@ -483,9 +488,13 @@ pub fn run(
         prompter.say("** REHEARSAL: throwaway tokens; outputs are marked as rehearsal **");
     }
 
-    // The time and the people present: confirmed at the start, re-confirmed on resume.
-    let clock = jiff::Timestamp::now();
-    let time = prompter.confirm_time(clock)?;
+    // The time and the people present: confirmed at the start, again on resume.
+    let policy = script
+        .ceremony
+        .clock_tolerance_minutes
+        .map(TimePolicy::minutes)
+        .unwrap_or_default();
+    let time = super::confirm_time::confirm(prompter, &journal, policy)?;
     let mut present = BTreeMap::new();
     present.insert("operator".to_string(), prompter.names("operator", 1)?);
     present.insert(
@@ -495,6 +504,8 @@ pub fn run(
     for custodian in &script.roles.custodians {
         present.insert(custodian.clone(), prompter.names(custodian, 0)?);
     }
+    // Only now, with the time confirmed, does the ceremony leave a trace in the state.
+    std::fs::create_dir_all(&work).map_err(|e| state_error(e.to_string()))?;
     let (time, rehearsal) = match progress.started() {
         Some((original, rehearsal)) => {
             if rehearsal != options.rehearsal {
@@ -503,21 +514,23 @@ pub fn run(
                 ));
             }
             prompter.say(&format!(
-                "Resuming the ceremony begun at {original}; its time stays {original}."
+                "Resuming the ceremony begun at {original}: the steps done then keep that time; \
+                 what is signed from now on is dated {time}."
             ));
             journal.append(
-                Record::new(original, present["operator"].join(", "), "ceremony.resume")
+                Record::new(time, present["operator"].join(", "), "ceremony.resume")
                     .ceremony(instance_name.clone())
                     .detail(format!(
-                        "clock confirmed as {time}; present: {}",
+                        "begun at {original}; {}; present: {}",
+                        time.note(),
                         present_text(&present)
                     )),
             )?;
             progress.record(Event::Resume {
-                clock: time,
+                time: time.timestamp(),
                 present: present.clone(),
             })?;
-            (original, rehearsal)
+            (time, rehearsal)
         }
         None => {
             if let Some(dir) = &options.inputs {
@@ -534,18 +547,19 @@ pub fn run(
                 Record::new(time, present["operator"].join(", "), "ceremony.start")
                     .ceremony(instance_name.clone())
                     .detail(format!(
-                        "{}{}; present: {}",
+                        "{}{}; {}; present: {}",
                         script.ceremony.name,
                         if options.rehearsal {
                             " (rehearsal)"
                         } else {
                             ""
                         },
+                        time.note(),
                         present_text(&present)
                     )),
             )?;
             progress.record(Event::Start {
-                time,
+                time: time.timestamp(),
                 present: present.clone(),
                 rehearsal: options.rehearsal,
             })?;
@@ -580,6 +594,9 @@ pub fn run(
         yubihsms: BTreeMap::new(),
     };
     let mut transcript = Transcript::new(&script, &instance, time, &present, rehearsal);
+    if let Some((begun, _)) = progress.started() {
+        transcript.resumed_from(begun);
+    }
     let mut resumed = Vec::new();
 
     for step in &script.steps {
@@ -618,6 +635,13 @@ pub fn run(
         let entry = run_step(&mut context, &mut progress, step)?;
         transcript.step(entry);
     }
+
+    // A resumed ceremony may deliver what an earlier run signed: nothing expired goes out.
+    for name in &script.outputs {
+        refuse_expired_repository(&work.join(name), name, context.time)?;
+    }
+
+    crash_point("deliver", "before");
 
     // Collect the outputs and the transcript into a new directory, atomically.
     let mut outputs = BTreeMap::new();
@@ -1467,6 +1491,7 @@ fn execute(
                     role.role, role.version, role.expires
                 ));
             }
+            say_validity(context, &repo, &policy, &mut details)?;
         }
         Action::TufInit {
             policy,
@@ -1488,7 +1513,58 @@ fn execute(
                     role.role, role.version, role.expires
                 ));
             }
+            say_validity(context, &scratch.join(output), &policy, &mut details)?;
         }
     }
     Ok(details)
+}
+
+/// Refuses to deliver a TUF repository output with a role already expired at `time` (signed by
+/// an earlier run of a resumed ceremony, days before).
+fn refuse_expired_repository(
+    dir: &Path,
+    output: &str,
+    time: ConfirmedTime,
+) -> Result<(), CeremonyError> {
+    if !dir.join(crate::tuf::METADATA_DIR).is_dir() {
+        return Ok(());
+    }
+    let status = crate::tuf::repository_status(dir, None, time.timestamp())?;
+    match status
+        .validity()
+        .into_iter()
+        .find(|r| r.expires <= time.timestamp())
+    {
+        None => Ok(()),
+        Some(role) => Err(CeremonyError::ExpiredOutput {
+            output: output.to_string(),
+            role: role.role.to_string(),
+            version: role.version,
+            expires: role.expires,
+            time,
+        }),
+    }
+}
+
+/// Tells the room how long the repository just published stays valid from the confirmed time,
+/// and warns (in the transcript too) of any role already inside its signing period.
+fn say_validity(
+    context: &mut Context<'_>,
+    repo: &Path,
+    policy: &crate::tuf::Policy,
+    details: &mut Vec<String>,
+) -> Result<(), CeremonyError> {
+    let status = crate::tuf::repository_status(repo, Some(policy), context.time.timestamp())?;
+    let validity = status.validity();
+    context
+        .prompter
+        .say("   published metadata, counted from the confirmed time:");
+    for role in &validity {
+        context.prompter.say(&format!("     {}", role.line()));
+    }
+    for warning in validity.iter().filter_map(|r| r.warning()) {
+        context.prompter.say(&format!("   {warning}"));
+        details.push(warning);
+    }
+    Ok(())
 }

@@ -43,6 +43,10 @@ pub struct Header {
     /// A paragraph explaining the ceremony's purpose, printed at the start.
     #[serde(default)]
     pub summary: String,
+    /// How far (minutes) the confirmed time may be from the machine clock before it must be
+    /// typed again; default 10.
+    #[serde(default)]
+    pub clock_tolerance_minutes: Option<u32>,
 }
 
 /// The `[roles]` table.

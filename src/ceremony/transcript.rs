@@ -30,7 +30,9 @@ pub struct Transcript {
     title: String,
     name: String,
     instance: String,
-    time: jiff::Timestamp,
+    time: crate::time::ConfirmedTime,
+    /// When a resumed ceremony was begun (its earlier steps are dated then).
+    begun: Option<jiff::Timestamp>,
     present: BTreeMap<String, Vec<String>>,
     rehearsal: bool,
     steps: Vec<StepEntry>,
@@ -42,11 +44,18 @@ pub struct Transcript {
 }
 
 impl Transcript {
+    /// Notes that this run resumes a ceremony begun at `begun`.
+    pub fn resumed_from(&mut self, begun: jiff::Timestamp) {
+        if begun != self.time.timestamp() {
+            self.begun = Some(begun);
+        }
+    }
+
     /// Starts a transcript.
     pub fn new(
         script: &Script,
         instance: &Path,
-        time: jiff::Timestamp,
+        time: crate::time::ConfirmedTime,
         present: &BTreeMap<String, Vec<String>>,
         rehearsal: bool,
     ) -> Self {
@@ -58,6 +67,7 @@ impl Transcript {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             time,
+            begun: None,
             present: present.clone(),
             rehearsal,
             steps: vec![],
@@ -102,7 +112,12 @@ impl Transcript {
             "- ceremony: `{}` (instance `{}`)\n",
             self.name, self.instance
         ));
-        md.push_str(&format!("- confirmed time: {}\n", self.time));
+        md.push_str(&format!("- confirmed time: {}\n", self.time.note()));
+        if let Some(begun) = self.begun {
+            md.push_str(&format!(
+                "- resumed: the ceremony was begun at {begun}; steps marked resumed were done then\n"
+            ));
+        }
         for (role, names) in &self.present {
             if !names.is_empty() {
                 md.push_str(&format!("- {role}: {}\n", names.join(", ")));

@@ -13,7 +13,7 @@ use rootcellar::journal::{Digest, Journal, Record, Selection};
 use rootcellar::keys::Signer;
 
 use super::journal::{check_carried_segment, journal_to, StateArg};
-use super::{parse_time, CliError};
+use super::{CliError, SigningTime};
 
 #[derive(Debug, Subcommand)]
 pub enum BundleCommand {
@@ -113,9 +113,8 @@ pub struct JournalArgs {
     /// Who acts (journaled; default $USER).
     #[arg(long)]
     actor: Option<String>,
-    /// The confirmed ceremony time for the journal record, RFC 3339 (default: now).
-    #[arg(long)]
-    time: Option<String>,
+    #[command(flatten)]
+    time: SigningTime,
 }
 
 /// What `new` and `respond` share: the output, manifest fields, entries, sealing, journal.
@@ -130,9 +129,9 @@ pub struct WriteArgs {
     /// The ceremony that produced the bundle (or that a request is for).
     #[arg(long)]
     ceremony: Option<String>,
-    /// Creation time, RFC 3339 (default: now). Ceremonies pass the confirmed time.
-    #[arg(long)]
-    created: Option<String>,
+    /// The bundle's creation time (`--time`), also its journal record's.
+    #[command(flatten)]
+    time: SigningTime,
     #[command(flatten)]
     entries: EntryArgs,
     #[command(flatten)]
@@ -373,7 +372,8 @@ fn write_bundle(
     args: Box<WriteArgs>,
     carry_journal: bool,
 ) -> Result<(), CliError> {
-    let created = parse_time(args.created.as_deref())?;
+    let state = args.state.resolve();
+    let created = args.time.confirm(state.as_deref())?;
     let limits = args.limits.limits();
     rootcellar::files::ensure_absent([args.out.as_path()])?;
     let mut builder = BundleBuilder::new(kind, created).limits(limits);
@@ -387,7 +387,6 @@ fn write_bundle(
         let (name, path) = split_entry_arg(value);
         builder.add_file(entry_type, name, path)?;
     }
-    let state = args.state.resolve();
     if carry_journal {
         if let Some(state) = &state {
             let journal = Journal::open(state)?;
@@ -585,7 +584,7 @@ fn bundle_record(
 ) -> Result<Record, CliError> {
     let m = bundle.manifest();
     let mut record = Record::new(
-        parse_time(journal.time.as_deref())?,
+        journal.time.confirm(journal.state.resolve().as_deref())?,
         actor(journal.actor.clone()),
         action,
     )

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{ArgGroup, Args};
 use rootcellar::import::{import, ImportOptions};
 
-use super::{parse_time, CliError};
+use super::CliError;
 
 /// Verify a response bundle against the trust this cluster holds, then write a TUF mirror, the
 /// verified trusted_root.json, Kubernetes manifests and a change report into a new directory.
@@ -25,9 +25,9 @@ pub struct ImportArgs {
     /// The output directory to create (must not exist).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// The time (RFC 3339) at which no metadata may have expired; defaults to the system clock.
-    #[arg(long, value_name = "RFC3339")]
-    at: Option<String>,
+    /// The time at which no metadata may have expired.
+    #[command(flatten)]
+    time: super::CheckTime,
     /// The appliance's bundle public key or certificate (PEM or DER). Needed on the first
     /// import; later imports use the keys the state recorded unless given. Repeatable.
     #[arg(long, value_name = "PEM")]
@@ -41,7 +41,7 @@ pub struct ImportArgs {
 }
 
 pub fn run(args: ImportArgs) -> Result<(), CliError> {
-    let mut options = ImportOptions::new(args.bundle, args.out, parse_time(args.at.as_deref())?);
+    let mut options = ImportOptions::new(args.bundle, args.out, args.time.resolve()?);
     options.root = args.root;
     options.state = args.state;
     options.bundle_keys = args.bundle_key;

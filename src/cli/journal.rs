@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use rootcellar::journal::{Digest, Head, Journal, JournalError, Record, Segment, Selection};
 
-use super::{parse_time, CliError};
+use super::CliError;
 
 /// The environment variable naming the state directory when `--state` is not given.
 pub const STATE_ENV: &str = "ROOTCELLAR_STATE";
@@ -64,9 +64,8 @@ pub enum JournalCommand {
         /// A short free-text detail.
         #[arg(long)]
         detail: Option<String>,
-        /// The confirmed ceremony time, RFC 3339 (default: the system clock).
-        #[arg(long)]
-        time: Option<String>,
+        #[command(flatten)]
+        time: super::SigningTime,
         /// A file that went in (its SHA-256 is recorded). Repeatable.
         #[arg(long, value_name = "FILE")]
         input: Vec<PathBuf>,
@@ -226,7 +225,8 @@ pub fn run(command: JournalCommand) -> Result<(), CliError> {
             output,
             json,
         } => {
-            let mut record = Record::new(parse_time(time.as_deref())?, actor, action);
+            let state = state.require()?;
+            let mut record = Record::new(time.confirm(Some(&state))?, actor, action);
             record.ceremony = ceremony;
             record.detail = detail;
             for path in &input {
@@ -235,7 +235,7 @@ pub fn run(command: JournalCommand) -> Result<(), CliError> {
             for path in &output {
                 record = record.output(Digest::of_file(path)?);
             }
-            let entry = Journal::open(&state.require()?)?.append(record)?;
+            let entry = Journal::open(&state)?.append(record)?;
             if json {
                 println!(
                     "{}",

@@ -24,6 +24,9 @@ pub enum KeyCommand {
         output: Output,
         #[command(flatten)]
         state: super::journal::StateArg,
+        /// The journal record's time (only with a state directory).
+        #[command(flatten)]
+        time: super::SigningTime,
     },
     /// List the signing keys on a token.
     List {
@@ -76,7 +79,13 @@ pub fn run(command: KeyCommand) -> Result<(), CliError> {
             for_backup,
             output,
             state,
+            time,
         } => {
+            // Checked before the token is touched: a refused time leaves no key unrecorded.
+            let time = match state.resolve() {
+                Some(dir) => Some(time.confirm(Some(&dir))?),
+                None => None,
+            };
             let algorithm = KeyAlgorithm::from_name(&algorithm)?;
             let label = keys::uri_label(&uri)?.unwrap_or_default();
             let backend = keys::open_backend(&uri)?;
@@ -85,15 +94,17 @@ pub fn run(command: KeyCommand) -> Result<(), CliError> {
             } else {
                 backend.generate(&label, algorithm)?
             };
-            super::journal_action(
-                &state,
-                Record::new(jiff::Timestamp::now(), super::actor(), "key.generate")
-                    .detail(info.uri.split('?').next().unwrap_or_default().to_string())
-                    .output(Digest::of(
-                        "public key (SPKI DER)",
-                        &info.public_key.spki_der(),
-                    )),
-            )?;
+            if let Some(time) = time {
+                super::journal_action(
+                    &state,
+                    Record::new(time, super::actor(), "key.generate")
+                        .detail(info.uri.split('?').next().unwrap_or_default().to_string())
+                        .output(Digest::of(
+                            "public key (SPKI DER)",
+                            &info.public_key.spki_der(),
+                        )),
+                )?;
+            }
             output.print(&[info], true);
         }
         KeyCommand::List { uri, output } => {

@@ -5,6 +5,7 @@ mod ceremony;
 mod import;
 mod journal;
 mod key;
+mod time;
 mod trustroot;
 mod tuf;
 mod x509;
@@ -79,6 +80,9 @@ pub enum CliError {
     /// From writing outputs.
     #[error(transparent)]
     Output(#[from] rootcellar::files::OutputError),
+    /// A time was refused.
+    #[error(transparent)]
+    Time(#[from] rootcellar::time::TimeError),
     /// A command-line value the parser could not check by itself.
     #[error("{0}")]
     Usage(String),
@@ -118,15 +122,4 @@ pub fn actor() -> String {
         .unwrap_or_else(|| "operator".into())
 }
 
-/// Parses an RFC 3339 time given on the command line (`--not-before`, `--now`), or takes the
-/// system clock when none is given. Ceremony scripts pass the operator-confirmed time.
-pub fn parse_time(value: Option<&str>) -> Result<jiff::Timestamp, CliError> {
-    match value {
-        None => Ok(jiff::Timestamp::now()),
-        Some(text) => text.parse().map_err(|e| {
-            CliError::Usage(format!(
-                "invalid time {text:?} (expected RFC 3339, e.g. 2026-11-25T10:00:00Z): {e}"
-            ))
-        }),
-    }
-}
+pub use time::{CheckTime, SigningTime};

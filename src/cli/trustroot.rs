@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use rootcellar::trustroot::{self, TrustRootConfig};
 
-use super::{parse_time, CliError};
+use super::CliError;
 
 #[derive(Debug, Subcommand)]
 pub enum TrustRootCommand {
@@ -16,15 +16,15 @@ pub enum TrustRootCommand {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
         /// The trusted root published so far: what it lists and the configuration does not is
-        /// kept with its validity closed at --now, so old signatures still verify.
+        /// kept with its validity closed at --time, so old signatures still verify.
         #[arg(long, value_name = "FILE")]
         previous: Option<PathBuf>,
         /// Directory to write into; the files must not exist there.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
-        /// The ceremony time (RFC 3339); default: the system clock.
-        #[arg(long, value_name = "RFC3339")]
-        now: Option<String>,
+        /// The time new entries start at and dropped ones are closed at.
+        #[command(flatten)]
+        time: super::SigningTime,
     },
 }
 
@@ -34,9 +34,9 @@ pub fn run(command: TrustRootCommand) -> Result<(), CliError> {
             config,
             previous,
             out,
-            now,
+            time,
         } => {
-            let now = parse_time(now.as_deref())?;
+            let now = time.confirm(None)?;
             let previous = previous
                 .as_deref()
                 .map(trustroot::read_trusted_root)

@@ -24,9 +24,9 @@ pub enum TufCommand {
         /// A file to list as a target (its file name is the target name); repeatable.
         #[arg(long = "target", value_name = "FILE")]
         targets: Vec<PathBuf>,
-        /// The ceremony time (RFC 3339) that expiries count from; defaults to the system clock.
-        #[arg(long, value_name = "RFC3339")]
-        now: Option<String>,
+        /// The confirmed time expiries count from.
+        #[command(flatten)]
+        time: super::SigningTime,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -43,9 +43,9 @@ pub enum TufCommand {
         /// The keys file mapping the policy's key names to URIs or PEM public keys.
         #[arg(long, value_name = "FILE")]
         keys: Option<PathBuf>,
-        /// The ceremony time (RFC 3339) the expiry counts from; defaults to the system clock.
-        #[arg(long, value_name = "RFC3339")]
-        now: Option<String>,
+        /// The confirmed time expiries count from.
+        #[command(flatten)]
+        time: super::SigningTime,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -58,9 +58,9 @@ pub enum TufCommand {
         /// The key's URI (pkcs11:…); the PIN comes from pin-source or the prompt.
         #[arg(long, value_name = "URI")]
         key: String,
-        /// The ceremony time (RFC 3339); defaults to the system clock.
-        #[arg(long, value_name = "RFC3339")]
-        now: Option<String>,
+        /// The confirmed time expiries count from.
+        #[command(flatten)]
+        time: super::SigningTime,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -77,9 +77,9 @@ pub enum TufCommand {
         /// The keys file of the policy.
         #[arg(long, value_name = "FILE")]
         keys: Option<PathBuf>,
-        /// The time (RFC 3339) to judge expiry at; defaults to the system clock.
-        #[arg(long, value_name = "RFC3339")]
-        now: Option<String>,
+        /// The time to judge expiry at.
+        #[command(flatten)]
+        time: super::CheckTime,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -97,9 +97,9 @@ pub enum TufCommand {
         /// The keys file mapping the policy's key names to URIs or PEM public keys.
         #[arg(long, value_name = "FILE")]
         keys: Option<PathBuf>,
-        /// The ceremony time (RFC 3339); defaults to the system clock.
-        #[arg(long, value_name = "RFC3339")]
-        now: Option<String>,
+        /// The confirmed time expiries count from.
+        #[command(flatten)]
+        time: super::SigningTime,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -115,9 +115,9 @@ pub enum TufCommand {
         /// The repository directory (metadata/, targets/).
         #[arg(value_name = "DIR")]
         dir: PathBuf,
-        /// The time (RFC 3339) at which nothing may have expired; defaults to the system clock.
-        #[arg(long, value_name = "RFC3339")]
-        at: Option<String>,
+        /// The time at which nothing may have expired.
+        #[command(flatten)]
+        time: super::CheckTime,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -172,9 +172,9 @@ pub struct TargetsCommon {
     /// The keys file of the policy.
     #[arg(long, value_name = "FILE")]
     keys: Option<PathBuf>,
-    /// The ceremony time (RFC 3339); defaults to the system clock.
-    #[arg(long, value_name = "RFC3339")]
-    now: Option<String>,
+    /// The confirmed time the targets expiry counts from.
+    #[command(flatten)]
+    time: super::SigningTime,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -198,10 +198,10 @@ pub fn run(command: TufCommand) -> Result<(), CliError> {
             keys,
             out,
             targets,
-            now,
+            time,
             json,
         } => {
-            let now = super::parse_time(now.as_deref())?;
+            let now = time.confirm(None)?;
             let policy = Policy::load(&policy, keys.as_deref())?;
             let report = tuf::init_repository(&policy, &targets, &out, now)?;
             print(json, report.to_json(), report.to_text());
@@ -210,10 +210,10 @@ pub fn run(command: TufCommand) -> Result<(), CliError> {
             repo,
             policy,
             keys,
-            now,
+            time,
             json,
         } => {
-            let now = super::parse_time(now.as_deref())?;
+            let now = time.confirm(None)?;
             let policy = Policy::load(&policy, keys.as_deref())?;
             let report = tuf::draft_root(&repo, &policy, now)?;
             print(json, report.to_json(), report.to_text());
@@ -221,10 +221,10 @@ pub fn run(command: TufCommand) -> Result<(), CliError> {
         TufCommand::Sign {
             repo,
             key,
-            now,
+            time,
             json,
         } => {
-            let now = super::parse_time(now.as_deref())?;
+            let now = time.confirm(None)?;
             let report = tuf::sign_staged(&repo, &key, now)?;
             print(json, report.to_json(), report.to_text());
         }
@@ -232,10 +232,10 @@ pub fn run(command: TufCommand) -> Result<(), CliError> {
             repo,
             policy,
             keys,
-            now,
+            time,
             json,
         } => {
-            let now = super::parse_time(now.as_deref())?;
+            let now = time.resolve()?;
             let policy = policy
                 .map(|p| Policy::load_roles(&p, keys.as_deref()))
                 .transpose()?;
@@ -246,22 +246,36 @@ pub fn run(command: TufCommand) -> Result<(), CliError> {
             repo,
             policy,
             keys,
-            now,
+            time,
             json,
         } => {
-            let now = super::parse_time(now.as_deref())?;
+            let now = time.confirm(None)?;
             let policy = Policy::load(&policy, keys.as_deref())?;
             let report = tuf::publish(&repo, &policy, now)?;
-            print(json, report.to_json(), report.to_text());
+            let validity =
+                tuf::repository_status(&repo, Some(&policy), now.timestamp())?.validity();
+            let mut value = report.to_json();
+            value["validity"] = validity.iter().map(tuf::RoleValidity::to_json).collect();
+            let text = format!(
+                "{}the repository now, counted from {now}:\n{}",
+                report.to_text(),
+                tuf::validity_text(&validity)
+            );
+            print(json, value, text);
+            if json {
+                for warning in validity.iter().filter_map(tuf::RoleValidity::warning) {
+                    eprintln!("rootcellar: {warning}");
+                }
+            }
         }
         TufCommand::Targets(command) => run_targets(command)?,
         TufCommand::Verify {
             trusted_root,
             dir,
-            at,
+            time,
             json,
         } => {
-            let at = super::parse_time(at.as_deref())?;
+            let at = time.resolve()?;
             let bytes = std::fs::read(&trusted_root).map_err(|e| {
                 CliError::Usage(format!("cannot read {}: {e}", trusted_root.display()))
             })?;
@@ -296,7 +310,7 @@ fn run_targets(command: TargetsCommand) -> Result<(), CliError> {
         }
         TargetsCommand::Renew { repo, common } => (repo, TargetChange::Renew, common),
     };
-    let now = super::parse_time(common.now.as_deref())?;
+    let now = common.time.confirm(None)?;
     let policy = Policy::load_roles(&common.policy, common.keys.as_deref())?;
     let report = tuf::stage_targets(Path::new(&repo), &policy, &change, now)?;
     print(common.json, report.to_json(), report.to_text());

@@ -8,7 +8,7 @@ use rootcellar::x509::{
     CrlOrder, IntermediateOrder, IssuedCertificate, Profile, RootCaOrder, RootCaSpec, Validity,
 };
 
-use super::{parse_time, CliError};
+use super::CliError;
 
 #[derive(Debug, Subcommand)]
 pub enum X509Command {
@@ -23,9 +23,9 @@ pub enum X509Command {
         /// A TOML profile with `subject` and `validity_days`.
         #[arg(long)]
         profile: Option<PathBuf>,
-        /// Start of validity, RFC 3339 (default: now). Ceremonies pass the confirmed time.
-        #[arg(long)]
-        not_before: Option<String>,
+        /// Start of validity: the confirmed time.
+        #[command(flatten)]
+        time: super::SigningTime,
         /// Lifetime in days (default: the profile's, else 3652).
         #[arg(long)]
         days: Option<u32>,
@@ -55,9 +55,9 @@ pub enum X509Command {
         /// Subject overriding the CSR's.
         #[arg(long)]
         subject: Option<String>,
-        /// Start of validity, RFC 3339 (default: now).
-        #[arg(long)]
-        not_before: Option<String>,
+        /// Start of validity: the confirmed time.
+        #[command(flatten)]
+        time: super::SigningTime,
         /// Lifetime in days (default 1826; must end within the issuer's lifetime).
         #[arg(long)]
         days: Option<u32>,
@@ -81,9 +81,9 @@ pub enum X509Command {
         /// A serial number to revoke (hex); repeatable. None gives an empty CRL.
         #[arg(long)]
         revoke: Vec<String>,
-        /// thisUpdate, RFC 3339 (default: now); also the CRL number, in seconds.
-        #[arg(long)]
-        this_update: Option<String>,
+        /// thisUpdate: the confirmed time (its seconds are also the CRL number).
+        #[command(flatten)]
+        time: super::SigningTime,
         /// Days until nextUpdate.
         #[arg(long, default_value_t = 30)]
         days: u32,
@@ -101,7 +101,7 @@ fn journal_certificate(
     key_uri: &str,
     cert: &IssuedCertificate,
     out: &std::path::Path,
-    time: jiff::Timestamp,
+    time: rootcellar::time::ConfirmedTime,
 ) -> Result<(), CliError> {
     super::journal_action(
         state,
@@ -142,7 +142,7 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
             key,
             subject,
             profile,
-            not_before,
+            time,
             days,
             out,
             json,
@@ -161,7 +161,7 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
                 key_uri: key,
                 subject,
                 validity: Validity {
-                    not_before: parse_time(not_before.as_deref())?,
+                    not_before: time.confirm(state.resolve().as_deref())?,
                     days,
                 },
                 out,
@@ -183,7 +183,7 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
             issuer_cert,
             issuer_key,
             subject,
-            not_before,
+            time,
             days,
             out,
             json,
@@ -197,7 +197,7 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
                 issuer_key_uri: issuer_key,
                 subject,
                 validity: Validity {
-                    not_before: parse_time(not_before.as_deref())?,
+                    not_before: time.confirm(state.resolve().as_deref())?,
                     days: days.unwrap_or(profile.default_days()),
                 },
                 out,
@@ -217,7 +217,7 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
             issuer_cert,
             issuer_key,
             revoke,
-            this_update,
+            time,
             days,
             out,
             state,
@@ -226,7 +226,7 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
                 issuer_cert,
                 issuer_key_uri: issuer_key,
                 revoke,
-                this_update: parse_time(this_update.as_deref())?,
+                this_update: time.confirm(state.resolve().as_deref())?,
                 days,
                 out,
             };

@@ -151,6 +151,22 @@ impl ImportReport {
             .expect("every top-level role is verified")
     }
 
+    /// How long each verified role stays valid from the verification time. The cluster holds
+    /// no policy, so each role's default signing period says when a fresh import is due.
+    pub fn validity(&self) -> Vec<crate::tuf::RoleValidity> {
+        self.repository
+            .roles
+            .iter()
+            .map(|r| crate::tuf::RoleValidity {
+                role: r.role,
+                version: r.version,
+                expires: r.expires,
+                from: self.at,
+                signing_days: r.role.default_signing_days(),
+            })
+            .collect()
+    }
+
     /// The machine-readable report (`import.json`, `import --json`).
     pub fn to_json(&self) -> Value {
         let expiry = self.first_expiry();
@@ -172,6 +188,7 @@ impl ImportReport {
                 "version": expiry.version,
                 "expires": expiry.expires.to_string(),
             },
+            "validity": self.validity().iter().map(crate::tuf::RoleValidity::to_json).collect::<Vec<_>>(),
             "files": self.files,
             "changes": self.changes,
         })
@@ -183,7 +200,7 @@ impl ImportReport {
         let mut text = format!(
             "imported response bundle {} (SHA256:{}), signed by pinned key SHA256:{}\n\
              verified at {}: TUF root v{} → v{}, timestamp v{}, snapshot v{}, targets v{}, {} target(s)\n\
-             first expiry: {} v{} at {} (import a fresh bundle before then)\n\
+             first expiry: {} v{} at {} (import a fresh bundle before then)\n{}\
              wrote {}:\n",
             self.bundle_id,
             self.bundle_sha256,
@@ -198,6 +215,7 @@ impl ImportReport {
             expiry.role.name(),
             expiry.version,
             expiry.expires,
+            crate::tuf::validity_text(&self.validity()),
             self.out.display(),
         );
         for file in &self.files {

@@ -29,6 +29,22 @@ pub enum JournalError {
         /// What is wrong there.
         problem: String,
     },
+    /// Time check: a record is earlier than the one before it. The appliance's time may never
+    /// go backwards; such a record is refused when appended and named when verifying.
+    #[error(
+        "time check failed at record {seq}: its time {time} is earlier than record {previous_seq}'s \
+         ({previous}); journal times may never go backwards"
+    )]
+    TimeWentBackwards {
+        /// The record whose time goes backwards (the one being appended, or found).
+        seq: u64,
+        /// Its time.
+        time: jiff::Timestamp,
+        /// The record before it.
+        previous_seq: u64,
+        /// That record's time.
+        previous: jiff::Timestamp,
+    },
     /// Head check: the journal does not end at the head the caller holds (from a bundle).
     #[error(
         "head check failed: expected record {expected_seq} with hash {expected_hash}, {found}"

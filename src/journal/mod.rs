@@ -8,13 +8,21 @@
 //! [`Journal::export`] gives a [`Segment`] that a response bundle carries with the journal head.
 //!
 //! The journal lives in `<state dir>/journal` (the CLI's `--state DIR` or `ROOTCELLAR_STATE`).
-//! sled admits one process at a time; a second gets [`JournalError::Locked`].
+//! One process at a time; a second gets [`JournalError::Locked`].
+//!
+//! Record times are [`ConfirmedTime`](crate::time::ConfirmedTime)s and never go backwards: an
+//! append earlier than the latest record is refused, and [`Journal::verify`] names any record
+//! earlier than the one before it (a journal written by hand, or by an older rootcellar).
 //!
 //! ```no_run
 //! use rootcellar::journal::{Digest, Journal, Record};
-//! # fn main() -> Result<(), rootcellar::journal::JournalError> {
+//! use rootcellar::time::{self, Checked, Reference, TimePolicy};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let journal = Journal::open(std::path::Path::new("/var/lib/rootcellar"))?;
-//! let time: jiff::Timestamp = "2026-11-25T10:00:00Z".parse().unwrap();
+//! let reference = Reference::this_machine(journal.latest_record()?, TimePolicy::default());
+//! let Checked::Confirmed(time) = time::check(jiff::Timestamp::now(), &reference)? else {
+//!     unreachable!("the clock is never far from itself")
+//! };
 //! let entry = journal.append(
 //!     Record::new(time, "alice", "x509.issue")
 //!         .ceremony("2026-q4")

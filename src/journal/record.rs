@@ -17,6 +17,7 @@ use ciborium::value::{CanonicalValue, Value};
 use sha2::{Digest as _, Sha256};
 
 use super::error::JournalError;
+use crate::time::ConfirmedTime;
 
 /// The `prev` of the first record.
 pub const GENESIS: [u8; 32] = [0; 32];
@@ -53,7 +54,8 @@ impl Digest {
 /// What happened: the caller fills this in and [`super::Journal::append`] numbers and chains it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
-    /// The operator-confirmed ceremony time (not the appliance's untrusted clock).
+    /// The operator-confirmed ceremony time (not the appliance's untrusted clock), in whole
+    /// seconds. Made only from a [`ConfirmedTime`]; read back as stored.
     pub time: jiff::Timestamp,
     /// Who acted (operator name, custodian, "rootcellar").
     pub actor: String,
@@ -71,10 +73,10 @@ pub struct Record {
 }
 
 impl Record {
-    /// A record of `action` by `actor` at `time` (rounded down to whole seconds).
-    pub fn new(time: jiff::Timestamp, actor: impl Into<String>, action: impl Into<String>) -> Self {
+    /// A record of `action` by `actor` at the confirmed `time`.
+    pub fn new(time: ConfirmedTime, actor: impl Into<String>, action: impl Into<String>) -> Self {
         Record {
-            time: whole_seconds(time),
+            time: time.timestamp(),
             actor: actor.into(),
             action: action.into(),
             ceremony: None,
@@ -135,10 +137,6 @@ impl Record {
         }
         Ok(())
     }
-}
-
-fn whole_seconds(t: jiff::Timestamp) -> jiff::Timestamp {
-    jiff::Timestamp::from_second(t.as_second()).expect("whole seconds of a valid timestamp")
 }
 
 /// A record as stored: numbered, chained to its predecessor, hashed.

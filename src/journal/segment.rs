@@ -160,6 +160,13 @@ impl Segment {
                         before.seq
                     )));
                 }
+                if record.time < before.record.time {
+                    return Err(bad(format!(
+                        "record {seq}: its time {} is earlier than record {}'s ({}): journal \
+                         times may never go backwards",
+                        record.time, before.seq, before.record.time
+                    )));
+                }
             } else if seq == 0 {
                 return Err(bad("records are numbered from 1".into()));
             }

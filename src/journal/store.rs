@@ -15,6 +15,7 @@ use sled::Transactional;
 use super::error::JournalError;
 use super::record::{self, Entry, Head, Record, GENESIS};
 use super::segment::Segment;
+use crate::time::LatestRecord;
 
 const RECORDS: &str = "records";
 const META: &str = "meta";
@@ -43,7 +44,7 @@ pub struct Journal {
     _lock: std::fs::File,
     db: sled::Db,
     pub(super) records: sled::Tree,
-    meta: sled::Tree,
+    pub(super) meta: sled::Tree,
     append_lock: Mutex<()>,
 }
 
@@ -167,6 +168,16 @@ impl Journal {
         let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
         let head = self.head()?;
         self.check_last_matches(&head)?;
+        if let Some(latest) = self.latest_record()? {
+            if record.time < latest.time {
+                return Err(JournalError::TimeWentBackwards {
+                    seq: head.seq + 1,
+                    time: record.time,
+                    previous_seq: latest.seq,
+                    previous: latest.time,
+                });
+            }
+        }
         let seq = head.seq + 1;
         let encoded = record::encode(seq, &head.hash, &record);
         let hash = record::hash(&encoded);
@@ -200,6 +211,25 @@ impl Journal {
         })
     }
 
+    /// The last record's number and time (not checked; see [`Journal::verify`]): no confirmed
+    /// time may be earlier.
+    pub fn latest_record(&self) -> Result<Option<LatestRecord>, JournalError> {
+        let Some((key, value)) = self.records.last().map_err(storage_error(&self.path))? else {
+            return Ok(None);
+        };
+        let seq = <[u8; 8]>::try_from(key.as_ref())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0);
+        let entry = record::decode(&value).map_err(|e| JournalError::BrokenChain {
+            seq,
+            problem: format!("the last stored record is not a valid journal record ({e})"),
+        })?;
+        Ok(Some(LatestRecord {
+            seq: entry.seq,
+            time: entry.record.time,
+        }))
+    }
+
     /// Checks that the last stored record is the head, before extending the chain.
     fn check_last_matches(&self, head: &Head) -> Result<(), JournalError> {
         let last = self.records.last().map_err(storage_error(&self.path))?;
@@ -224,10 +254,29 @@ impl Journal {
 
     /// Walks the whole chain from record 1 and returns the head. Stops at the first broken link:
     /// a missing, misplaced, undecodable or altered record, or a head that does not match the
-    /// last record (a truncated journal).
+    /// last record (a truncated journal). Then names the first record whose time is earlier than
+    /// the record before it.
     pub fn verify(&self) -> Result<Head, JournalError> {
-        let (head, _) = self.walk(|_| false)?;
-        Ok(head)
+        let mut previous: Option<(u64, jiff::Timestamp)> = None;
+        let mut backwards = None;
+        let (head, _) = self.walk(|entry| {
+            if let Some((previous_seq, previous_time)) = previous {
+                if entry.record.time < previous_time && backwards.is_none() {
+                    backwards = Some(JournalError::TimeWentBackwards {
+                        seq: entry.seq,
+                        time: entry.record.time,
+                        previous_seq,
+                        previous: previous_time,
+                    });
+                }
+            }
+            previous = Some((entry.seq, entry.record.time));
+            false
+        })?;
+        match backwards {
+            Some(problem) => Err(problem),
+            None => Ok(head),
+        }
     }
 
     /// Checks the chain ([`Journal::verify`]) and that it ends exactly at `expected` (a head
@@ -273,7 +322,10 @@ impl Journal {
         Ok(Segment::new(head, entries))
     }
 
-    fn walk(&self, keep: impl Fn(&Entry) -> bool) -> Result<(Head, Vec<Entry>), JournalError> {
+    fn walk(
+        &self,
+        mut keep: impl FnMut(&Entry) -> bool,
+    ) -> Result<(Head, Vec<Entry>), JournalError> {
         let storage = storage_error(&self.path);
         let mut kept = Vec::new();
         let mut expected = 1u64;

@@ -235,7 +235,7 @@ impl TrustRootConfig {
     pub fn build(
         &self,
         previous: Option<&TrustedRoot>,
-        now: jiff::Timestamp,
+        now: crate::time::ConfirmedTime,
     ) -> Result<TrustRootOutputs, TrustRootError> {
         let trusted_root = build_trusted_root(
             &self.cas(&self.certificate_authorities)?,
@@ -452,8 +452,9 @@ pub fn build_trusted_root(
     tlogs: &[LogInput],
     ctlogs: &[LogInput],
     previous: Option<&TrustedRoot>,
-    now: jiff::Timestamp,
+    now: crate::time::ConfirmedTime,
 ) -> Result<TrustedRoot, TrustRootError> {
+    let now = now.timestamp();
     let now_text = time_text(now);
     let cas = certificate_authorities
         .iter()
@@ -517,7 +518,8 @@ pub fn build_trusted_root(
 
 /// Builds `signing_config.v0.2.json`: every service valid from `now`, clients use any one
 /// Rekor and any one timestamp authority.
-pub fn build_signing_config(urls: &ServiceUrls, now: jiff::Timestamp) -> SigningConfig {
+pub fn build_signing_config(urls: &ServiceUrls, now: crate::time::ConfirmedTime) -> SigningConfig {
+    let now = now.timestamp();
     let services = |list: &[String], version: u32| {
         list.iter()
             .map(|url| Service {

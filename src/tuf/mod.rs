@@ -37,6 +37,7 @@ mod rotate;
 mod sign;
 mod status;
 mod targets;
+mod validity;
 mod verify;
 
 pub use error::TufError;
@@ -52,6 +53,7 @@ pub use status::{
     repository_status, DraftStatus, KeyLabel, PublishedStatus, StatusReport, ThresholdStatus,
 };
 pub use targets::{stage_targets, TargetChange, TargetsReport};
+pub use validity::{validity_text, RoleValidity};
 pub use verify::{
     verify_repository, verify_source, DirectorySource, ReadError, RepositorySource, SignatureCount,
     Signers, VerifiedRepository, VerifiedRole, VerifiedTarget, VerifyError, VerifyOptions,

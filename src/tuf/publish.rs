@@ -95,7 +95,12 @@ impl PublishReport {
 /// snapshot and timestamp are signed by the policy's keys (and with nothing staged, that alone:
 /// a refresh). Refuses a draft below any of its thresholds, naming the keys that could still
 /// sign; refuses anything that would not verify.
-pub fn publish(dir: &Path, policy: &Policy, now: Timestamp) -> Result<PublishReport, TufError> {
+pub fn publish(
+    dir: &Path,
+    policy: &Policy,
+    now: crate::time::ConfirmedTime,
+) -> Result<PublishReport, TufError> {
+    let now = now.timestamp();
     policy.validate()?;
     let repo = Repo::open(dir)?;
     let _lock = repo.lock()?;

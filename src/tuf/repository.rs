@@ -159,8 +159,9 @@ pub fn init_repository(
     policy: &Policy,
     targets: &[PathBuf],
     out_dir: &Path,
-    now: Timestamp,
+    now: crate::time::ConfirmedTime,
 ) -> Result<InitReport, TufError> {
+    let now = now.timestamp();
     policy.validate()?;
     ensure_absent([out_dir])?;
     let temp_dir = temporary_sibling(out_dir)?;

@@ -135,7 +135,12 @@ impl RotateReport {
 /// Drafts root version N+1 of the repository in `dir` from `policy`, expiring the policy's
 /// `expires_days` after `now`. Refuses when a root draft is staged already. Every key the policy
 /// names is resolved (tokens are opened for their public keys; PEM files are read).
-pub fn draft_root(dir: &Path, policy: &Policy, now: Timestamp) -> Result<RotateReport, TufError> {
+pub fn draft_root(
+    dir: &Path,
+    policy: &Policy,
+    now: crate::time::ConfirmedTime,
+) -> Result<RotateReport, TufError> {
+    let now = now.timestamp();
     policy.validate()?;
     let repo = Repo::open(dir)?;
     let _lock = repo.lock()?;

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use super::layout::Repo;
@@ -82,7 +81,12 @@ impl SignReport {
 /// Signs the drafts staged in `dir` that the key `key_uri` may sign: a root draft if the key is
 /// a root key of the current root or of the draft; a targets draft if it is a targets key of the
 /// root the draft will be published under. Refuses drafts that have expired at `now`.
-pub fn sign_staged(dir: &Path, key_uri: &str, now: Timestamp) -> Result<SignReport, TufError> {
+pub fn sign_staged(
+    dir: &Path,
+    key_uri: &str,
+    now: crate::time::ConfirmedTime,
+) -> Result<SignReport, TufError> {
+    let now = now.timestamp();
     let repo = Repo::open(dir)?;
     let _lock = repo.lock()?;
     let staged = Staged::load(&repo)?;

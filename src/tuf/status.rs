@@ -131,6 +131,22 @@ pub struct StatusReport {
 }
 
 impl StatusReport {
+    /// How long each published role stays valid from the status's time.
+    pub fn validity(&self) -> Vec<super::RoleValidity> {
+        self.published
+            .iter()
+            .filter_map(|p| {
+                Some(super::RoleValidity {
+                    role: p.role,
+                    version: p.version?,
+                    expires: p.expires?,
+                    from: self.at,
+                    signing_days: p.signing_days,
+                })
+            })
+            .collect()
+    }
+
     /// The machine-readable form printed by `tuf status --json`.
     pub fn to_json(&self) -> Value {
         let label = |k: &KeyLabel| json!({"keyid": k.key_id, "name": k.name});

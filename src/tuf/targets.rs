@@ -105,8 +105,9 @@ pub fn stage_targets(
     dir: &Path,
     policy: &Policy,
     change: &TargetChange,
-    now: Timestamp,
+    now: crate::time::ConfirmedTime,
 ) -> Result<TargetsReport, TufError> {
+    let now = now.timestamp();
     let repo = Repo::open(dir)?;
     let _lock = repo.lock()?;
     let existing = repo.draft(Role::Targets)?;

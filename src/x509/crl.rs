@@ -63,7 +63,7 @@ pub fn issue_crl(
     issuer_der: &[u8],
     issuer_key: &dyn Signer,
     serials: &[Vec<u8>],
-    this_update: jiff::Timestamp,
+    this_update: crate::time::ConfirmedTime,
     days: u32,
 ) -> Result<IssuedCrl, X509Error> {
     let facts = issuer_facts(issuer_der, issuer_key.public_key())?;
@@ -76,7 +76,9 @@ pub fn issue_crl(
             "a CRL must be valid for at least one day".into(),
         ));
     }
-    let start = this_update.as_second();
+    // The CRL number is thisUpdate in seconds: it grows because confirmed times never go
+    // backwards (the journal refuses it).
+    let start = this_update.timestamp().as_second();
     let number = u64::try_from(start)
         .map_err(|_| X509Error::InvalidValidity("the ceremony time is before 1970".into()))?;
     let params = CertificateRevocationListParams {
@@ -149,8 +151,8 @@ pub struct CrlOrder {
     pub issuer_key_uri: String,
     /// Serials to revoke, hex.
     pub revoke: Vec<String>,
-    /// `thisUpdate`: the ceremony time.
-    pub this_update: jiff::Timestamp,
+    /// `thisUpdate`: the confirmed ceremony time.
+    pub this_update: crate::time::ConfirmedTime,
     /// Days until `nextUpdate`.
     pub days: u32,
     /// Output PEM file; must not exist.

@@ -21,7 +21,7 @@ use crate::keys::{self, KeyAlgorithm, Signer};
 #[derive(Clone, Copy, Debug)]
 pub struct Validity {
     /// Start of validity: the operator-confirmed ceremony time, not the appliance clock.
-    pub not_before: jiff::Timestamp,
+    pub not_before: crate::time::ConfirmedTime,
     /// Lifetime in days.
     pub days: u32,
 }
@@ -33,7 +33,7 @@ impl Validity {
                 "the lifetime must be at least one day".into(),
             ));
         }
-        let start = self.not_before.as_second();
+        let start = self.not_before.timestamp().as_second();
         let end = start + i64::from(self.days) * 86_400;
         let convert = |s: i64| {
             time::OffsetDateTime::from_unix_timestamp(s)

@@ -6,7 +6,11 @@ Serves REPO over HTTP on 127.0.0.1 (an ephemeral port, in a thread), bootstraps 
 metadata and downloads each named target into DOWNLOAD_DIR, checking it against the file given.
 
     tuf_client.py --repo REPO --root TRUSTED_ROOT --download-dir DIR NAME=EXPECTED_FILE...
-                  [--max-root-rotations N]
+                  [--max-root-rotations N] [--time RFC3339]
+
+With --time, expiry is judged at that time instead of this machine's clock (python-tuf's
+reference time), as `rootcellar tuf verify --time` does: a test signs at the clock and checks
+at a later time to see metadata expire.
 
 Exits 0 and prints a JSON summary when every target verifies (the root version reached, the
 timestamp version, the targets, and, for the benchmark, `seconds` and `cpu_seconds`: the wall
@@ -16,6 +20,7 @@ and exits 1.
 """
 
 import argparse
+import datetime
 import functools
 import http.server
 import inspect
@@ -49,6 +54,27 @@ def serve(directory):
     return server
 
 
+def reference_time(text):
+    """An RFC 3339 time as an aware UTC datetime (argparse type)."""
+    try:
+        parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"invalid time {text!r}: {e}") from e
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"invalid time {text!r}: no UTC offset")
+    return parsed.astimezone(datetime.timezone.utc)
+
+
+def set_reference_time(updater, when):
+    """Makes the updater judge expiry at `when`: python-tuf's Updater checks every expiry during
+    refresh() against its trusted set's `reference_time` (set to the clock when the Updater is
+    created, and not used before refresh)."""
+    trusted_set = getattr(updater, "_trusted_set", None)
+    if trusted_set is None or not hasattr(trusted_set, "reference_time"):
+        raise RuntimeError("this python-tuf has no reference time to set (--time)")
+    trusted_set.reference_time = when
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", required=True, help="repository directory (metadata/, targets/)")
@@ -59,6 +85,13 @@ def main():
         type=int,
         default=None,
         help="how many root versions to follow (python-tuf's default is 256)",
+    )
+    parser.add_argument(
+        "--time",
+        type=reference_time,
+        default=None,
+        metavar="RFC3339",
+        help="judge expiry at this time instead of the clock",
     )
     parser.add_argument("targets", nargs="*", metavar="NAME=EXPECTED_FILE")
     args = parser.parse_args()
@@ -90,6 +123,8 @@ def main():
                 config=config,
                 **bootstrap,
             )
+            if args.time is not None:
+                set_reference_time(updater, args.time)
             updater.refresh()
             downloaded = {}
             for spec in args.targets:

@@ -143,6 +143,9 @@ fn response_bundle_signed_by_a_softhsm_key_verifies_extracts_and_carries_the_jou
     let key = hsm.generate("appliance", "bundle-key", "p256");
     let pin = public_key_file(&hsm, &key, "bundle-key.pub");
     let state = hsm.path("state");
+    // The journal's records and the bundle at the clock: a confirmed time may not precede the
+    // build, nor the journal's latest record.
+    let journaled = clock_time();
     for action in ["key.generate", "x509.root"] {
         ok(hsm
             .rootcellar()
@@ -153,17 +156,18 @@ fn response_bundle_signed_by_a_softhsm_key_verifies_extracts_and_carries_the_jou
                 "--ceremony",
                 "test",
                 "--time",
-                "2026-11-25T10:00:00Z",
+                &journaled,
                 "--state",
                 state.to_str().unwrap(),
             ]));
     }
     let outputs = ceremony_outputs(&hsm);
     let bundle = hsm.path("response.rcb");
+    let created = clock_time();
     ok(hsm
         .rootcellar()
         .args(["bundle", "respond", "--key", &key, "--ceremony", "test"])
-        .args(["--created", "2026-11-25T11:00:00Z", "--actor", "alice"])
+        .args(["--time", &created, "--actor", "alice"])
         .args(["--state", state.to_str().unwrap()])
         .args(["--out", bundle.to_str().unwrap()])
         .args(entry_args(&outputs)));
@@ -174,7 +178,7 @@ fn response_bundle_signed_by_a_softhsm_key_verifies_extracts_and_carries_the_jou
         .args(["--pin", pin.to_str().unwrap()])));
     assert_eq!(info["kind"], "response");
     assert_eq!(info["ceremony"], "test");
-    assert_eq!(info["created"], "2026-11-25T11:00:00Z");
+    assert_eq!(info["created"], created.as_str());
     assert_eq!(info["signature"]["algorithm"], "ES256");
     assert_eq!(info["signature"]["verified"], true);
     assert_eq!(info["journal_head"]["seq"], 2);

@@ -12,12 +12,32 @@ pub const SO_PIN: &str = "13579111";
 
 /// A ceremony time for a test: this machine's clock, truncated to whole seconds (never ahead of
 /// it: a certificate valid from the next second is "not yet valid" to openssl right after).
-/// Tests sign at the clock and check at the clock (ours and python-tuf's), so they pass on any
-/// day they run.
+/// Tests sign at the clock (a signing time may not precede the build of rootcellar, nor be far
+/// from the clock without being typed again) and check at the clock, or at a later time given
+/// to the checkers (`tuf verify --time`, `import --time`, python-tuf's reference time) to see
+/// what has expired by then; so they pass on any day they run.
 pub fn clock_time() -> String {
-    jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
-        .expect("the clock is in range")
+    clock().to_string()
+}
+
+/// This machine's clock, truncated to whole seconds.
+pub fn clock() -> jiff::Timestamp {
+    jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).expect("the clock is in range")
+}
+
+/// The clock shifted by `days` days of 24 hours, whole seconds, RFC 3339.
+pub fn days_from_now(days: i64) -> String {
+    clock()
+        .checked_add(jiff::SignedDuration::from_hours(days * 24))
+        .expect("in range")
         .to_string()
+}
+
+/// The arguments that make a signing command sign at `time` when it is further from the clock
+/// than rootcellar's tolerance (10 minutes): `--time TIME --time-again TIME`, the time typed
+/// again as the operator would.
+pub fn time_typed_again(time: &str) -> [&str; 4] {
+    ["--time", time, "--time-again", time]
 }
 
 /// The SoftHSM2 PKCS#11 module installed by the Debian package.

@@ -29,7 +29,7 @@ struct Session {
     stdin: ChildStdin,
     output: Arc<Mutex<String>>,
     answered: usize,
-    /// The time the operator types when the ceremony asks (the clock at the session's start).
+    /// The time the operator typed when the ceremony last asked (the clock then).
     time: String,
 }
 
@@ -154,6 +154,10 @@ impl Session {
             let last = pending.lines().last().unwrap_or("").to_string();
             if last.ends_with("choice: ") {
                 return self.text()[start..].to_string();
+            }
+            if last.contains("type the correct UTC time") {
+                // Read off the clock when asked, as the operator reads the witnesses' watches.
+                self.time = clock_time();
             }
             let answer =
                 if last.contains("type the correct UTC time") || last.starts_with("Confirm ") {
@@ -288,12 +292,7 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
         .arg(&requester)
         .arg("--out")
         .arg(&request)
-        .args([
-            "--ceremony",
-            "issue-intermediate",
-            "--created",
-            &clock_time(),
-        ])
+        .args(["--ceremony", "issue-intermediate", "--time", &clock_time()])
         .arg("--certificate")
         .arg(format!("root.pem={}", root.display()))
         .arg("--csr")
@@ -364,7 +363,7 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
         let mut cmd = rootcellar();
         cmd.args(["bundle", "new", "--sign-key"])
             .arg(&requester)
-            .args(["--ceremony", "rotate-tuf-root", "--created", &clock_time()])
+            .args(["--ceremony", "rotate-tuf-root", "--time", &clock_time()])
             .arg("--tuf-metadata")
             .args(&metadata)
             .arg("--file")
@@ -413,19 +412,14 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
     ok(rootcellar()
         .args(["trustroot", "build", "--config"])
         .arg(online.join("trustroot.toml"))
-        .args(["--now", &clock_time(), "--out"])
+        .args(["--time", &clock_time(), "--out"])
         .arg(&trust));
     ok(rootcellar()
         .args(["bundle", "new", "--sign-key"])
         .arg(&requester)
         .arg("--out")
         .arg(media.join("publish.rcb"))
-        .args([
-            "--ceremony",
-            "publish-trust-root",
-            "--created",
-            &clock_time(),
-        ])
+        .args(["--ceremony", "publish-trust-root", "--time", &clock_time()])
         .arg("--tuf-metadata")
         .args(tuf_metadata_files(&online.join("rotated")))
         .arg("--file")
@@ -453,7 +447,7 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
         .arg(import.join("state"))
         .arg("--out")
         .arg(import.join("out"))
-        .args(["--at", &clock_time()]));
+        .args(["--time", &clock_time()]));
     assert_eq!(
         std::fs::read(import.join("out/trusted_root.json")).unwrap(),
         std::fs::read(trust.join("trusted_root.json")).unwrap()
@@ -480,12 +474,7 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
         .arg(&requester)
         .arg("--out")
         .arg(media.join("publish-again.rcb"))
-        .args([
-            "--ceremony",
-            "publish-trust-root",
-            "--created",
-            &clock_time(),
-        ])
+        .args(["--ceremony", "publish-trust-root", "--time", &clock_time()])
         .arg("--tuf-metadata")
         .args(files_where(&mirror, |name| name.ends_with(".json")))
         .arg("--file")
@@ -516,7 +505,7 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
         .arg(import.join("state"))
         .arg("--out")
         .arg(import.join("out-2"))
-        .args(["--at", &clock_time()]));
+        .args(["--time", &clock_time()]));
     let report = String::from_utf8_lossy(&report.stdout).into_owned();
     assert!(report.contains("TUF root v2 → v2"), "{report}");
 

@@ -15,20 +15,23 @@ fn rootcellar() -> Command {
     cmd
 }
 
-fn append(state: &Path, action: &str) {
+/// Appends a record at `time` (never earlier than the journal's latest record).
+fn append(state: &Path, action: &str, time: &str) {
     ok(rootcellar()
         .args(["journal", "append", "--state"])
         .arg(state)
         .args(["--actor", "alice", "--action", action, "--ceremony", "test"])
-        .args(["--time", "2026-11-25T10:00:00Z"]));
+        .args(["--time", time]));
 }
 
-/// A state directory with a journal of `n` records.
+/// A state directory with a journal of `n` records, all at the same time (the clock when it
+/// starts), so that only the tampering below tells the records apart by more than their action.
 fn journal_of(n: u64) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
+    let time = clock_time();
     for i in 1..=n {
-        append(&state, &format!("step.{i}"));
+        append(&state, &format!("step.{i}"), &time);
     }
     (dir, state)
 }
@@ -237,6 +240,6 @@ fn the_chain_survives_kill_9_in_the_middle_of_appends() {
     }
     assert!(done >= 12, "the loop appended records ({done})");
     eprintln!("kill -9 test: 12 rounds, {done} appends reported done, chain intact");
-    // And the journal can still be extended.
-    append(&state, "after");
+    // And the journal can still be extended (the loop appended at the clock; so does this).
+    append(&state, "after", &clock_time());
 }

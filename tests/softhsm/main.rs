@@ -7,6 +7,7 @@ mod console;
 mod import;
 mod journal;
 mod keys;
+mod time;
 mod trustroot;
 mod tuf;
 mod tuf_lifecycle;

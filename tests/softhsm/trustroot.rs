@@ -120,12 +120,14 @@ impl Site {
         public
     }
 
+    /// `trustroot build` of `config` into `out`, with `time` the time arguments (`--time T`,
+    /// and `--time-again T` when T is far from the clock).
     fn build(
         &self,
         config: &str,
         previous: Option<&str>,
         out: &str,
-        now: &str,
+        time: &[&str],
     ) -> std::process::Output {
         let config_path = self.hsm.path(&format!("{out}.toml"));
         std::fs::write(&config_path, config).unwrap();
@@ -138,9 +140,8 @@ impl Site {
             config_path.to_str().unwrap(),
             "--out",
             out,
-            "--now",
-            now,
         ]);
+        cmd.args(time);
         if let Some(previous) = previous {
             cmd.args(["--previous", previous]);
         }
@@ -151,9 +152,6 @@ impl Site {
         serde_json::from_str(&std::fs::read_to_string(self.hsm.path(path)).unwrap()).unwrap()
     }
 }
-
-// In the past: clients ignore keys whose validity has not started yet.
-const NOW: &str = "2026-11-24T12:00:00Z";
 
 fn full_config(fulcio: &str, tsa_leaf: &str, rekor: &str) -> String {
     format!(
@@ -193,7 +191,9 @@ fn sigstore_python_reads_the_trust_root_and_its_chains_match_the_pki() {
     let rekor = site.log_key("rekor");
     site.log_key("ctfe");
     let config = full_config("fulcio.pem", "tsa-leaf.pem", "rekor.pub");
-    let built = site.build(&config, None, "v1", NOW);
+    // The clock, never ahead of it: clients ignore keys whose validity has not started yet.
+    let now = clock_time();
+    let built = site.build(&config, None, "v1", &["--time", &now]);
     assert!(
         built.status.success(),
         "{}",
@@ -216,7 +216,7 @@ fn sigstore_python_reads_the_trust_root_and_its_chains_match_the_pki() {
         b64(&sha2::Sha256::digest(&rekor_der))
     );
     assert_eq!(tlog["publicKey"]["keyDetails"], "PKIX_ECDSA_P256_SHA_256");
-    assert_eq!(tlog["publicKey"]["validFor"]["start"], NOW);
+    assert_eq!(tlog["publicKey"]["validFor"]["start"], now.as_str());
     assert!(root["ctlogs"][0]["logId"]["keyId"].is_string());
 
     let out = Command::new("python3")
@@ -257,7 +257,7 @@ fn every_list_is_present_even_when_empty() {
     let site = Site::new();
     site.intermediate("fulcio", "fulcio");
     let config = "[[certificate_authorities]]\nuri = \"https://f\"\nchain = [\"fulcio.pem\", \"root.pem\"]\n";
-    let built = site.build(config, None, "only-ca", NOW);
+    let built = site.build(config, None, "only-ca", &["--time", &clock_time()]);
     assert!(
         built.status.success(),
         "{}",
@@ -283,21 +283,23 @@ fn a_rotation_keeps_the_retired_intermediate_and_log_key_closed() {
             &full_config("fulcio.pem", "tsa-leaf.pem", "rekor.pub"),
             None,
             "v1",
-            NOW
+            &["--time", &clock_time()]
         )
         .status
         .success());
 
-    // Six months later: a new Fulcio intermediate and a new Rekor key.
+    // Six months later (the time far from the clock, so typed again): a new Fulcio
+    // intermediate and a new Rekor key.
     site.intermediate("fulcio", "fulcio-2");
     site.log_key("rekor-2");
-    let later = "2027-05-25T12:00:00Z";
+    let later = days_from_now(182);
+    let later = later.as_str();
     let previous = site.hsm.path("v1/trusted_root.json");
     let built = site.build(
         &full_config("fulcio-2.pem", "tsa-leaf.pem", "rekor-2.pub"),
         Some(previous.to_str().unwrap()),
         "v2",
-        later,
+        &time_typed_again(later),
     );
     assert!(
         built.status.success(),
@@ -331,9 +333,11 @@ fn a_rotation_keeps_the_retired_intermediate_and_log_key_closed() {
 #[test]
 fn broken_chains_and_existing_outputs_are_refused() {
     let site = Site::new();
+    let time = clock_time();
+    let now: &[&str] = &["--time", &time];
     site.intermediate("fulcio", "fulcio");
     let reversed = "[[certificate_authorities]]\nuri = \"https://f\"\nchain = [\"root.pem\", \"fulcio.pem\"]\n";
-    let built = site.build(reversed, None, "bad-order", NOW);
+    let built = site.build(reversed, None, "bad-order", now);
     let err = String::from_utf8_lossy(&built.stderr);
     assert!(
         !built.status.success() && err.contains("order the chain leaf first"),
@@ -344,7 +348,7 @@ fn broken_chains_and_existing_outputs_are_refused() {
     // A Fulcio chain is not a timestamp authority: its first certificate lacks timeStamping.
     let wrong_kind =
         "[[timestamp_authorities]]\nuri = \"https://t\"\nchain = [\"fulcio.pem\", \"root.pem\"]\n";
-    let built = site.build(wrong_kind, None, "wrong-kind", NOW);
+    let built = site.build(wrong_kind, None, "wrong-kind", now);
     let err = String::from_utf8_lossy(&built.stderr);
     assert!(
         !built.status.success() && err.contains("lacks the timeStamping"),
@@ -352,7 +356,7 @@ fn broken_chains_and_existing_outputs_are_refused() {
     );
 
     let unknown = "[[certificate_authorities]]\nurl = \"https://f\"\nchain = []\n";
-    let built = site.build(unknown, None, "unknown-field", NOW);
+    let built = site.build(unknown, None, "unknown-field", now);
     let err = String::from_utf8_lossy(&built.stderr);
     assert!(
         !built.status.success() && err.contains("unknown field `url`"),
@@ -360,7 +364,7 @@ fn broken_chains_and_existing_outputs_are_refused() {
     );
 
     let good = "[[certificate_authorities]]\nuri = \"https://f\"\nchain = [\"fulcio.pem\", \"root.pem\"]\n";
-    assert!(site.build(good, None, "once", NOW).status.success());
-    let again = site.build(good, None, "once", NOW);
+    assert!(site.build(good, None, "once", now).status.success());
+    let again = site.build(good, None, "once", now);
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
 }

@@ -282,8 +282,15 @@ fn python_tuf_counts_root_signatures_against_the_threshold() {
 #[test]
 fn metadata_structure_is_what_clients_expect() {
     let rehearsal = Rehearsal::new();
-    // A ceremony time with nanoseconds: none may reach the metadata.
-    let (repo, report) = rehearsal.init_ok(&["--now", "2026-11-25T10:00:00.987654321Z"]);
+    // A ceremony time with nanoseconds (the clock's second plus 0.987654321 s): none may reach
+    // the metadata.
+    let now = clock();
+    let given = now
+        .checked_add(jiff::SignedDuration::from_nanos(987_654_321))
+        .unwrap()
+        .to_string();
+    assert!(given.ends_with(".987654321Z"), "{given}");
+    let (repo, report) = rehearsal.init_ok(&["--time", &given]);
     let metadata = repo.join("metadata");
 
     // Exactly what a consistent-snapshot repository serves.
@@ -364,16 +371,23 @@ fn metadata_structure_is_what_clients_expect() {
         );
     }
 
-    // Whole-second expiries, counted from the ceremony time by the policy's days.
+    // Whole-second expiries, counted from the ceremony time (its whole second) by the policy's
+    // days.
+    let days = |n: i64| {
+        now.checked_add(jiff::SignedDuration::from_hours(n * 24))
+            .unwrap()
+            .to_string()
+    };
     let expected_expiry = [
-        ("1.root.json", "2027-05-26T10:00:00Z"),
-        ("1.targets.json", "2027-05-26T10:00:00Z"),
-        ("1.snapshot.json", "2026-12-16T10:00:00Z"),
-        ("timestamp.json", "2026-12-02T10:00:00Z"),
+        ("1.root.json", days(182)),
+        ("1.targets.json", days(182)),
+        ("1.snapshot.json", days(21)),
+        ("timestamp.json", days(7)),
     ];
     for (file, expires) in expected_expiry {
+        assert!(!expires.contains('.'), "{expires}");
         let doc = read_json(&metadata.join(file));
-        assert_eq!(doc["signed"]["expires"], expires, "{file}");
+        assert_eq!(doc["signed"]["expires"], expires.as_str(), "{file}");
         assert_eq!(doc["signed"]["version"], 1, "{file}");
         let raw = std::fs::read_to_string(metadata.join(file)).unwrap();
         assert!(!raw.contains(".987"), "{file} carries fractional seconds");

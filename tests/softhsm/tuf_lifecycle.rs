@@ -202,6 +202,13 @@ impl Ceremony {
         self.json(&mut cmd)
     }
 
+    /// `tuf status` as it will read at `at` (a check: any time may be given).
+    fn status_at(&self, repo: &Path, at: &str) -> Value {
+        let mut cmd = self.cli(&["tuf", "status", "--repo"]);
+        cmd.arg(repo).args(["--time", at]);
+        self.json(&mut cmd)
+    }
+
     /// Runs the online side: python-tuf's metadata API signs the next snapshot and timestamp.
     fn online_signer(&self, repo: &Path, extra: &[&str]) {
         let online = self.hsm.path("online");
@@ -223,12 +230,13 @@ impl Ceremony {
         );
     }
 
-    /// rootcellar's verifier through the CLI: the JSON report, or the error message.
+    /// rootcellar's verifier through the CLI, checking expiry at `at` (default: the clock): the
+    /// JSON report, or the error message.
     fn verify(&self, repo: &Path, trusted: &Path, at: Option<&str>) -> Result<Value, String> {
         let mut cmd = self.cli(&["tuf", "verify", "--json", "--trusted-root"]);
         cmd.arg(trusted).arg(repo);
         if let Some(at) = at {
-            cmd.args(["--at", at]);
+            cmd.args(["--time", at]);
         }
         let out = cmd.output().unwrap();
         if out.status.success() {
@@ -240,6 +248,18 @@ impl Ceremony {
 
     /// python-tuf's Updater over HTTP, downloading the named targets: the summary or the error.
     fn python(&self, repo: &Path, trusted: &Path, targets: &[&Path]) -> Result<Value, String> {
+        self.python_at(repo, trusted, targets, None)
+    }
+
+    /// [`Ceremony::python`] judging expiry at `at` (python-tuf's reference time; default: the
+    /// clock).
+    fn python_at(
+        &self,
+        repo: &Path,
+        trusted: &Path,
+        targets: &[&Path],
+        at: Option<&str>,
+    ) -> Result<Value, String> {
         let downloads = tempfile::tempdir().unwrap();
         let mut cmd = Command::new("python3");
         cmd.arg(manifest_path("tests/python/tuf_client.py"))
@@ -249,6 +269,9 @@ impl Ceremony {
             .arg(trusted)
             .arg("--download-dir")
             .arg(downloads.path());
+        if let Some(at) = at {
+            cmd.args(["--time", at]);
+        }
         for target in targets {
             let name = target.file_name().unwrap().to_str().unwrap();
             cmd.arg(format!("{name}={}", target.display()));
@@ -323,16 +346,6 @@ fn keyids(signed_json: &Value) -> Vec<String> {
         .collect();
     ids.sort();
     ids
-}
-
-/// `now` shifted by `days`, RFC 3339.
-fn days_from_now(days: i64) -> String {
-    let t = jiff::Timestamp::now()
-        .checked_add(jiff::SignedDuration::from_hours(days * 24))
-        .unwrap();
-    jiff::Timestamp::from_second(t.as_second())
-        .unwrap()
-        .to_string()
 }
 
 /// The chain the agreement tests start from, in offline mode:
@@ -552,9 +565,9 @@ fn tuf_both_clients_refuse_expired_root_and_timestamp() {
     let policy = c.policy("p.toml", &["c1", "c2"], 2, false);
     let targets: [&Path; 1] = [&c.trusted_root];
 
-    // Root valid 182 days from 200 days ago: expired (and everything else with it; the final
-    // root is checked first).
-    let repo = c.hsm.path("old");
+    // Signed now (a signing time may not precede the build), checked later: both clients are
+    // given the time to judge expiry at.
+    let repo = c.hsm.path("repo");
     let mut cmd = c.cli(&["tuf", "init", "--policy"]);
     cmd.arg(&policy)
         .arg("--keys")
@@ -563,44 +576,52 @@ fn tuf_both_clients_refuse_expired_root_and_timestamp() {
         .arg(&repo)
         .arg("--target")
         .arg(&c.trusted_root)
-        .args(["--now", &days_from_now(-200)]);
+        .args(["--time", &clock_time()]);
     ok(&mut cmd);
-    let trusted = c.trusted(&repo, "trusted-old.json");
-    let ours = c.verify(&repo, &trusted, None).unwrap_err();
+    let trusted = c.trusted(&repo, "trusted.json");
+    c.verify(&repo, &trusted, None).unwrap();
+    c.python(&repo, &trusted, &targets).unwrap();
+
+    // 200 days later the root (valid 182 days) has expired, and everything else with it; the
+    // final root is checked first.
+    let much_later = days_from_now(200);
+    let ours = c.verify(&repo, &trusted, Some(&much_later)).unwrap_err();
     assert!(ours.contains("root v1 (trusted root) expired at"), "{ours}");
-    let theirs = c.python(&repo, &trusted, &targets).unwrap_err();
+    let theirs = c
+        .python_at(&repo, &trusted, &targets, Some(&much_later))
+        .unwrap_err();
     assert!(theirs.contains("Final root.json is expired"), "{theirs}");
 
-    // Ten days ago: root and targets valid, timestamp (7 days) expired.
-    let repo = c.hsm.path("stale");
-    let mut cmd = c.cli(&["tuf", "init", "--policy"]);
-    cmd.arg(&policy)
-        .arg("--keys")
-        .arg(&c.keys_file)
-        .arg("--out")
-        .arg(&repo)
-        .arg("--target")
-        .arg(&c.trusted_root)
-        .args(["--now", &days_from_now(-10)]);
-    ok(&mut cmd);
-    let trusted = c.trusted(&repo, "trusted-stale.json");
-    let ours = c.verify(&repo, &trusted, None).unwrap_err();
+    // Ten days later: root and targets valid, timestamp (7 days) expired.
+    let later = days_from_now(10);
+    let ours = c.verify(&repo, &trusted, Some(&later)).unwrap_err();
     assert!(
         ours.contains("timestamp v1 (metadata/timestamp.json) expired at"),
         "{ours}"
     );
-    let theirs = c.python(&repo, &trusted, &targets).unwrap_err();
+    let theirs = c
+        .python_at(&repo, &trusted, &targets, Some(&later))
+        .unwrap_err();
     assert!(theirs.contains("timestamp.json is expired"), "{theirs}");
-    // At a time when it was still valid, rootcellar accepts it (python-tuf has no such option).
-    let report = c.verify(&repo, &trusted, Some(&days_from_now(-5))).unwrap();
+    // Five days later it is still valid, to both.
+    let sooner = days_from_now(5);
+    let report = c.verify(&repo, &trusted, Some(&sooner)).unwrap();
     assert_eq!(report["roles"][1]["role"], "timestamp");
+    c.python_at(&repo, &trusted, &targets, Some(&sooner))
+        .unwrap();
 
-    // An offline refresh re-signs snapshot and timestamp, and both accept it again.
-    let status = c.status(&repo);
+    // An offline refresh ten days later (the time far from the clock, so typed again) re-signs
+    // snapshot and timestamp, and both clients accept it again at that time.
+    let status = c.status_at(&repo, &later);
     assert_eq!(status["published"][3]["state"], "expired");
-    c.publish(&repo, &policy, false);
-    c.verify(&repo, &trusted, None).unwrap();
-    c.python(&repo, &trusted, &targets).unwrap();
+    c.json(
+        c.publish_cmd(&repo, &policy, false)
+            .args(time_typed_again(&later)),
+    );
+    let report = c.verify(&repo, &trusted, Some(&later)).unwrap();
+    assert_eq!(report["roles"][1]["version"], 2, "{report}");
+    c.python_at(&repo, &trusted, &targets, Some(&later))
+        .unwrap();
 }
 
 #[test]
@@ -701,7 +722,7 @@ fn tuf_three_custodians_in_two_orders_give_the_same_root() {
     c.init(&base, &p1, false, &[]);
     let trusted = c.trusted(&base, "trusted.json");
     let p2 = c.policy("p2.toml", &["c1", "c2", "c3"], 3, false);
-    let now = days_from_now(0);
+    let now = clock_time();
 
     let mut roots = Vec::new();
     for (name, order) in [
@@ -709,7 +730,7 @@ fn tuf_three_custodians_in_two_orders_give_the_same_root() {
         ("second", ["c3", "c1", "c2"]),
     ] {
         let repo = c.copy(&base, name);
-        let draft = c.rotate(&repo, &p2, false, &["--now", &now]);
+        let draft = c.rotate(&repo, &p2, false, &["--time", &now]);
         for (n, key) in order.iter().enumerate() {
             let signed = c.sign(&repo, key);
             let status = &signed["signed"][0]["status"];
