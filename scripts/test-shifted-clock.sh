@@ -9,7 +9,7 @@ command -v faketime >/dev/null || { echo "faketime is missing (Debian package fa
 offsets=("$@")
 [ ${#offsets[@]} -gt 0 ] || offsets=(+40d +400d)
 
-mapfile -t binaries < <(cargo test --locked --no-run --message-format=json 2>/dev/null | python3 -c '
+mapfile -t binaries < <(cargo test --locked --features test-hooks --no-run --message-format=json 2>/dev/null | python3 -c '
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)

@@ -6,8 +6,12 @@
 //! next step starts, so an interrupted ceremony resumes after its last completed step without
 //! repeating an HSM operation. At the end the outputs and a transcript are collected.
 
+pub mod actions;
 mod confirm_time;
 mod console;
+mod context;
+mod delivery;
+mod progress;
 mod prompter;
 mod quorum;
 mod rehearsal;
@@ -15,6 +19,7 @@ mod request;
 mod runner;
 mod script;
 mod transcript;
+mod tree;
 
 use std::path::PathBuf;
 

@@ -27,6 +27,8 @@ const SOFTHSM_MODULES: [&str; 2] = [
 /// any ceremony ends, which unloads the modules, so the next use reads the environment again.)
 pub struct RehearsalEnvironment {
     saved: Vec<(&'static str, Option<std::ffi::OsString>)>,
+    /// What was repaired in the rehearsal tokens before this run, for the operator.
+    pub repairs: Vec<String>,
 }
 
 impl RehearsalEnvironment {
@@ -38,7 +40,10 @@ impl RehearsalEnvironment {
         for (key, value) in vars {
             std::env::set_var(key, value);
         }
-        RehearsalEnvironment { saved }
+        RehearsalEnvironment {
+            saved,
+            repairs: Vec::new(),
+        }
     }
 }
 
@@ -51,6 +56,81 @@ impl Drop for RehearsalEnvironment {
             }
         }
     }
+}
+
+/// SoftHSM2 rewrites a token's `token.object` in place (on a PIN change, for one), and a kill
+/// in the middle leaves it empty: the token then shows no label, and its keys are out of
+/// reach. Before each run every rehearsal token's `token.object` is copied aside (written whole,
+/// then renamed); one found empty or cut short is put back from that copy, and said. Only a
+/// PIN change of this run's unfinished step is undone by it, and that step is redone. (Real
+/// tokens are never touched: a damaged one is the operator's to report, with the vendor's
+/// tools.)
+fn repair_token_files(tokens: &Path) -> std::io::Result<Vec<String>> {
+    let mut repairs = Vec::new();
+    for entry in std::fs::read_dir(tokens)? {
+        let dir = entry?.path();
+        let token = dir.join("token.object");
+        let copy = dir.join("token.object.copy");
+        let size = std::fs::metadata(&token).map(|m| m.len()).unwrap_or(0);
+        let copy_size = std::fs::metadata(&copy).map(|m| m.len()).unwrap_or(0);
+        if copy_size > 0 && size < copy_size {
+            std::fs::copy(&copy, &token)?;
+            std::fs::File::open(&token)?.sync_all()?;
+            repairs.push(format!(
+                "rehearsal token {}: SoftHSM2 left its token.object {} bytes long (killed while \
+                 writing it); put back from the copy made before the last run",
+                dir.file_name().unwrap_or_default().to_string_lossy(),
+                size
+            ));
+        } else if size > 0 {
+            let temp = dir.join("token.object.copy.tmp");
+            std::fs::copy(&token, &temp)?;
+            std::fs::File::open(&temp)?.sync_all()?;
+            std::fs::rename(&temp, &copy)?;
+        }
+    }
+    Ok(repairs)
+}
+
+/// Makes rehearsal token `label`, intent before effect: its PIN is chosen and written to
+/// `PIN_FILE.new` before the token exists, and renamed to `pin_file` once the token is made.
+/// A run killed in between finds the `.new` file and finishes (or adopts) the token with the
+/// PIN it recorded, instead of meeting a token whose PIN nobody knows.
+/// The new token's `token.object` is copied aside at once (see [`repair_token_files`]).
+fn make_token(
+    module: &Path,
+    tokens: &Path,
+    label: &str,
+    pin_file: &Path,
+) -> Result<(), CeremonyError> {
+    let intended = pin_file.with_extension("pin.new");
+    let pin = match std::fs::read_to_string(&intended) {
+        Ok(text) => Pin::new(Zeroizing::new(text.trim().to_string())),
+        Err(_) => {
+            let mut bytes = [0u8; 8];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+            let pin = Pin::new(Zeroizing::new(hex::encode(bytes)));
+            // An unfinished write (no PIN in it) is replaced: the token was not made from it.
+            let _ = std::fs::remove_file(&intended);
+            crate::files::write_new(&intended, pin.expose().as_bytes())?;
+            pin
+        }
+    };
+    let so_pin = Pin::new(Zeroizing::new(format!("so-{}", pin.expose())));
+    crate::keys::initialize_token(module, label, &so_pin, &pin)?;
+    let state = |e: std::io::Error| CeremonyError::State {
+        path: tokens.to_path_buf(),
+        reason: e.to_string(),
+    };
+    repair_token_files(tokens).map_err(state)?;
+    let done = std::fs::rename(&intended, pin_file).and_then(|()| match pin_file.parent() {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
+    });
+    done.map_err(|e| CeremonyError::State {
+        path: pin_file.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 /// Creates the script's tokens if needed and points this process at them; returns the PIN
@@ -85,12 +165,14 @@ pub fn prepare_tokens(
         ),
     )
     .map_err(|e| fail(e.to_string()))?;
+    let repairs = repair_token_files(&tokens).map_err(|e| fail(e.to_string()))?;
     crate::keys::close_all_sessions();
-    let environment = RehearsalEnvironment::set([
+    let mut environment = RehearsalEnvironment::set([
         ("SOFTHSM2_CONF", &conf),
         (crate::keys::MODULE_ENV, Path::new(module)),
     ]);
 
+    environment.repairs = repairs;
     let mut files = BTreeMap::new();
     for spec in script.keys.values_mut() {
         let location = KeyLocation::parse(&spec.uri)?;
@@ -111,12 +193,7 @@ pub fn prepare_tokens(
         };
         let pin_file = pins.join(format!("{label}.pin"));
         if !pin_file.exists() {
-            let mut bytes = [0u8; 8];
-            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
-            let pin = Pin::new(Zeroizing::new(hex::encode(bytes)));
-            let so_pin = Pin::new(Zeroizing::new(format!("so-{}", pin.expose())));
-            crate::keys::initialize_token(Path::new(module), &label, &so_pin, &pin)?;
-            crate::files::write_new(&pin_file, pin.expose().as_bytes())?;
+            make_token(Path::new(module), &tokens, &label, &pin_file)?;
         }
         files.insert(label, pin_file);
     }

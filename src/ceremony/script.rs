@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::CeremonyError;
+use super::{actions, CeremonyError};
 
 /// A parsed ceremony script.
 #[derive(Clone, Debug, Deserialize)]
@@ -175,191 +175,35 @@ impl<'de> Deserialize<'de> for Step {
     }
 }
 
-/// What a step does.
+/// What a step does: the action's name (`action = "generate-keys"`) and its parameters, each
+/// action's a struct in its own file under `actions/` that denies unknown fields.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
     /// Generate keys inside their tokens.
-    GenerateKeys {
-        /// Key names from `[keys]`.
-        keys: Vec<String>,
-    },
+    GenerateKeys(actions::GenerateKeys),
     /// Give the key's token a fresh random PIN and split it among the custodians (M of N).
-    SplitPin {
-        /// The key whose token PIN is split.
-        key: String,
-    },
+    SplitPin(actions::SplitPin),
     /// Self-sign the root CA certificate.
-    RootCertificate {
-        /// The root CA key.
-        key: String,
-        /// Subject, `O=…,CN=…`.
-        subject: String,
-        /// Lifetime in days.
-        days: u32,
-        /// Output file name.
-        output: String,
-    },
+    RootCertificate(actions::RootCertificate),
     /// Issue an intermediate from a CSR under a profile.
-    Intermediate {
-        /// The issuing key.
-        key: String,
-        /// The issuer certificate: an input or an earlier output.
-        issuer: String,
-        /// The CSR: an input.
-        csr: String,
-        /// `fulcio` or `tsa`.
-        profile: String,
-        /// Lifetime in days (default: the profile's).
-        #[serde(default)]
-        days: Option<u32>,
-        /// Output file name.
-        output: String,
-    },
+    Intermediate(actions::Intermediate),
     /// Sign a CRL revoking the serials listed (one hex serial per line) in an input file.
-    Crl {
-        /// The issuing key.
-        key: String,
-        /// The issuer certificate: an input or an earlier output.
-        issuer: String,
-        /// The input listing serials to revoke.
-        revoke: String,
-        /// Days until nextUpdate.
-        days: u32,
-        /// Output file name.
-        output: String,
-    },
+    Crl(actions::Crl),
     /// Export keys wrapped under a fresh AES key, split that key M of N among the custodians.
-    BackupKeys {
-        /// Keys (all on one token, each generated with `backup = true`).
-        keys: Vec<String>,
-        /// Output file name (the wrapped keys; useless without a quorum of shares).
-        output: String,
-    },
+    BackupKeys(actions::BackupKeys),
     /// Rebuild backed-up keys into another token from the backup and a quorum of shares.
-    RestoreKeys {
-        /// The backup: an input.
-        backup: String,
-        /// A key on the target token (its label is ignored; the token is what counts).
-        into: String,
-        /// Output file name: the restored keys' fingerprints.
-        output: String,
-    },
+    RestoreKeys(actions::RestoreKeys),
     /// Draft the next root version of a TUF repository from a (new) policy.
-    TufRotate {
-        /// The repository: an input or an earlier output.
-        repository: String,
-        /// The policy of the new root, relative to the script.
-        policy: PathBuf,
-        /// Policy key name → script key name.
-        keys: BTreeMap<String, String>,
-        /// Output directory name (the repository with the draft staged).
-        output: String,
-    },
+    TufRotate(actions::TufRotate),
     /// Stage new or replaced targets (inputs or earlier outputs) in a TUF repository.
-    TufTargets {
-        /// The repository.
-        repository: String,
-        /// The policy, relative to the script.
-        policy: PathBuf,
-        /// Policy key name → script key name.
-        keys: BTreeMap<String, String>,
-        /// Files to add or replace as targets.
-        add: Vec<String>,
-        /// Output directory name.
-        output: String,
-    },
+    TufTargets(actions::TufTargets),
     /// One key signs every staged draft it is entitled to sign.
-    TufSign {
-        /// The repository.
-        repository: String,
-        /// The signing key.
-        key: String,
-        /// Output directory name.
-        output: String,
-    },
+    TufSign(actions::TufSign),
     /// Publish the staged drafts once their thresholds are met (snapshot and timestamp follow).
-    TufPublish {
-        /// The repository.
-        repository: String,
-        /// The policy, relative to the script.
-        policy: PathBuf,
-        /// Policy key name → script key name.
-        keys: BTreeMap<String, String>,
-        /// Output directory name.
-        output: String,
-    },
+    TufPublish(actions::TufPublish),
     /// Create a TUF repository.
-    TufInit {
-        /// The repository policy, relative to the script.
-        policy: PathBuf,
-        /// Policy key name → script key name.
-        keys: BTreeMap<String, String>,
-        /// Files (inputs or earlier outputs) to publish as targets.
-        #[serde(default)]
-        targets: Vec<String>,
-        /// Output directory name.
-        output: String,
-    },
-}
-
-impl Action {
-    /// The script key names the step uses.
-    pub fn key_names(&self) -> Vec<&str> {
-        match self {
-            Action::GenerateKeys { keys } | Action::BackupKeys { keys, .. } => {
-                keys.iter().map(String::as_str).collect()
-            }
-            Action::RestoreKeys { into, .. } => vec![into],
-            Action::TufSign { key, .. } => vec![key],
-            Action::TufRotate { keys, .. }
-            | Action::TufTargets { keys, .. }
-            | Action::TufPublish { keys, .. } => keys.values().map(String::as_str).collect(),
-            Action::SplitPin { key } | Action::RootCertificate { key, .. } => vec![key],
-            Action::Intermediate { key, .. } | Action::Crl { key, .. } => vec![key],
-            Action::TufInit { keys, .. } => keys.values().map(String::as_str).collect(),
-        }
-    }
-
-    /// Files or directories the step reads (inputs or earlier outputs).
-    pub fn reads(&self) -> Vec<String> {
-        match self {
-            Action::Intermediate { issuer, csr, .. } => vec![issuer.clone(), csr.clone()],
-            Action::Crl { issuer, revoke, .. } => vec![issuer.clone(), revoke.clone()],
-            Action::RestoreKeys { backup, .. } => vec![backup.clone()],
-            Action::TufRotate { repository, .. }
-            | Action::TufSign { repository, .. }
-            | Action::TufPublish { repository, .. } => vec![repository.clone()],
-            Action::TufTargets {
-                repository, add, ..
-            } => {
-                let mut reads = vec![repository.clone()];
-                reads.extend(add.iter().cloned());
-                reads
-            }
-            Action::TufInit { targets, .. } => targets.clone(),
-            _ => vec![],
-        }
-    }
-
-    /// Files or directories the step produces.
-    pub fn writes(&self) -> Vec<String> {
-        match self {
-            // Each generated key's public half, so the transcript and outputs can carry it.
-            Action::GenerateKeys { keys } => keys.iter().map(|k| format!("{k}.pub.pem")).collect(),
-            Action::RootCertificate { output, .. }
-            | Action::Intermediate { output, .. }
-            | Action::Crl { output, .. }
-            | Action::BackupKeys { output, .. }
-            | Action::RestoreKeys { output, .. }
-            | Action::TufRotate { output, .. }
-            | Action::TufTargets { output, .. }
-            | Action::TufSign { output, .. }
-            | Action::TufPublish { output, .. }
-            | Action::TufInit { output, .. } => vec![output.clone()],
-            Action::SplitPin { .. } => vec![],
-        }
-    }
+    TufInit(actions::TufInit),
 }
 
 impl Script {
@@ -465,20 +309,23 @@ impl Script {
             if !super::is_plain_name(&step.id) {
                 say(format!("{at}: the id must be a plain name"));
             }
-            for key in step.action.key_names() {
+            let action = step.action.performer();
+            for key in action.keys() {
                 if !self.keys.contains_key(key) {
                     say(format!("{at}: key {key:?} is not in [keys]"));
                 }
             }
-            for read in step.action.reads() {
+            for read in action.reads() {
                 if !available.contains(&read) {
                     say(format!(
                         "{at}: {read:?} is neither an input nor the output of an earlier step"
                     ));
                 }
             }
-            self.action_problems(&step.action, &at, &inputs, &mut say);
-            for write in step.action.writes() {
+            for problem in action.problems(self) {
+                say(format!("{at}: {problem}"));
+            }
+            for write in action.writes() {
                 if !super::is_plain_name(&write) {
                     say(format!("{at}: output {write:?} is not a plain file name"));
                 } else if !available.insert(write.clone()) {
@@ -519,115 +366,5 @@ impl Script {
         parsed.add_keys_toml(&keys_toml.to_string(), &self.path)?;
         parsed.validate()?;
         Ok(parsed)
-    }
-
-    fn action_problems(
-        &self,
-        action: &Action,
-        at: &str,
-        inputs: &BTreeSet<&str>,
-        say: &mut impl FnMut(String),
-    ) {
-        let input_kind = |name: &str| self.inputs.iter().find(|i| i.name == name).map(|i| i.kind);
-        match action {
-            Action::GenerateKeys { keys } => {
-                for key in keys {
-                    if self.keys.get(key).is_some_and(|k| k.algorithm.is_none()) {
-                        say(format!(
-                            "{at}: keys.{key}.algorithm is needed to generate it"
-                        ));
-                    }
-                }
-            }
-            Action::SplitPin { key } => {
-                if self.keys.get(key).is_some_and(|k| k.pin != PinMode::Shares) {
-                    say(format!(
-                        "{at}: keys.{key}.pin must be \"shares\" to split its PIN"
-                    ));
-                }
-                if self.roles.quorum.is_none() {
-                    say(format!(
-                        "{at}: splitting a PIN needs roles.quorum and roles.custodians"
-                    ));
-                }
-            }
-            Action::RootCertificate { subject, days, .. } => {
-                if let Err(e) = crate::x509::parse_subject(subject) {
-                    say(format!("{at}: subject: {e}"));
-                }
-                if *days == 0 {
-                    say(format!("{at}: days must be at least 1"));
-                }
-            }
-            Action::Intermediate {
-                csr, profile, days, ..
-            } => {
-                if let Err(e) = crate::x509::Profile::from_name(profile) {
-                    say(format!("{at}: {e}"));
-                }
-                if inputs.contains(csr.as_str()) && input_kind(csr) != Some(InputKind::Csr) {
-                    say(format!("{at}: input {csr:?} is not of kind \"csr\""));
-                }
-                if *days == Some(0) {
-                    say(format!("{at}: days must be at least 1"));
-                }
-            }
-            Action::BackupKeys { keys, .. } => {
-                let mut tokens = BTreeSet::new();
-                for key in keys {
-                    if let Some(spec) = self.keys.get(key) {
-                        if !spec.backup {
-                            say(format!(
-                                "{at}: keys.{key} is not generated for backup (backup = true); a non-extractable key cannot leave its token"
-                            ));
-                        }
-                        if let Ok(location) = crate::keys::KeyLocation::parse(&spec.uri) {
-                            tokens.insert(location.device());
-                        }
-                    }
-                }
-                if tokens.len() > 1 {
-                    say(format!(
-                        "{at}: the keys are on {} devices; back up one token or YubiHSM2 per step",
-                        tokens.len()
-                    ));
-                }
-                if self.roles.quorum.is_none() {
-                    say(format!(
-                        "{at}: a backup needs roles.quorum and roles.custodians"
-                    ));
-                }
-            }
-            Action::TufRotate { policy, keys, .. }
-            | Action::TufTargets { policy, keys, .. }
-            | Action::TufPublish { policy, keys, .. } => {
-                if let Err(e) = self.tuf_policy(policy, keys) {
-                    say(format!("{at}: {e}"));
-                }
-            }
-            Action::TufSign { .. } => {}
-            Action::RestoreKeys { .. } => {
-                if self.roles.quorum.is_none() {
-                    say(format!(
-                        "{at}: a restore needs roles.quorum and roles.custodians"
-                    ));
-                }
-            }
-            Action::Crl { days, .. } => {
-                if *days == 0 {
-                    say(format!("{at}: days must be at least 1"));
-                }
-            }
-            Action::TufInit { policy, keys, .. } => {
-                if keys.is_empty() {
-                    say(format!(
-                        "{at}: keys maps no policy key names to script keys"
-                    ));
-                }
-                if let Err(e) = self.tuf_policy(policy, keys) {
-                    say(format!("{at}: {e}"));
-                }
-            }
-        }
     }
 }

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use rootcellar::journal::{Digest, Record};
 use rootcellar::x509::{
-    CrlOrder, IntermediateOrder, IssuedCertificate, Profile, RootCaOrder, RootCaSpec, Validity,
+    write_certificate, CrlOrder, IntermediateOrder, IssuedCertificate, Profile, RootCaOrder,
+    RootCaSpec, Validity,
 };
 
 use super::CliError;
@@ -166,7 +167,8 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
                 },
                 out,
             };
-            let cert = order.execute()?;
+            // Journaled before the file appears: no certificate leaves unrecorded.
+            let cert = order.sign()?;
             journal_certificate(
                 &state,
                 "x509.root",
@@ -175,6 +177,7 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
                 &order.out,
                 order.validity.not_before,
             )?;
+            write_certificate(&order.out, &cert)?;
             print(&cert, &order.out, json);
         }
         X509Command::Issue {
@@ -202,7 +205,7 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
                 },
                 out,
             };
-            let cert = order.execute()?;
+            let cert = order.sign()?;
             journal_certificate(
                 &state,
                 "x509.issue",
@@ -211,6 +214,7 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
                 &order.out,
                 order.validity.not_before,
             )?;
+            write_certificate(&order.out, &cert)?;
             print(&cert, &order.out, json);
         }
         X509Command::Crl {
@@ -230,7 +234,7 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
                 days,
                 out,
             };
-            let crl = order.execute()?;
+            let crl = order.sign()?;
             super::journal_action(
                 &state,
                 Record::new(order.this_update, super::actor(), "x509.crl")
@@ -245,6 +249,7 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
                         crl.pem().as_bytes(),
                     )),
             )?;
+            order.write(&crl)?;
             println!("wrote {}", order.out.display());
             println!(
                 "  CRL number {}, {} to {}",

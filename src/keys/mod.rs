@@ -11,6 +11,7 @@
 
 mod backup;
 mod error;
+mod intent;
 mod location;
 mod pin;
 mod pkcs11;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 
 pub use backup::WrappedKey;
 pub use error::KeyError;
+pub use intent::{IntentOutcome, KeyIntent};
 pub use location::KeyLocation;
 pub use pin::{Pin, PinSource};
 pub(crate) use pkcs11::initialize_token;
@@ -107,6 +109,43 @@ pub trait KeyBackend {
 
     /// Lists the signing keys on the token.
     fn list(&self) -> Result<Vec<KeyInfo>, KeyError>;
+
+    /// Refuses a label already in use, before an intent to generate under it is recorded
+    /// (once recorded, a key with that label is the intent's).
+    fn ensure_label_free(&self, label: &str) -> Result<(), KeyError>;
+
+    /// Generates the key `intent` describes, under its id where the backend has ids it can
+    /// choose (PKCS#11 `CKA_ID`).
+    fn generate_intended(&self, intent: &KeyIntent) -> Result<KeyInfo, KeyError> {
+        let algorithm = intent.algorithm()?;
+        if intent.for_backup {
+            self.generate_for_backup(&intent.label, algorithm)
+        } else {
+            self.generate(&intent.label, algorithm)
+        }
+    }
+
+    /// What the token holds for `intent`. The default, for backends whose generation is one
+    /// atomic command (YubiHSM2), looks for the label: it was free when the intent was
+    /// recorded, so a key under it is the intent's.
+    fn find_intended(&self, intent: &KeyIntent) -> Result<IntentOutcome, KeyError> {
+        let mut found = self.list()?.into_iter().filter(|k| k.label == intent.label);
+        match (found.next(), found.next()) {
+            (None, _) => Ok(IntentOutcome::Absent),
+            (Some(key), None) => Ok(IntentOutcome::Complete(Box::new(key))),
+            (Some(_), Some(_)) => Err(KeyError::LabelExists {
+                token: String::new(),
+                label: intent.label.clone(),
+            }),
+        }
+    }
+
+    /// Removes what is left of a key generation cut short (a lone half under the intended
+    /// id); the number of objects removed. Backends whose generation is atomic have none.
+    fn remove_partial(&self, intent: &KeyIntent) -> Result<usize, KeyError> {
+        let _ = intent;
+        Ok(0)
+    }
 
     /// Describes the single key `uri` names.
     fn show(&self, uri: &str) -> Result<KeyInfo, KeyError>;

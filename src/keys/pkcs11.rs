@@ -15,7 +15,10 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use rand::RngCore;
 
-use super::{KeyAlgorithm, KeyBackend, KeyError, KeyInfo, PinSource, Pkcs11Uri, PublicKey, Signer};
+use super::{
+    IntentOutcome, KeyAlgorithm, KeyBackend, KeyError, KeyInfo, KeyIntent, PinSource, Pkcs11Uri,
+    PublicKey, Signer,
+};
 
 /// Environment variable naming the PKCS#11 module when a URI has no `module-path`.
 pub const MODULE_ENV: &str = "ROOTCELLAR_PKCS11_MODULE";
@@ -173,16 +176,43 @@ pub(crate) fn initialize_token(
         reason: format!("{reason} (module {})", module.display()),
     };
     let mut free = None;
+    let mut existing = None;
     for slot in ctx.get_all_slots().map_err(ck("C_GetSlotList"))? {
         let Ok(info) = ctx.get_token_info(slot) else {
             continue;
         };
         if info.label().trim_end() == label && info.token_initialized() {
-            return Err(refused("a token with this label exists already"));
+            existing = Some(slot);
         }
         if free.is_none() && !info.token_initialized() {
             free = Some(slot);
         }
+    }
+    // A token with this label, made by an earlier run that was cut short (the PINs were
+    // recorded before it was made): opened by the intended user PIN, it is adopted; opened by
+    // the intended SO PIN, its user PIN is set now. Otherwise it is someone else's.
+    if let Some(slot) = existing {
+        let session = ctx.open_rw_session(slot).map_err(ck("C_OpenSession"))?;
+        if session
+            .login(UserType::User, Some(&user_pin.to_auth_pin()))
+            .is_ok()
+        {
+            session.logout().map_err(ck("C_Logout"))?;
+            return Ok(());
+        }
+        if session
+            .login(UserType::So, Some(&so_pin.to_auth_pin()))
+            .is_err()
+        {
+            return Err(refused(
+                "a token with this label exists already, and the PINs recorded for it do not open it",
+            ));
+        }
+        session
+            .init_pin(&user_pin.to_auth_pin())
+            .map_err(ck("C_InitPIN"))?;
+        session.logout().map_err(ck("C_Logout"))?;
+        return Ok(());
     }
     let slot = free.ok_or_else(|| refused("the module offers no free slot"))?;
     ctx.init_token(slot, &so_pin.to_auth_pin(), label)
@@ -444,36 +474,36 @@ fn unwrap_octet_string(value: &[u8]) -> &[u8] {
 impl Pkcs11Token {
     /// Generates a key pair in the token. With `extractable`, the private key can later leave
     /// the token wrapped (for a backup), never in the clear: it stays sensitive.
+    /// (`id`: the CKA_ID chosen in advance by a recorded intent; otherwise a random one.)
     fn generate_key(
         &self,
         label: &str,
         algorithm: KeyAlgorithm,
         extractable: bool,
+        id: Option<Vec<u8>>,
     ) -> Result<KeyInfo, KeyError> {
-        if label.is_empty() {
-            return Err(KeyError::InvalidUri {
-                uri: self.token_uri.without_query().to_string(),
-                reason: "the key label (object=…) is empty".into(),
-            });
-        }
+        self.check_label_free(label)?;
         let label_bytes = label.as_bytes().to_vec();
-        if !self
-            .find(&[Attribute::Label(label_bytes.clone())])?
-            .is_empty()
-        {
-            return Err(KeyError::LabelExists {
-                token: self.label.clone(),
-                label: label.to_string(),
-            });
-        }
         // A random CKA_ID pairs the private and public halves unambiguously; labels can repeat
         // across tokens and are easy to mistype.
-        let id = loop {
-            let mut id = vec![0u8; 16];
-            rand::rngs::OsRng.fill_bytes(&mut id);
-            if self.find(&[Attribute::Id(id.clone())])?.is_empty() {
-                break id;
+        let id = match id {
+            Some(id) => {
+                if !self.find(&[Attribute::Id(id.clone())])?.is_empty() {
+                    return Err(KeyError::Malformed(format!(
+                        "token {:?} already holds an object with CKA_ID {}",
+                        self.label,
+                        hex::encode(&id)
+                    )));
+                }
+                id
             }
+            None => loop {
+                let mut id = vec![0u8; 16];
+                rand::rngs::OsRng.fill_bytes(&mut id);
+                if self.find(&[Attribute::Id(id.clone())])?.is_empty() {
+                    break id;
+                }
+            },
         };
         let public_template = [
             Attribute::Token(true),
@@ -511,9 +541,62 @@ impl Pkcs11Token {
     }
 }
 
+impl Pkcs11Token {
+    /// Refuses an empty label, and one any object on the token carries already.
+    fn check_label_free(&self, label: &str) -> Result<(), KeyError> {
+        if label.is_empty() {
+            return Err(KeyError::InvalidUri {
+                uri: self.token_uri.without_query().to_string(),
+                reason: "the key label (object=…) is empty".into(),
+            });
+        }
+        if !self
+            .find(&[Attribute::Label(label.as_bytes().to_vec())])?
+            .is_empty()
+        {
+            return Err(KeyError::LabelExists {
+                token: self.label.clone(),
+                label: label.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The public and private key objects under `id`, and the key objects with neither a
+    /// label nor an id: what SoftHSM2 leaves when killed inside `C_GenerateKeyPair` before it
+    /// set them (rootcellar always sets both; a token that generates atomically has none).
+    fn halves(&self, id: &[u8]) -> Result<Halves, KeyError> {
+        let by_id = |class| self.find(&[Attribute::Class(class), Attribute::Id(id.to_vec())]);
+        let mut anonymous = Vec::new();
+        for class in [ObjectClass::PUBLIC_KEY, ObjectClass::PRIVATE_KEY] {
+            for handle in self.find(&[Attribute::Class(class)])? {
+                if self
+                    .string_attribute(handle, AttributeType::Label)?
+                    .is_empty()
+                    && self.string_attribute(handle, AttributeType::Id)?.is_empty()
+                {
+                    anonymous.push(handle);
+                }
+            }
+        }
+        Ok(Halves {
+            public: by_id(ObjectClass::PUBLIC_KEY)?,
+            private: by_id(ObjectClass::PRIVATE_KEY)?,
+            anonymous,
+        })
+    }
+}
+
+/// What a token holds for an intended key id.
+struct Halves {
+    public: Vec<ObjectHandle>,
+    private: Vec<ObjectHandle>,
+    anonymous: Vec<ObjectHandle>,
+}
+
 impl KeyBackend for Arc<Pkcs11Token> {
     fn generate(&self, label: &str, algorithm: KeyAlgorithm) -> Result<KeyInfo, KeyError> {
-        self.generate_key(label, algorithm, false)
+        self.generate_key(label, algorithm, false, None)
     }
 
     fn generate_for_backup(
@@ -521,7 +604,69 @@ impl KeyBackend for Arc<Pkcs11Token> {
         label: &str,
         algorithm: KeyAlgorithm,
     ) -> Result<KeyInfo, KeyError> {
-        self.generate_key(label, algorithm, true)
+        self.generate_key(label, algorithm, true, None)
+    }
+
+    fn ensure_label_free(&self, label: &str) -> Result<(), KeyError> {
+        self.check_label_free(label)
+    }
+
+    fn generate_intended(&self, intent: &KeyIntent) -> Result<KeyInfo, KeyError> {
+        self.generate_key(
+            &intent.label,
+            intent.algorithm()?,
+            intent.for_backup,
+            Some(intent.id_bytes()),
+        )
+    }
+
+    fn find_intended(&self, intent: &KeyIntent) -> Result<IntentOutcome, KeyError> {
+        let halves = self.halves(&intent.id_bytes())?;
+        match (&halves.public[..], &halves.private[..]) {
+            ([], []) if halves.anonymous.is_empty() => Ok(IntentOutcome::Absent),
+            ([_], [private]) if halves.anonymous.is_empty() => {
+                let (info, _) = self.key_info(*private)?;
+                if info.label != intent.label {
+                    return Err(KeyError::Malformed(format!(
+                        "the key with CKA_ID {} on token {:?} is labelled {:?}, not {:?}",
+                        intent.id, self.label, info.label, intent.label
+                    )));
+                }
+                Ok(IntentOutcome::Complete(Box::new(info)))
+            }
+            _ => Ok(IntentOutcome::Partial {
+                public: halves.public.len(),
+                private: halves.private.len(),
+                unnamed: halves.anonymous.len(),
+            }),
+        }
+    }
+
+    fn remove_partial(&self, intent: &KeyIntent) -> Result<usize, KeyError> {
+        let halves = self.halves(&intent.id_bytes())?;
+        let whole = halves.public.len() == 1 && halves.private.len() == 1;
+        let session = lock(&self.session);
+        let mut removed = 0;
+        for handle in halves.anonymous.iter().chain(if whole {
+            // A whole key is adopted, never removed.
+            [].iter()
+        } else {
+            halves.public.iter()
+        }) {
+            session
+                .destroy_object(*handle)
+                .map_err(ck("C_DestroyObject"))?;
+            removed += 1;
+        }
+        if !whole {
+            for handle in &halves.private {
+                session
+                    .destroy_object(*handle)
+                    .map_err(ck("C_DestroyObject"))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     fn list(&self) -> Result<Vec<KeyInfo>, KeyError> {

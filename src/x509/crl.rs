@@ -162,6 +162,20 @@ pub struct CrlOrder {
 impl CrlOrder {
     /// Checks inputs, signs with the HSM, checks the result, writes the PEM.
     pub fn execute(&self) -> Result<IssuedCrl, X509Error> {
+        let crl = self.sign()?;
+        self.write(&crl)?;
+        Ok(crl)
+    }
+
+    /// Writes the signed CRL's PEM to `out`, which must not exist; it appears whole.
+    pub fn write(&self, crl: &IssuedCrl) -> Result<(), X509Error> {
+        files::write_new(&self.out, crl.pem().as_bytes())?;
+        Ok(())
+    }
+
+    /// Checks inputs, signs with the HSM and checks the result, writing nothing: a caller that
+    /// journals records the CRL before [`CrlOrder::write`] makes it appear.
+    pub fn sign(&self) -> Result<IssuedCrl, X509Error> {
         let serials = self
             .revoke
             .iter()
@@ -170,14 +184,12 @@ impl CrlOrder {
         let issuer_der = read_certificate(&self.issuer_cert)?;
         files::ensure_absent([self.out.as_path()])?;
         let signer = keys::open_signer(&self.issuer_key_uri)?;
-        let crl = issue_crl(
+        issue_crl(
             &issuer_der,
             signer.as_ref(),
             &serials,
             self.this_update,
             self.days,
-        )?;
-        files::write_new(&self.out, crl.pem().as_bytes())?;
-        Ok(crl)
+        )
     }
 }

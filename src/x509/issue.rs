@@ -344,13 +344,19 @@ pub struct RootCaOrder {
 impl RootCaOrder {
     /// Checks the inputs, signs with the HSM, checks the result, writes the PEM.
     pub fn execute(&self) -> Result<IssuedCertificate, X509Error> {
+        let cert = self.sign()?;
+        write_certificate(&self.out, &cert)?;
+        Ok(cert)
+    }
+
+    /// Checks the inputs, signs with the HSM and checks the result, writing nothing: a caller
+    /// that journals records the certificate before [`write_certificate`] makes it appear.
+    pub fn sign(&self) -> Result<IssuedCertificate, X509Error> {
         let subject = name::parse_subject(&self.subject)?;
         self.validity.bounds()?;
         files::ensure_absent([self.out.as_path()])?;
         let signer = keys::open_signer(&self.key_uri)?;
-        let cert = issue_root_ca(signer.as_ref(), subject, &self.validity)?;
-        files::write_new(&self.out, cert.pem().as_bytes())?;
-        Ok(cert)
+        issue_root_ca(signer.as_ref(), subject, &self.validity)
     }
 }
 
@@ -376,6 +382,14 @@ pub struct IntermediateOrder {
 impl IntermediateOrder {
     /// Checks every input before touching the HSM, signs, checks the result, writes the PEM.
     pub fn execute(&self) -> Result<IssuedCertificate, X509Error> {
+        let cert = self.sign()?;
+        write_certificate(&self.out, &cert)?;
+        Ok(cert)
+    }
+
+    /// Checks every input before touching the HSM, signs and checks the result, writing
+    /// nothing (see [`RootCaOrder::sign`]).
+    pub fn sign(&self) -> Result<IssuedCertificate, X509Error> {
         let csr = std::fs::read(&self.csr)
             .map_err(|e| X509Error::MalformedCsr(format!("{}: {e}", self.csr.display())))?;
         let request = CertificateRequest::parse(&csr)?;
@@ -388,15 +402,19 @@ impl IntermediateOrder {
         self.validity.bounds()?;
         files::ensure_absent([self.out.as_path()])?;
         let signer = keys::open_signer(&self.issuer_key_uri)?;
-        let cert = issue_intermediate(
+        issue_intermediate(
             &request,
             self.profile,
             &issuer_der,
             signer.as_ref(),
             subject,
             &self.validity,
-        )?;
-        files::write_new(&self.out, cert.pem().as_bytes())?;
-        Ok(cert)
+        )
     }
+}
+
+/// Writes a signed certificate's PEM to `out`, which must not exist; it appears whole.
+pub fn write_certificate(out: &Path, cert: &IssuedCertificate) -> Result<(), X509Error> {
+    files::write_new(out, cert.pem().as_bytes())?;
+    Ok(())
 }

@@ -296,6 +296,7 @@ fn root_init_and_intermediates_rehearsal_outputs_verify() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks")]
 fn root_init_resumes_after_a_crash_at_every_point() {
     let script = std::fs::read_to_string(repo_file("ceremony/root-init.toml")).unwrap();
     let mut points: Vec<String> = Vec::new();
@@ -394,6 +395,7 @@ fn root_init_resumes_after_a_crash_at_every_point() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks")]
 fn an_interrupted_intermediate_ceremony_never_reuses_a_serial() {
     let r = Rehearsal::new();
     assert_ok(&r.run("ceremony/root-init.toml", None, "root-init", None));
@@ -444,6 +446,7 @@ fn an_interrupted_intermediate_ceremony_never_reuses_a_serial() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks")]
 fn a_tampered_output_of_a_completed_step_stops_the_resume() {
     let r = Rehearsal::new();
     let crashed = r.run(
@@ -868,6 +871,7 @@ fn rotation_and_trust_root_ceremonies_verify_with_both_clients() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks")]
 fn rotate_tuf_root_resumes_after_a_crash_at_every_point() {
     let steps = [
         "generate-custodian-4",

@@ -4,6 +4,7 @@ mod bundle;
 mod ceremony;
 mod common;
 mod console;
+mod crash;
 mod import;
 mod journal;
 mod keys;

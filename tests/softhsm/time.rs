@@ -383,6 +383,7 @@ fn rotation_resumed_ten_days_later(crash_at: &str) -> (Appliance, Timestamp, Out
 }
 
 #[test]
+#[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks")]
 fn a_ceremony_resumed_days_later_signs_what_is_left_at_the_new_time() {
     // The rotation stops just before publishing (a power cut), and is resumed ten days later,
     // the clock and the confirmed time both moved on.
@@ -468,6 +469,7 @@ fn a_ceremony_resumed_days_later_signs_what_is_left_at_the_new_time() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks")]
 fn a_ceremony_resumed_after_its_published_metadata_expired_delivers_nothing() {
     // Every step done, including the publish, then the power goes before delivery, and the
     // appliance is switched on again ten days later: the timestamp (7 days) signed then has

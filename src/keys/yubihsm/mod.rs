@@ -145,6 +145,17 @@ impl KeyBackend for YubiHsmBackend {
         Ok(self.device.key_info(&details))
     }
 
+    fn ensure_label_free(&self, label: &str) -> Result<(), KeyError> {
+        if self.device.ids_with_label(label)?.is_empty() {
+            Ok(())
+        } else {
+            Err(KeyError::LabelExists {
+                token: self.device.description().to_string(),
+                label: label.to_string(),
+            })
+        }
+    }
+
     fn list(&self) -> Result<Vec<KeyInfo>, KeyError> {
         Ok(self
             .device

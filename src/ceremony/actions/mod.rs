@@ -1,0 +1,140 @@
+//! The actions a ceremony step can perform, one file each, behind one trait: what an action
+//! reads and writes, the keys it uses, what `ceremony check` finds wrong with it, what it shows
+//! before it runs, and how it is performed. The engine (`runner`) knows actions only through
+//! `Perform`; `Action::performer` is the one place that tells the kinds apart.
+
+mod backup_keys;
+mod crl;
+mod generate_keys;
+mod intermediate;
+mod restore_keys;
+mod root_certificate;
+mod split_pin;
+mod tuf_init;
+mod tuf_publish;
+mod tuf_rotate;
+mod tuf_sign;
+mod tuf_targets;
+
+use std::path::{Path, PathBuf};
+
+pub use backup_keys::BackupKeys;
+pub use crl::Crl;
+pub use generate_keys::GenerateKeys;
+pub use intermediate::Intermediate;
+pub use restore_keys::RestoreKeys;
+pub use root_certificate::RootCertificate;
+pub use split_pin::SplitPin;
+pub use tuf_init::TufInit;
+pub use tuf_publish::TufPublish;
+pub use tuf_rotate::TufRotate;
+pub use tuf_sign::TufSign;
+pub use tuf_targets::TufTargets;
+
+use super::context::Context;
+use super::script::{Action, Script, Step};
+use super::tree::copy_tree;
+use super::CeremonyError;
+
+/// What a step's action is to the engine.
+pub(super) trait Perform {
+    /// The script key names the step uses (the engine unlocks each before the step runs).
+    fn keys(&self) -> Vec<&str>;
+
+    /// Files or directories the step reads (inputs or earlier outputs).
+    fn reads(&self) -> Vec<String> {
+        vec![]
+    }
+
+    /// Files or directories the step produces.
+    fn writes(&self) -> Vec<String>;
+
+    /// What `ceremony check` finds wrong with the action's parameters in `script`, beyond the
+    /// names of keys, reads and writes, which the script checks for every action.
+    fn problems(&self, _script: &Script) -> Vec<String> {
+        vec![]
+    }
+
+    /// Lines the operator is shown before the step runs, beside what it reads, the keys it
+    /// uses and what it writes.
+    fn preview(&self, _context: &Context<'_>) -> Vec<String> {
+        vec![]
+    }
+
+    /// Performs the action, writing its outputs into `scratch`; returns lines for the
+    /// transcript (fingerprints, serials, versions).
+    fn perform(
+        &self,
+        context: &mut Context<'_>,
+        step: &Step,
+        scratch: &Path,
+    ) -> Result<Vec<String>, CeremonyError>;
+}
+
+impl Action {
+    /// The action's implementation.
+    pub(super) fn performer(&self) -> &dyn Perform {
+        match self {
+            Action::GenerateKeys(action) => action,
+            Action::SplitPin(action) => action,
+            Action::RootCertificate(action) => action,
+            Action::Intermediate(action) => action,
+            Action::Crl(action) => action,
+            Action::BackupKeys(action) => action,
+            Action::RestoreKeys(action) => action,
+            Action::TufRotate(action) => action,
+            Action::TufTargets(action) => action,
+            Action::TufSign(action) => action,
+            Action::TufPublish(action) => action,
+            Action::TufInit(action) => action,
+        }
+    }
+}
+
+/// Copies a repository (an input or an earlier output) to the step's output in `scratch`, so
+/// that the step works on its own copy and a redone step starts from the same state.
+fn copy_repository(
+    context: &Context<'_>,
+    repository: &str,
+    scratch: &Path,
+    output: &str,
+) -> Result<PathBuf, Box<dyn std::error::Error + Send + Sync>> {
+    let target = scratch.join(output);
+    copy_tree(&context.path(repository), &target)?;
+    Ok(target)
+}
+
+/// Tells the room how long the repository just published stays valid from the confirmed time,
+/// and warns (in the transcript too) of any role already inside its signing period.
+fn say_validity(
+    context: &mut Context<'_>,
+    repo: &Path,
+    policy: &crate::tuf::Policy,
+    details: &mut Vec<String>,
+) -> Result<(), CeremonyError> {
+    let status = crate::tuf::repository_status(repo, Some(policy), context.time.timestamp())?;
+    let validity = status.validity();
+    context
+        .prompter
+        .say("   published metadata, counted from the confirmed time:");
+    for role in &validity {
+        context.prompter.say(&format!("     {}", role.line()));
+    }
+    for warning in validity.iter().filter_map(|r| r.warning()) {
+        context.prompter.say(&format!("   {warning}"));
+        details.push(warning);
+    }
+    Ok(())
+}
+
+/// The problem with a step's TUF policy, bound to the script's keys, if it has one.
+fn policy_problems(
+    script: &Script,
+    policy: &Path,
+    keys: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
+    match script.tuf_policy(policy, keys) {
+        Ok(_) => vec![],
+        Err(e) => vec![e.to_string()],
+    }
+}

@@ -1,0 +1,213 @@
+//! What a step's action gets while it runs: the script, the work directory, this run's
+//! confirmed time, the console, the tokens unlocked so far and their PINs, the journal and the
+//! ceremony's progress record.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::progress::Progress;
+use super::prompter::Prompter;
+use super::quorum::{gather_pin, PinSets};
+use super::script::{PinMode, Script, Step};
+use super::CeremonyError;
+use crate::journal::{Digest as JournalDigest, Journal, Record};
+use crate::keys::yubihsm as yubihsm_keys;
+use crate::keys::{KeyLocation, Pin, PinSource};
+use crate::time::ConfirmedTime;
+
+/// Everything a step needs while it runs.
+pub(super) struct Context<'a> {
+    pub(super) script: &'a Script,
+    pub(super) work: PathBuf,
+    /// This run's confirmed time: what every step of this run signs at. (A resumed ceremony's
+    /// earlier steps keep the time of the run that did them.)
+    pub(super) time: ConfirmedTime,
+    pub(super) rehearsal: bool,
+    pub(super) prompter: &'a mut dyn Prompter,
+    pub(super) unlocked: BTreeSet<String>,
+    pub(super) pin_files: BTreeMap<String, PathBuf>,
+    /// PINs used to unlock tokens in this run, by token label (a PIN split needs the old one).
+    pub(super) pins: BTreeMap<String, Arc<Pin>>,
+    pub(super) pin_sets: PinSets,
+    /// Where rehearsal shares are kept (rehearsal only).
+    pub(super) rehearsal_shares: Option<PathBuf>,
+    /// The appliance's audit journal: every step and key generation is recorded in it before
+    /// the ceremony moves on.
+    pub(super) journal: Journal,
+    /// The ceremony's own record (`progress.jsonl`): a key generation step records each key
+    /// the moment the token made it, and adopts it when redone.
+    pub(super) progress: Progress,
+    /// The instance id, as the journal names the ceremony.
+    pub(super) instance: String,
+    /// The operator, as the journal names the actor.
+    pub(super) operator: String,
+    /// The YubiHSM2 devices unlocked in this run, by device name, with the last entry of
+    /// their audit log when first unlocked: the ceremony's share of the log starts after it.
+    pub(super) yubihsms: BTreeMap<String, (KeyLocation, Option<u16>)>,
+}
+
+impl Context<'_> {
+    pub(super) fn journal(
+        &self,
+        action: &str,
+        detail: String,
+        inputs: Vec<JournalDigest>,
+        outputs: Vec<JournalDigest>,
+    ) -> Result<(), CeremonyError> {
+        let mut record = Record::new(self.time, self.operator.clone(), action)
+            .ceremony(self.instance.clone())
+            .detail(detail);
+        for digest in inputs {
+            record = record.input(digest);
+        }
+        for digest in outputs {
+            record = record.output(digest);
+        }
+        self.journal.append(record)?;
+        Ok(())
+    }
+
+    /// Where a script key lives, as this machine reaches it.
+    pub(super) fn key_uri(&self, name: &str) -> Result<KeyLocation, CeremonyError> {
+        Ok(KeyLocation::parse(&self.script.keys[name].uri)?)
+    }
+
+    /// Logs in to the device holding `name` (a PKCS#11 token, or a YubiHSM2's authentication
+    /// key), asking for its secret the way the script says: typed by its holder, or rebuilt
+    /// from a quorum of custodians' shares once the secret was split.
+    pub(super) fn unlock(&mut self, name: &str) -> Result<(), CeremonyError> {
+        let location = self.key_uri(name)?;
+        let token = location.device();
+        if self.unlocked.contains(&token) {
+            return Ok(());
+        }
+        let spec = &self.script.keys[name];
+        let split = self.pin_sets.get(&token).cloned();
+        // A split recorded as pending may not have reached the token (a crash between the two):
+        // its old secret is then still the one that works.
+        let mut pin = None;
+        if let Some(set) = split.as_ref().filter(|s| s.pending) {
+            let rebuilt = Arc::new(gather_pin(
+                self.prompter,
+                &token,
+                set,
+                &self.script.roles.custodians,
+                self.rehearsal_shares.as_deref(),
+            )?);
+            match location.log_in(&rebuilt) {
+                Ok(()) => {
+                    let mut confirmed = set.clone();
+                    confirmed.pending = false;
+                    self.pin_sets.put(&token, confirmed)?;
+                    pin = Some(rebuilt);
+                }
+                Err(e) if e.is_wrong_secret() => {
+                    self.prompter.say(&format!(
+                        "The split of {token:?} never took effect; its previous {} is used.",
+                        location.secret_name()
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let pin = match pin {
+            Some(pin) => pin,
+            None => {
+                let split = split.filter(|s| !s.pending);
+                let pin = match (&split, self.pin_files.get(&token)) {
+                    (Some(set), _) => gather_pin(
+                        self.prompter,
+                        &token,
+                        set,
+                        &self.script.roles.custodians,
+                        self.rehearsal_shares.as_deref(),
+                    )?,
+                    (None, Some(file)) => PinSource::File(file.clone()).read(&token)?,
+                    (None, None) => {
+                        let holder = match (spec.pin, &spec.holder) {
+                            // Before its first split, a quorum token still has the secret it
+                            // was set up with.
+                            (PinMode::Shares, _) => {
+                                format!("operator (the initial {})", location.secret_name())
+                            }
+                            (PinMode::Prompt, Some(holder)) => holder.clone(),
+                            (PinMode::Prompt, None) => "operator".to_string(),
+                        };
+                        Pin::new(self.prompter.pin(&token, location.secret_name(), &holder)?)
+                    }
+                };
+                let pin = Arc::new(pin);
+                location.log_in(&pin)?;
+                pin
+            }
+        };
+        self.pins.insert(token.clone(), pin);
+        if let Some(device) = location.yubihsm()? {
+            let last = yubihsm_keys::audit_log(&device)?
+                .entries
+                .last()
+                .map(|e| e.item);
+            self.yubihsms.insert(token.clone(), (location, last));
+        }
+        self.unlocked.insert(token);
+        Ok(())
+    }
+
+    /// An input or the output of a completed step, by name.
+    pub(super) fn path(&self, name: &str) -> PathBuf {
+        self.work.join(name)
+    }
+
+    /// Hands each custodian their share: shown once at the console, or in rehearsal kept under
+    /// `STATE/rehearsal/shares/GROUP/SET/`.
+    pub(super) fn deliver_shares(
+        &mut self,
+        group: &str,
+        set_id: &str,
+        custodians: &[String],
+        shares: &[crate::keys::Share],
+    ) -> Result<(), CeremonyError> {
+        for (custodian, share) in custodians.iter().zip(shares) {
+            match &self.rehearsal_shares {
+                Some(dir) => {
+                    let dir = dir.join(group).join(set_id);
+                    std::fs::create_dir_all(&dir).map_err(|e| CeremonyError::State {
+                        path: dir.clone(),
+                        reason: e.to_string(),
+                    })?;
+                    crate::files::write_new(
+                        &dir.join(format!("{custodian}.share")),
+                        share.to_text().as_bytes(),
+                    )?;
+                }
+                None => self.prompter.show_share(custodian, &share.to_text())?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A journal digest from a hex SHA-256 (of a file, or of a directory's listing).
+pub(super) fn journal_digest(name: &str, hex_digest: &str) -> JournalDigest {
+    let mut sha256 = [0u8; 32];
+    if let Ok(bytes) = hex::decode(hex_digest) {
+        if bytes.len() == 32 {
+            sha256.copy_from_slice(&bytes);
+        }
+    }
+    JournalDigest {
+        name: name.to_string(),
+        sha256,
+    }
+}
+
+/// The error of a failed step, naming it.
+pub(super) fn step_error(
+    step: &Step,
+) -> impl Fn(Box<dyn std::error::Error + Send + Sync>) -> CeremonyError + '_ {
+    move |source| CeremonyError::Step {
+        step: step.id.clone(),
+        source,
+    }
+}
