@@ -62,10 +62,24 @@ impl Drop for RehearsalEnvironment {
 /// in the middle leaves it empty: the token then shows no label, and its keys are out of
 /// reach. Before each run every rehearsal token's `token.object` is copied aside (written whole,
 /// then renamed); one found empty or cut short is put back from that copy, and said. Only a
-/// PIN change of this run's unfinished step is undone by it, and that step is redone. (Real
-/// tokens are never touched: a damaged one is the operator's to report, with the vendor's
+/// PIN change of this run's unfinished step is undone by it, and that step is redone.
+///
+/// A token that was being made when a run was killed (its PIN is still only in `PIN.new`, and
+/// it has no copy yet: [`make_token`] copies a token the moment it is made) is removed, and made
+/// again from the recorded PIN: SoftHSM2 writes the label before the PINs, so a kill inside
+/// `C_InitToken` leaves a token nobody can open. No key can be on it.
+///
+/// (Real tokens are never touched: a damaged one is the operator's to report, with the vendor's
 /// tools.)
-fn repair_token_files(tokens: &Path) -> std::io::Result<Vec<String>> {
+fn repair_token_files(tokens: &Path, pins: &Path) -> std::io::Result<Vec<String>> {
+    let pending: Vec<String> = std::fs::read_dir(pins)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let label = name.strip_suffix(".pin.new")?.to_string();
+            (!pins.join(format!("{label}.pin")).exists()).then_some(label)
+        })
+        .collect();
     let mut repairs = Vec::new();
     for entry in std::fs::read_dir(tokens)? {
         let dir = entry?.path();
@@ -73,23 +87,52 @@ fn repair_token_files(tokens: &Path) -> std::io::Result<Vec<String>> {
         let copy = dir.join("token.object.copy");
         let size = std::fs::metadata(&token).map(|m| m.len()).unwrap_or(0);
         let copy_size = std::fs::metadata(&copy).map(|m| m.len()).unwrap_or(0);
+        let name = dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         if copy_size > 0 && size < copy_size {
             std::fs::copy(&copy, &token)?;
             std::fs::File::open(&token)?.sync_all()?;
             repairs.push(format!(
-                "rehearsal token {}: SoftHSM2 left its token.object {} bytes long (killed while \
-                 writing it); put back from the copy made before the last run",
-                dir.file_name().unwrap_or_default().to_string_lossy(),
-                size
+                "rehearsal token {name}: SoftHSM2 left its token.object {size} bytes long (killed \
+                 while writing it); put back from the copy made before the last run"
             ));
-        } else if size > 0 {
+        } else if copy_size == 0 && !pending.is_empty() {
+            let bytes = std::fs::read(&token).unwrap_or_default();
+            let unfinished = bytes.is_empty()
+                || pending.iter().any(|label| {
+                    // As SoftHSM2 stores it: the 32-byte, blank-padded PKCS#11 label field.
+                    let field = format!("{label:<32}");
+                    bytes.windows(field.len()).any(|w| w == field.as_bytes())
+                });
+            if unfinished {
+                std::fs::remove_dir_all(&dir)?;
+                repairs.push(format!(
+                    "rehearsal token {name}: being made when the last run was killed; removed, \
+                     to be made again with the PIN recorded for it"
+                ));
+            }
+        }
+    }
+    copy_token_files(tokens)?;
+    Ok(repairs)
+}
+
+/// Copies every rehearsal token's `token.object` aside (see [`repair_token_files`]).
+fn copy_token_files(tokens: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(tokens)? {
+        let dir = entry?.path();
+        let token = dir.join("token.object");
+        if std::fs::metadata(&token).map(|m| m.len()).unwrap_or(0) > 0 {
             let temp = dir.join("token.object.copy.tmp");
             std::fs::copy(&token, &temp)?;
             std::fs::File::open(&temp)?.sync_all()?;
-            std::fs::rename(&temp, &copy)?;
+            std::fs::rename(&temp, dir.join("token.object.copy"))?;
         }
     }
-    Ok(repairs)
+    Ok(())
 }
 
 /// Makes rehearsal token `label`, intent before effect: its PIN is chosen and written to
@@ -118,11 +161,12 @@ fn make_token(
     };
     let so_pin = Pin::new(Zeroizing::new(format!("so-{}", pin.expose())));
     crate::keys::initialize_token(module, label, &so_pin, &pin)?;
+    super::progress::crash_point("rehearsal", format_args!("made-token-{label}"));
     let state = |e: std::io::Error| CeremonyError::State {
         path: tokens.to_path_buf(),
         reason: e.to_string(),
     };
-    repair_token_files(tokens).map_err(state)?;
+    copy_token_files(tokens).map_err(state)?;
     let done = std::fs::rename(&intended, pin_file).and_then(|()| match pin_file.parent() {
         Some(dir) => std::fs::File::open(dir)?.sync_all(),
         None => Ok(()),
@@ -165,8 +209,8 @@ pub fn prepare_tokens(
         ),
     )
     .map_err(|e| fail(e.to_string()))?;
-    let repairs = repair_token_files(&tokens).map_err(|e| fail(e.to_string()))?;
     crate::keys::close_all_sessions();
+    let repairs = repair_token_files(&tokens, &pins).map_err(|e| fail(e.to_string()))?;
     let mut environment = RehearsalEnvironment::set([
         ("SOFTHSM2_CONF", &conf),
         (crate::keys::MODULE_ENV, Path::new(module)),

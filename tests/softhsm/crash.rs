@@ -514,3 +514,44 @@ fn a_lone_half_under_the_intended_id_is_removed_and_the_key_made_again() {
         .unwrap();
     assert!(verified.status.success(), "{}", text(&verified));
 }
+
+#[test]
+#[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks")]
+fn a_rehearsal_token_made_before_a_kill_is_finished_with_its_recorded_pin() {
+    // Killed after C_InitToken made custodian 1's rehearsal token, before its PIN file was
+    // in place: the resume opens it with the PIN recorded beforehand.
+    let appliance = Appliance::new();
+    let crashed = appliance
+        .command("root-init", "root-init", None)
+        .env(
+            "ROOTCELLAR_TEST_CRASH_AT",
+            "rehearsal:made-token-custodian-1",
+        )
+        .output()
+        .unwrap();
+    assert!(!crashed.status.success(), "the crash hook did not fire");
+    assert!(appliance
+        .path("state/rehearsal/pins/custodian-1.pin.new")
+        .exists());
+    assert!(!appliance
+        .path("state/rehearsal/pins/custodian-1.pin")
+        .exists());
+    let resumed = appliance
+        .command("root-init", "root-init", None)
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    assert!(appliance
+        .path("state/rehearsal/pins/custodian-1.pin")
+        .exists());
+    let keys = appliance.token_keys();
+    assert_eq!(
+        keys["custodian-1"]
+            .private
+            .as_ref()
+            .unwrap()
+            .get("tuf-root"),
+        Some(&1),
+        "{keys:?}"
+    );
+}
