@@ -72,14 +72,21 @@ impl Drop for RehearsalEnvironment {
 /// (Real tokens are never touched: a damaged one is the operator's to report, with the vendor's
 /// tools.)
 fn repair_token_files(tokens: &Path, pins: &Path) -> std::io::Result<Vec<String>> {
-    let pending: Vec<String> = std::fs::read_dir(pins)?
+    let names: Vec<String> = std::fs::read_dir(pins)?
         .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let label = name.strip_suffix(".pin.new")?.to_string();
-            (!pins.join(format!("{label}.pin")).exists()).then_some(label)
-        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
+    let made: Vec<&str> = names.iter().filter_map(|n| n.strip_suffix(".pin")).collect();
+    let pending: Vec<&str> = names
+        .iter()
+        .filter_map(|n| n.strip_suffix(".pin.new"))
+        .filter(|label| !made.contains(label))
+        .collect();
+    // As SoftHSM2 stores a label: the 32-byte, blank-padded PKCS#11 label field.
+    let holds_label = |bytes: &[u8], label: &str| {
+        let field: String = format!("{label:<32}").chars().take(32).collect();
+        bytes.windows(field.len()).any(|w| w == field.as_bytes())
+    };
     let mut repairs = Vec::new();
     for entry in std::fs::read_dir(tokens)? {
         let dir = entry?.path();
@@ -100,13 +107,12 @@ fn repair_token_files(tokens: &Path, pins: &Path) -> std::io::Result<Vec<String>
                  while writing it); put back from the copy made before the last run"
             ));
         } else if copy_size == 0 && !pending.is_empty() {
+            // Without a copy, and not a token made before (whose label it would hold): the
+            // one being made, however far SoftHSM2 got in writing it.
             let bytes = std::fs::read(&token).unwrap_or_default();
             let unfinished = bytes.is_empty()
-                || pending.iter().any(|label| {
-                    // As SoftHSM2 stores it: the 32-byte, blank-padded PKCS#11 label field.
-                    let field = format!("{label:<32}");
-                    bytes.windows(field.len()).any(|w| w == field.as_bytes())
-                });
+                || pending.iter().any(|label| holds_label(&bytes, label))
+                || !made.iter().any(|label| holds_label(&bytes, label));
             if unfinished {
                 std::fs::remove_dir_all(&dir)?;
                 repairs.push(format!(

@@ -27,6 +27,9 @@ pub enum TufCommand {
         /// The confirmed time expiries count from.
         #[command(flatten)]
         time: super::SigningTime,
+        /// Journal the signing in this state directory.
+        #[command(flatten)]
+        state: super::journal::StateArg,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -46,6 +49,9 @@ pub enum TufCommand {
         /// The confirmed time expiries count from.
         #[command(flatten)]
         time: super::SigningTime,
+        /// Journal the signing in this state directory.
+        #[command(flatten)]
+        state: super::journal::StateArg,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -61,6 +67,9 @@ pub enum TufCommand {
         /// The confirmed time expiries count from.
         #[command(flatten)]
         time: super::SigningTime,
+        /// Journal the signing in this state directory.
+        #[command(flatten)]
+        state: super::journal::StateArg,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -100,6 +109,9 @@ pub enum TufCommand {
         /// The confirmed time expiries count from.
         #[command(flatten)]
         time: super::SigningTime,
+        /// Journal the signing in this state directory.
+        #[command(flatten)]
+        state: super::journal::StateArg,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -175,6 +187,9 @@ pub struct TargetsCommon {
     /// The confirmed time the targets expiry counts from.
     #[command(flatten)]
     time: super::SigningTime,
+    /// Journal the signing in this state directory.
+    #[command(flatten)]
+    state: super::journal::StateArg,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -199,11 +214,25 @@ pub fn run(command: TufCommand) -> Result<(), CliError> {
             out,
             targets,
             time,
+            state,
             json,
         } => {
-            let now = time.confirm(None)?;
+            let now = time.confirm(state.resolve().as_deref())?;
             let policy = Policy::load(&policy, keys.as_deref())?;
             let report = tuf::init_repository(&policy, &targets, &out, now)?;
+            let roles: Vec<String> = report
+                .roles
+                .iter()
+                .map(|r| format!("{} v{}", r.role, r.version))
+                .collect();
+            journal_signing(
+                &state,
+                now,
+                "tuf.init",
+                format!("{}: {}", out.display(), roles.join(", ")),
+                &out,
+                &report.files,
+            )?;
             print(json, report.to_json(), report.to_text());
         }
         TufCommand::Rotate {
@@ -211,21 +240,52 @@ pub fn run(command: TufCommand) -> Result<(), CliError> {
             policy,
             keys,
             time,
+            state,
             json,
         } => {
-            let now = time.confirm(None)?;
+            let now = time.confirm(state.resolve().as_deref())?;
             let policy = Policy::load(&policy, keys.as_deref())?;
             let report = tuf::draft_root(&repo, &policy, now)?;
+            journal_signing(
+                &state,
+                now,
+                "tuf.rotate",
+                format!("{}: root v{} drafted", repo.display(), report.version),
+                &repo,
+                std::slice::from_ref(&report.file),
+            )?;
             print(json, report.to_json(), report.to_text());
         }
         TufCommand::Sign {
             repo,
             key,
             time,
+            state,
             json,
         } => {
-            let now = time.confirm(None)?;
+            let now = time.confirm(state.resolve().as_deref())?;
             let report = tuf::sign_staged(&repo, &key, now)?;
+            let signed: Vec<String> = report
+                .drafts
+                .iter()
+                .filter(|d| !d.already_signed)
+                .map(|d| format!("{} v{}", d.role, d.version))
+                .collect();
+            let files: Vec<std::path::PathBuf> =
+                report.drafts.iter().map(|d| d.file.clone()).collect();
+            journal_signing(
+                &state,
+                now,
+                "tuf.sign",
+                format!(
+                    "{} signed [{}] in {}",
+                    key.split('?').next().unwrap_or_default(),
+                    signed.join(", "),
+                    repo.display()
+                ),
+                &repo,
+                &files,
+            )?;
             print(json, report.to_json(), report.to_text());
         }
         TufCommand::Status {
@@ -247,11 +307,27 @@ pub fn run(command: TufCommand) -> Result<(), CliError> {
             policy,
             keys,
             time,
+            state,
             json,
         } => {
-            let now = time.confirm(None)?;
+            let now = time.confirm(state.resolve().as_deref())?;
             let policy = Policy::load(&policy, keys.as_deref())?;
             let report = tuf::publish(&repo, &policy, now)?;
+            let roles: Vec<String> = report
+                .roles
+                .iter()
+                .map(|r| format!("{} v{}", r.role, r.version))
+                .collect();
+            let files: Vec<std::path::PathBuf> =
+                report.roles.iter().map(|r| r.file.clone()).collect();
+            journal_signing(
+                &state,
+                now,
+                "tuf.publish",
+                format!("{}: {}", repo.display(), roles.join(", ")),
+                &repo,
+                &files,
+            )?;
             let validity =
                 tuf::repository_status(&repo, Some(&policy), now.timestamp())?.validity();
             let mut value = report.to_json();
@@ -310,9 +386,50 @@ fn run_targets(command: TargetsCommand) -> Result<(), CliError> {
         }
         TargetsCommand::Renew { repo, common } => (repo, TargetChange::Renew, common),
     };
-    let now = common.time.confirm(None)?;
+    let now = common.time.confirm(common.state.resolve().as_deref())?;
     let policy = Policy::load_roles(&common.policy, common.keys.as_deref())?;
     let report = tuf::stage_targets(Path::new(&repo), &policy, &change, now)?;
+    journal_signing(
+        &common.state,
+        now,
+        "tuf.targets",
+        format!(
+            "{}: targets v{} drafted ({})",
+            Path::new(&repo).display(),
+            report.version,
+            report.change
+        ),
+        Path::new(&repo),
+        std::slice::from_ref(&report.file),
+    )?;
     print(common.json, report.to_json(), report.to_text());
     Ok(())
+}
+
+/// Journals a TUF signing command when a state directory is given, with the SHA-256 of each
+/// file it wrote (`files`, relative to `dir` or absolute). The metadata is written by the
+/// library as it signs, so the record follows it; a command that fails leaves no record.
+fn journal_signing(
+    state: &super::journal::StateArg,
+    time: rootcellar::time::ConfirmedTime,
+    action: &str,
+    detail: String,
+    dir: &Path,
+    files: &[std::path::PathBuf],
+) -> Result<(), CliError> {
+    if state.resolve().is_none() {
+        return Ok(());
+    }
+    let mut record = rootcellar::journal::Record::new(time, super::actor(), action).detail(detail);
+    for file in files {
+        let path = if file.is_absolute() {
+            file.clone()
+        } else {
+            dir.join(file)
+        };
+        if path.is_file() {
+            record = record.output(rootcellar::journal::Digest::of_file(&path)?);
+        }
+    }
+    super::journal_action(state, record)
 }

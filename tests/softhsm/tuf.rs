@@ -607,3 +607,29 @@ fn missing_target_is_refused_before_signing() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn tuf_signing_commands_journal_what_they_wrote_when_given_a_state_directory() {
+    let rehearsal = Rehearsal::new();
+    let state = rehearsal.hsm.path("state");
+    let (repo, _) = rehearsal.init_ok(&["--state", state.to_str().unwrap()]);
+    let out = ok(rehearsal
+        .hsm
+        .rootcellar()
+        .args(["journal", "show", "--json", "--state"])
+        .arg(&state));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let record = &doc["records"][0];
+    assert_eq!(record["action"], "tuf.init");
+    let outputs = record["outputs"].as_array().unwrap();
+    // Every metadata file written is in the record, with its SHA-256 as it is on disk.
+    let root = repo.join("metadata/1.root.json");
+    let digest = sha256_hex(&std::fs::read(&root).unwrap());
+    assert!(
+        outputs
+            .iter()
+            .any(|o| o["name"] == root.display().to_string() && o["sha256"] == digest),
+        "{outputs:#?}"
+    );
+    assert!(outputs.len() >= 4, "{outputs:#?}");
+}
