@@ -76,7 +76,10 @@ fn repair_token_files(tokens: &Path, pins: &Path) -> std::io::Result<Vec<String>
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    let made: Vec<&str> = names.iter().filter_map(|n| n.strip_suffix(".pin")).collect();
+    let made: Vec<&str> = names
+        .iter()
+        .filter_map(|n| n.strip_suffix(".pin"))
+        .collect();
     let pending: Vec<&str> = names
         .iter()
         .filter_map(|n| n.strip_suffix(".pin.new"))
