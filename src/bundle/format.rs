@@ -301,7 +301,7 @@ impl Manifest {
 
 /// Whole seconds, UTC, RFC 3339: the one textual form of an instant.
 pub(super) fn normalise_time(t: jiff::Timestamp) -> jiff::Timestamp {
-    jiff::Timestamp::from_second(t.as_second()).expect("whole seconds of a valid timestamp")
+    crate::time::whole_seconds(t)
 }
 
 fn parse_created(text: &str) -> Result<jiff::Timestamp, BundleError> {

@@ -325,7 +325,7 @@ pub fn import(options: &ImportOptions) -> Result<ImportReport, ImportError> {
         bundle_created: manifest.created,
         signer: bundle.signer().fingerprint(),
         // Reported and recorded in whole seconds (verification used the exact time).
-        at: Timestamp::from_second(options.at.as_second()).unwrap_or(options.at),
+        at: crate::time::whole_seconds(options.at),
         repository: verified,
         trusted_root_sha256: sha256_hex(trusted_root_json),
         files: Vec::new(),

@@ -167,14 +167,13 @@ impl Journal {
         record.check()?;
         let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
         let head = self.head()?;
-        self.check_last_matches(&head)?;
-        if let Some(latest) = self.latest_record()? {
-            if record.time < latest.time {
+        if let Some(previous) = self.check_last_matches(&head)? {
+            if record.time < previous {
                 return Err(JournalError::TimeWentBackwards {
                     seq: head.seq + 1,
                     time: record.time,
-                    previous_seq: latest.seq,
-                    previous: latest.time,
+                    previous_seq: head.seq,
+                    previous,
                 });
             }
         }
@@ -230,14 +229,21 @@ impl Journal {
         }))
     }
 
-    /// Checks that the last stored record is the head, before extending the chain.
-    fn check_last_matches(&self, head: &Head) -> Result<(), JournalError> {
+    /// Checks that the last stored record is the head, before extending the chain; returns its
+    /// time (none for an empty journal), which the next record may not precede.
+    fn check_last_matches(&self, head: &Head) -> Result<Option<jiff::Timestamp>, JournalError> {
         let last = self.records.last().map_err(storage_error(&self.path))?;
         match (last, head.seq) {
-            (None, 0) => Ok(()),
+            (None, 0) => Ok(None),
             (Some((key, value)), seq) if key.as_ref() == seq.to_be_bytes() => {
                 if record::hash(&value) == head.hash {
-                    Ok(())
+                    let entry = record::decode(&value).map_err(|e| JournalError::BrokenChain {
+                        seq,
+                        problem: format!(
+                            "the last stored record is not a valid journal record ({e})"
+                        ),
+                    })?;
+                    Ok(Some(entry.record.time))
                 } else {
                     Err(JournalError::BrokenChain {
                         seq,

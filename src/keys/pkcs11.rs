@@ -643,30 +643,19 @@ impl KeyBackend for Arc<Pkcs11Token> {
     }
 
     fn remove_partial(&self, intent: &KeyIntent) -> Result<usize, KeyError> {
-        let halves = self.halves(&intent.id_bytes())?;
-        let whole = halves.public.len() == 1 && halves.private.len() == 1;
+        let mut halves = self.halves(&intent.id_bytes())?;
+        let mut doomed = std::mem::take(&mut halves.anonymous);
+        // A whole key is adopted, never removed.
+        if !(halves.public.len() == 1 && halves.private.len() == 1) {
+            doomed.extend(halves.public.iter().chain(&halves.private));
+        }
         let session = lock(&self.session);
-        let mut removed = 0;
-        for handle in halves.anonymous.iter().chain(if whole {
-            // A whole key is adopted, never removed.
-            [].iter()
-        } else {
-            halves.public.iter()
-        }) {
+        for handle in &doomed {
             session
                 .destroy_object(*handle)
                 .map_err(ck("C_DestroyObject"))?;
-            removed += 1;
         }
-        if !whole {
-            for handle in &halves.private {
-                session
-                    .destroy_object(*handle)
-                    .map_err(ck("C_DestroyObject"))?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
+        Ok(doomed.len())
     }
 
     fn list(&self) -> Result<Vec<KeyInfo>, KeyError> {

@@ -20,9 +20,7 @@ fn b64(bytes: &[u8]) -> String {
 fn time_text(t: jiff::Timestamp) -> String {
     // Whole seconds: clients parse fractional seconds, but identical inputs should give
     // identical bytes whatever the sub-second part of the clock.
-    jiff::Timestamp::from_second(t.as_second())
-        .unwrap_or(t)
-        .to_string()
+    crate::time::whole_seconds(t).to_string()
 }
 
 fn parse_time(text: &str) -> Result<jiff::Timestamp, TrustRootError> {

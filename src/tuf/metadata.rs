@@ -345,8 +345,9 @@ pub(crate) fn parse_tuf_key(json: &Value) -> Option<PublicKey> {
 
 /// A time as TUF writes it: whole seconds, UTC, `YYYY-MM-DDTHH:MM:SSZ`.
 pub(crate) fn format_time(time: Timestamp) -> String {
-    let whole = Timestamp::from_second(time.as_second()).expect("whole seconds stay in range");
-    whole.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    crate::time::whole_seconds(time)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// Parses a time in exactly TUF's form (`YYYY-MM-DDTHH:MM:SSZ`), as python-tuf does.
@@ -374,8 +375,7 @@ pub(crate) fn parse_time(text: &str) -> Option<Timestamp> {
 
 /// `now` truncated to whole seconds plus `days`.
 pub(crate) fn expiry_after(now: Timestamp, days: u32) -> Option<Timestamp> {
-    let whole = Timestamp::from_second(now.as_second()).ok()?;
-    whole
+    crate::time::whole_seconds(now)
         .checked_add(jiff::SignedDuration::from_hours(i64::from(days) * 24))
         .ok()
 }

@@ -428,8 +428,7 @@ async fn verify_with_tough(
 /// Each role's expiry: `now` truncated to whole seconds (tough would otherwise write
 /// nanoseconds, which some clients reject) plus the policy's days.
 fn expiries(policy: &Policy, now: Timestamp) -> Result<BTreeMap<Role, Timestamp>, TufError> {
-    let whole =
-        Timestamp::from_second(now.as_second()).expect("a timestamp truncated stays in range");
+    let whole = crate::time::whole_seconds(now);
     Role::ALL
         .iter()
         .map(|&role| {

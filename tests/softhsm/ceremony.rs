@@ -25,12 +25,7 @@ impl Rehearsal {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("answers.toml"),
-            format!(
-                "time = \"{}\"\nconfirm = true\n[present]\noperator = [\"Olga\"]\n\
-             witness = [\"Wim\", \"Wanda\"]\ncustodian-1 = [\"Carol\"]\ncustodian-2 = [\"Chidi\"]\n\
-             custodian-3 = [\"Cem\"]\n",
-                clock_time()
-            ),
+            answers_toml(&clock_time(), None),
         )
         .unwrap();
         Rehearsal { dir }
@@ -786,16 +781,6 @@ fn a_backup_restored_into_a_fresh_token_signs_for_the_original_key() {
 #[test]
 fn rotation_and_trust_root_ceremonies_verify_with_both_clients() {
     let r = Rehearsal::new();
-    std::fs::write(
-        r.path("answers.toml"),
-        format!(
-            "time = \"{}\"\nconfirm = true\n[present]\noperator = [\"Olga\"]\n\
-         witness = [\"Wim\", \"Wanda\"]\ncustodian-1 = [\"Carol\"]\ncustodian-2 = [\"Chidi\"]\n\
-         custodian-3 = [\"Cem\"]\ncustodian-4 = [\"Dana\"]\n",
-            clock_time()
-        ),
-    )
-    .unwrap();
     assert_ok(&r.run("ceremony/root-init.toml", None, "root-init", None));
     let request = r.path("rotate-request");
     std::fs::create_dir(&request).unwrap();

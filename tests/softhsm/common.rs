@@ -25,6 +25,19 @@ pub fn clock() -> jiff::Timestamp {
     jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).expect("the clock is in range")
 }
 
+/// An answers file for an unattended rehearsal at `time` (with `time_again` when given): the
+/// operator, two witnesses and custodians 1 to 4, every step confirmed.
+pub fn answers_toml(time: &str, time_again: Option<&str>) -> String {
+    let again = time_again
+        .map(|t| format!("time_again = \"{t}\"\n"))
+        .unwrap_or_default();
+    format!(
+        "time = \"{time}\"\n{again}confirm = true\n[present]\noperator = [\"Olga\"]\n\
+         witness = [\"Wim\", \"Wanda\"]\ncustodian-1 = [\"Carol\"]\ncustodian-2 = [\"Chidi\"]\n\
+         custodian-3 = [\"Cem\"]\ncustodian-4 = [\"Dana\"]\n"
+    )
+}
+
 /// The clock shifted by `days` days of 24 hours, whole seconds, RFC 3339.
 pub fn days_from_now(days: i64) -> String {
     clock()

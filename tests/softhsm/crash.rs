@@ -46,12 +46,7 @@ impl Appliance {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("answers.toml"),
-            format!(
-                "time = \"{}\"\nconfirm = true\n[present]\noperator = [\"Olga\"]\n\
-                 witness = [\"Wim\", \"Wanda\"]\ncustodian-1 = [\"Carol\"]\n\
-                 custodian-2 = [\"Chidi\"]\ncustodian-3 = [\"Cem\"]\ncustodian-4 = [\"Dana\"]\n",
-                clock_time()
-            ),
+            answers_toml(&clock_time(), None),
         )
         .unwrap();
         Appliance { dir }
@@ -344,6 +339,37 @@ fn ceremonies_killed_at_random_moments_resume_to_the_same_result() {
     assert!(failures.is_empty(), "seed {seed}: {failures:#?}");
 }
 
+impl Appliance {
+    /// Runs root-init with the crash hook at `point`, and checks that it fired.
+    fn root_init_killed_at(&self, point: &str) {
+        let crashed = self
+            .command("root-init", "root-init", None)
+            .env("ROOTCELLAR_TEST_CRASH_AT", point)
+            .output()
+            .unwrap();
+        assert!(!crashed.status.success(), "the crash hook did not fire");
+    }
+
+    /// Runs root-init again, as the operator resumes it, and checks that it finished.
+    fn root_init_resumed(&self) {
+        let resumed = self
+            .command("root-init", "root-init", None)
+            .output()
+            .unwrap();
+        assert!(resumed.status.success(), "{}", text(&resumed));
+    }
+
+    /// How many halves labelled `label` token `token` holds: (public, private).
+    fn halves(&self, token: &str, label: &str) -> (Option<usize>, Option<usize>) {
+        let keys = self.token_keys();
+        let halves = &keys[token];
+        (
+            halves.public.get(label).copied(),
+            halves.private.as_ref().and_then(|p| p.get(label).copied()),
+        )
+    }
+}
+
 /// The intended id recorded for key `name` in the ceremony's progress record.
 fn intended_id(appliance: &Appliance, name: &str) -> String {
     let dir = std::fs::read_dir(appliance.path("state/ceremonies"))
@@ -387,20 +413,8 @@ fn a_key_made_but_not_recorded_is_adopted_not_made_again() {
     // Killed after the token made custodian 2's key, before anything recorded it: the resume
     // finds the key under its intended id and adopts it.
     let appliance = Appliance::new();
-    let mut cmd = appliance.command("root-init", "root-init", None);
-    let crashed = cmd
-        .env(
-            "ROOTCELLAR_TEST_CRASH_AT",
-            "generate-keys:made-key-tuf-root-2",
-        )
-        .output()
-        .unwrap();
-    assert!(!crashed.status.success(), "the crash hook did not fire");
-    let resumed = appliance
-        .command("root-init", "root-init", None)
-        .output()
-        .unwrap();
-    assert!(resumed.status.success(), "{}", text(&resumed));
+    appliance.root_init_killed_at("generate-keys:made-key-tuf-root-2");
+    appliance.root_init_resumed();
     let actions = journal_actions(&appliance);
     assert!(
         actions
@@ -408,15 +422,9 @@ fn a_key_made_but_not_recorded_is_adopted_not_made_again() {
             .any(|a| a.starts_with("key.adopt") && a.contains("token=custodian-2")),
         "{actions:#?}"
     );
-    let keys = appliance.token_keys();
-    assert_eq!(keys["custodian-2"].public.get("tuf-root"), Some(&1));
     assert_eq!(
-        keys["custodian-2"]
-            .private
-            .as_ref()
-            .unwrap()
-            .get("tuf-root"),
-        Some(&1)
+        appliance.halves("custodian-2", "tuf-root"),
+        (Some(1), Some(1))
     );
 }
 
@@ -427,15 +435,7 @@ fn a_lone_half_under_the_intended_id_is_removed_and_the_key_made_again() {
     // appears under the intended id (what a kill inside C_GenerateKeyPair leaves), written with
     // OpenSC's pkcs11-tool. The resume removes it and makes the key.
     let appliance = Appliance::new();
-    let crashed = appliance
-        .command("root-init", "root-init", None)
-        .env(
-            "ROOTCELLAR_TEST_CRASH_AT",
-            "generate-keys:intent-key-tuf-root-1",
-        )
-        .output()
-        .unwrap();
-    assert!(!crashed.status.success(), "the crash hook did not fire");
+    appliance.root_init_killed_at("generate-keys:intent-key-tuf-root-1");
     let id = intended_id(&appliance, "tuf-root-1");
     let der = appliance.path("lone.der");
     let key = openssl(&[
@@ -483,11 +483,7 @@ fn a_lone_half_under_the_intended_id_is_removed_and_the_key_made_again() {
         .output()
         .unwrap();
     assert!(written.status.success(), "{}", text(&written));
-    let resumed = appliance
-        .command("root-init", "root-init", None)
-        .output()
-        .unwrap();
-    assert!(resumed.status.success(), "{}", text(&resumed));
+    appliance.root_init_resumed();
     let actions = journal_actions(&appliance);
     assert!(
         actions.iter().any(|a| a.starts_with("key.discard")
@@ -495,15 +491,9 @@ fn a_lone_half_under_the_intended_id_is_removed_and_the_key_made_again() {
             && a.contains("left 1 public and 0 private")),
         "{actions:#?}"
     );
-    let keys = appliance.token_keys();
-    assert_eq!(keys["custodian-1"].public.get("tuf-root"), Some(&1));
     assert_eq!(
-        keys["custodian-1"]
-            .private
-            .as_ref()
-            .unwrap()
-            .get("tuf-root"),
-        Some(&1)
+        appliance.halves("custodian-1", "tuf-root"),
+        (Some(1), Some(1))
     );
     // The key made is the token's own, not the one written in: it signed the TUF root.
     let verified = rootcellar()
@@ -521,37 +511,19 @@ fn a_rehearsal_token_made_before_a_kill_is_finished_with_its_recorded_pin() {
     // Killed after C_InitToken made custodian 1's rehearsal token, before its PIN file was
     // in place: the resume opens it with the PIN recorded beforehand.
     let appliance = Appliance::new();
-    let crashed = appliance
-        .command("root-init", "root-init", None)
-        .env(
-            "ROOTCELLAR_TEST_CRASH_AT",
-            "rehearsal:made-token-custodian-1",
-        )
-        .output()
-        .unwrap();
-    assert!(!crashed.status.success(), "the crash hook did not fire");
+    appliance.root_init_killed_at("rehearsal:made-token-custodian-1");
     assert!(appliance
         .path("state/rehearsal/pins/custodian-1.pin.new")
         .exists());
     assert!(!appliance
         .path("state/rehearsal/pins/custodian-1.pin")
         .exists());
-    let resumed = appliance
-        .command("root-init", "root-init", None)
-        .output()
-        .unwrap();
-    assert!(resumed.status.success(), "{}", text(&resumed));
+    appliance.root_init_resumed();
     assert!(appliance
         .path("state/rehearsal/pins/custodian-1.pin")
         .exists());
-    let keys = appliance.token_keys();
     assert_eq!(
-        keys["custodian-1"]
-            .private
-            .as_ref()
-            .unwrap()
-            .get("tuf-root"),
-        Some(&1),
-        "{keys:?}"
+        appliance.halves("custodian-1", "tuf-root"),
+        (Some(1), Some(1))
     );
 }

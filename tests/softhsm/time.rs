@@ -11,10 +11,9 @@ use crate::common::*;
 
 /// This machine's clock moved by `hours`, in whole seconds.
 fn clock_plus_hours(hours: i64) -> Timestamp {
-    let t = Timestamp::now()
+    clock()
         .checked_add(SignedDuration::from_hours(hours))
-        .unwrap();
-    Timestamp::from_second(t.as_second()).unwrap()
+        .unwrap()
 }
 
 fn rootcellar() -> Command {
@@ -64,7 +63,7 @@ impl Appliance {
     fn after_root_init() -> Self {
         let appliance = Appliance {
             dir: tempfile::tempdir().unwrap(),
-            time: Timestamp::from_second(Timestamp::now().as_second()).unwrap(),
+            time: clock(),
         };
         appliance.answers("answers.toml", appliance.time, None);
         let out = appliance.run(rootcellar(), "root-init", None, "root-init", None);
@@ -88,19 +87,9 @@ impl Appliance {
     /// Writes an answers file with `time` (whole seconds) and, if given, `time_again`.
     fn answers(&self, name: &str, time: Timestamp, again: Option<Timestamp>) -> PathBuf {
         let time = Timestamp::from_second(time.as_second()).unwrap();
-        let again = again
-            .map(|t| format!("time_again = \"{t}\"\n"))
-            .unwrap_or_default();
         let path = self.path(name);
-        std::fs::write(
-            &path,
-            format!(
-                "time = \"{time}\"\n{again}confirm = true\n[present]\noperator = [\"Olga\"]\n\
-                 witness = [\"Wim\", \"Wanda\"]\ncustodian-1 = [\"Carol\"]\n\
-                 custodian-2 = [\"Chidi\"]\ncustodian-3 = [\"Cem\"]\ncustodian-4 = [\"Dana\"]\n"
-            ),
-        )
-        .unwrap();
+        let again = again.map(|t| t.to_string());
+        std::fs::write(&path, answers_toml(&time.to_string(), again.as_deref())).unwrap();
         path
     }
 
@@ -493,7 +482,7 @@ fn publishing_says_how_long_the_metadata_stays_valid_and_warns_inside_the_signin
     let appliance = Appliance::after_root_init();
     // A rotation 150 days after root-init: targets v1 (182 days, signed at root-init) has 32
     // days left, inside its 42-day signing period.
-    let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap();
+    let now = clock();
     let later = now
         .checked_add(SignedDuration::from_hours(150 * 24))
         .unwrap();

@@ -111,19 +111,21 @@ fn generate_or_adopt(
         unnamed,
     } = outcome
     {
-        let removed = backend.remove_partial(&intent)?;
+        // Journaled before the objects go: a kill in between removes them on the next run
+        // and journals it again, rather than losing the record.
         context.journal(
             "key.discard",
             format!(
                 "{}: a generation cut short left {public} public and {private} private \
                  half/halves under CKA_ID {}, and {unnamed} key object(s) without label or id; \
-                 {removed} object(s) removed",
+                 removing them",
                 uri.without_query(),
                 intent.id
             ),
             vec![],
             vec![],
         )?;
+        backend.remove_partial(&intent)?;
         outcome = backend.find_intended(&intent)?;
     }
     let (info, action, how) = match outcome {
