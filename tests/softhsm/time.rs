@@ -245,7 +245,11 @@ fn a_time_before_this_build_is_refused_naming_both_times() {
 fn a_time_far_from_the_clock_must_be_typed_again() {
     let appliance = Appliance::after_root_init();
     let records = appliance.journal().len();
-    let later = clock_plus_hours(3);
+    // Half a minute past 3 h, so that the clock ticking on before the command reads it (a busy
+    // machine) still leaves "3 h", not "2 h 59 min".
+    let later = clock_plus_hours(3)
+        .checked_add(SignedDuration::from_secs(30))
+        .unwrap();
 
     // Unattended without time_again: refused, both times named, nothing started.
     appliance.answers("far.toml", later, None);

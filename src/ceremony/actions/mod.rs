@@ -91,6 +91,50 @@ impl Action {
     }
 }
 
+/// What the TUF actions that work on a copy of a repository share: the repository (an input or
+/// an earlier output), the policy bound to the script's keys, and the step's output directory.
+/// tuf-rotate and tuf-publish are exactly this.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryStep {
+    /// The repository: an input or an earlier output.
+    pub repository: String,
+    /// The policy, relative to the script.
+    pub policy: PathBuf,
+    /// Policy key name → script key name.
+    pub keys: std::collections::BTreeMap<String, String>,
+    /// Output directory name.
+    pub output: String,
+}
+
+impl RepositoryStep {
+    fn key_names(&self) -> Vec<&str> {
+        self.keys.values().map(String::as_str).collect()
+    }
+
+    fn writes(&self) -> Vec<String> {
+        vec![self.output.clone()]
+    }
+
+    fn problems(&self, script: &Script) -> Vec<String> {
+        policy_problems(script, &self.policy, &self.keys)
+    }
+
+    /// The bound policy, and the step's own copy of the repository at its output in `scratch`
+    /// (a redone step starts from the same state).
+    fn open(
+        &self,
+        context: &Context<'_>,
+        step: &Step,
+        scratch: &Path,
+    ) -> Result<(crate::tuf::Policy, PathBuf), CeremonyError> {
+        let policy = context.script.tuf_policy(&self.policy, &self.keys)?;
+        let repo = copy_repository(context, &self.repository, scratch, &self.output)
+            .map_err(super::context::step_error(step))?;
+        Ok((policy, repo))
+    }
+}
+
 /// Copies a repository (an input or an earlier output) to the step's output in `scratch`, so
 /// that the step works on its own copy and a redone step starts from the same state.
 fn copy_repository(
@@ -102,6 +146,18 @@ fn copy_repository(
     let target = scratch.join(output);
     copy_tree(&context.path(repository), &target)?;
     Ok(target)
+}
+
+/// The problem with a step's TUF policy, bound to the script's keys, if it has one.
+fn policy_problems(
+    script: &Script,
+    policy: &Path,
+    keys: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
+    match script.tuf_policy(policy, keys) {
+        Ok(_) => vec![],
+        Err(e) => vec![e.to_string()],
+    }
 }
 
 /// Tells the room how long the repository just published stays valid from the confirmed time,
@@ -125,16 +181,4 @@ fn say_validity(
         details.push(warning);
     }
     Ok(())
-}
-
-/// The problem with a step's TUF policy, bound to the script's keys, if it has one.
-fn policy_problems(
-    script: &Script,
-    policy: &Path,
-    keys: &std::collections::BTreeMap<String, String>,
-) -> Vec<String> {
-    match script.tuf_policy(policy, keys) {
-        Ok(_) => vec![],
-        Err(e) => vec![e.to_string()],
-    }
 }

@@ -1,45 +1,35 @@
 //! `tuf-publish`: the staged drafts published once their thresholds are met (snapshot and
 //! timestamp follow), and how long the result stays valid said to the room.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{copy_repository, policy_problems, say_validity, Perform};
-use crate::ceremony::context::{step_error, Context};
+use super::{say_validity, Perform, RepositoryStep};
+use crate::ceremony::context::Context;
 use crate::ceremony::script::{Script, Step};
 use crate::ceremony::CeremonyError;
 
 /// Publish the staged drafts once their thresholds are met (snapshot and timestamp follow).
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TufPublish {
-    /// The repository.
-    pub repository: String,
-    /// The policy, relative to the script.
-    pub policy: PathBuf,
-    /// Policy key name → script key name.
-    pub keys: BTreeMap<String, String>,
-    /// Output directory name.
-    pub output: String,
-}
+#[serde(transparent)]
+pub struct TufPublish(pub RepositoryStep);
 
 impl Perform for TufPublish {
     fn keys(&self) -> Vec<&str> {
-        self.keys.values().map(String::as_str).collect()
+        self.0.key_names()
     }
 
     fn reads(&self) -> Vec<String> {
-        vec![self.repository.clone()]
+        vec![self.0.repository.clone()]
     }
 
     fn writes(&self) -> Vec<String> {
-        vec![self.output.clone()]
+        self.0.writes()
     }
 
     fn problems(&self, script: &Script) -> Vec<String> {
-        policy_problems(script, &self.policy, &self.keys)
+        self.0.problems(script)
     }
 
     fn perform(
@@ -48,11 +38,8 @@ impl Perform for TufPublish {
         step: &Step,
         scratch: &Path,
     ) -> Result<Vec<String>, CeremonyError> {
-        let fail = step_error(step);
         let mut details = Vec::new();
-        let policy = context.script.tuf_policy(&self.policy, &self.keys)?;
-        let repo =
-            copy_repository(context, &self.repository, scratch, &self.output).map_err(&fail)?;
+        let (policy, repo) = self.0.open(context, step, scratch)?;
         let report = crate::tuf::publish(&repo, &policy, context.time)?;
         for role in &report.roles {
             details.push(format!(
