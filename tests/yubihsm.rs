@@ -319,7 +319,13 @@ fn x509_root_signed_by_a_yubihsm_key_passes_openssl_verify() {
         not_before: clock_time(),
         days: 3652,
     };
-    let root = rootcellar::x509::issue_root_ca(signer.as_ref(), subject, &validity).unwrap();
+    let root = rootcellar::x509::issue_root_ca(
+        signer.as_ref(),
+        subject,
+        &validity,
+        &rootcellar::x509::Serial::random(),
+    )
+    .unwrap();
     let pem = mock.path("root.pem");
     std::fs::write(&pem, root.pem()).unwrap();
     let pem = pem.to_str().unwrap();

@@ -45,6 +45,9 @@ pub(super) struct Context<'a> {
     /// The YubiHSM2 devices unlocked in this run, by device name, with the last entry of
     /// their audit log when first unlocked: the ceremony's share of the log starts after it.
     pub(super) yubihsms: BTreeMap<String, (KeyLocation, Option<u16>)>,
+    /// While a step runs again after an interruption: what the interrupted run wrote, by
+    /// output name, for the action to reconcile (adopt a certificate it signed, or discard it).
+    pub(super) leftovers: Option<PathBuf>,
 }
 
 impl Context<'_> {

@@ -33,6 +33,26 @@ pub(super) enum Event {
         name: String,
         intent: crate::keys::KeyIntent,
     },
+    /// A certificate about to be signed under `serial`: recorded, flushed, before the key is
+    /// asked to sign.
+    CertificateIntent {
+        step: String,
+        output: String,
+        serial: crate::x509::Serial,
+    },
+    /// The certificate of an intent, signed by an interrupted run, found, checked and kept.
+    CertificateAdopted {
+        step: String,
+        output: String,
+        serial: crate::x509::Serial,
+    },
+    /// An intent whose certificate was not found (or was not it): it may have been signed, it
+    /// is never delivered, and the next one takes a new serial.
+    CertificateDiscarded {
+        step: String,
+        output: String,
+        serial: crate::x509::Serial,
+    },
     Key {
         step: String,
         name: String,
@@ -147,6 +167,45 @@ impl Progress {
             } if s == step && n == name => Some(intent),
             _ => None,
         })
+    }
+
+    /// The certificate intents of `step` for `output` not yet discarded, oldest first, each
+    /// with whether it was adopted. (One at most, as a new intent follows a discard.)
+    pub(super) fn open_certificate_intents(
+        &self,
+        step: &str,
+        output: &str,
+    ) -> Vec<(crate::x509::Serial, bool)> {
+        let mut open: Vec<(crate::x509::Serial, bool)> = Vec::new();
+        for event in &self.events {
+            match event {
+                Event::CertificateIntent {
+                    step: s,
+                    output: o,
+                    serial,
+                } if s == step && o == output => open.push((serial.clone(), false)),
+                Event::CertificateAdopted {
+                    step: s,
+                    output: o,
+                    serial,
+                } if s == step && o == output => {
+                    for (open_serial, adopted) in &mut open {
+                        if open_serial == serial {
+                            *adopted = true;
+                        }
+                    }
+                }
+                Event::CertificateDiscarded {
+                    step: s,
+                    output: o,
+                    serial,
+                } if s == step && o == output => {
+                    open.retain(|(open_serial, _)| open_serial != serial)
+                }
+                _ => {}
+            }
+        }
+        open
     }
 
     pub(super) fn generated_key(&self, step: &str, name: &str) -> Option<(&str, &str)> {

@@ -9,8 +9,10 @@
 //! A step runs in `work/.step-ID/` and its outputs are moved into `work/` only when it has
 //! finished; its completion is then recorded with the SHA-256 of each output. On resume, a
 //! completed step is skipped after its outputs are re-hashed; a step that began but was not
-//! recorded as complete is redone from scratch, except that keys it generated (each recorded as
-//! soon as the token made it) are adopted rather than generated again.
+//! recorded as complete is redone from scratch, except for what it recorded as intended before
+//! doing it: a key (label and CKA_ID chosen in advance) found on the token is adopted, a lone
+//! half removed; a certificate (serial chosen in advance) the interrupted run left, set aside in
+//! `work/.step-ID.interrupted/`, is checked and adopted, or journaled as discarded.
 //!
 //! The runner is the engine alone: what a step does is its action's (`actions/`, one file each,
 //! known here only through the `Perform` trait); `progress` keeps the record, `context` is what
@@ -259,6 +261,7 @@ pub fn run(
         instance: instance_name,
         operator: present["operator"].join(", "),
         yubihsms: BTreeMap::new(),
+        leftovers: None,
     };
     let mut transcript = Transcript::new(&script, &instance, time, &present, rehearsal);
     if let Some((begun, _)) = context.progress.started() {
@@ -284,6 +287,8 @@ pub fn run(
                     )));
                 }
             }
+            // A crash between completing the step and clearing what it set aside.
+            let _ = remove_any(&leftovers_dir(&context, step));
             context.prompter.say(&format!(
                 "-- step {}: already completed, outputs verified",
                 step.id
@@ -389,21 +394,20 @@ fn run_step(context: &mut Context<'_>, step: &Step) -> Result<StepEntry, Ceremon
     })?;
     crash_point(&step.id, "before");
 
-    // A step that began before a crash starts over in a clean scratch directory, and any of its
-    // outputs that were moved into place are removed: they were never recorded.
-    let scratch = context.work.join(format!(".step-{}", step.id));
-    let _ = std::fs::remove_dir_all(&scratch);
-    for write in action.writes() {
-        let path = context.path(&write);
-        if path.is_dir() {
-            let _ = std::fs::remove_dir_all(&path);
-        } else {
-            let _ = std::fs::remove_file(&path);
-        }
-    }
+    // A step that began before a crash starts over in a clean scratch directory. What the
+    // interrupted run wrote (in its scratch, or already moved into place, never recorded) is
+    // set aside for the action to reconcile: a certificate signed under a recorded serial is
+    // adopted from there.
+    let scratch = scratch_dir(context, step);
+    let leftovers = leftovers_dir(context, step);
+    set_aside(&action.writes(), context, &scratch, &leftovers)
+        .map_err(|e| step_error(step)(Box::new(e)))?;
     std::fs::create_dir_all(&scratch).map_err(|e| step_error(step)(Box::new(e)))?;
+    context.leftovers = leftovers.exists().then(|| leftovers.clone());
 
-    let details = action.perform(context, step, &scratch)?;
+    let details = action.perform(context, step, &scratch);
+    context.leftovers = None;
+    let details = details?;
     crash_point(&step.id, "after-hsm");
 
     let mut outputs = BTreeMap::new();
@@ -434,6 +438,7 @@ fn run_step(context: &mut Context<'_>, step: &Step) -> Result<StepEntry, Ceremon
         details: details.clone(),
         preview: preview.clone(),
     })?;
+    let _ = remove_any(&leftovers);
     for line in &details {
         context.prompter.say(&format!("   done: {line}"));
     }
@@ -445,6 +450,39 @@ fn run_step(context: &mut Context<'_>, step: &Step) -> Result<StepEntry, Ceremon
         details,
         resumed: false,
     })
+}
+
+/// Where a step writes its outputs before they are moved into place.
+fn scratch_dir(context: &Context<'_>, step: &Step) -> PathBuf {
+    context.work.join(format!(".step-{}", step.id))
+}
+
+/// Where what an interrupted run of a step wrote is kept until the step completes.
+fn leftovers_dir(context: &Context<'_>, step: &Step) -> PathBuf {
+    context.work.join(format!(".step-{}.interrupted", step.id))
+}
+
+/// Moves what an interrupted run of a step wrote into `leftovers`, the newest of each output
+/// (moved into place, else in scratch, else what an earlier interruption set aside), and
+/// clears the scratch directory. Nothing is set aside for a step run the first time.
+fn set_aside(
+    writes: &[String],
+    context: &Context<'_>,
+    scratch: &Path,
+    leftovers: &Path,
+) -> std::io::Result<()> {
+    for write in writes {
+        let newest = [context.path(write), scratch.join(write)]
+            .into_iter()
+            .find(|p| std::fs::symlink_metadata(p).is_ok());
+        if let Some(newest) = newest {
+            std::fs::create_dir_all(leftovers)?;
+            let kept = leftovers.join(write);
+            remove_any(&kept)?;
+            std::fs::rename(&newest, &kept)?;
+        }
+    }
+    remove_any(scratch)
 }
 
 /// Removes a file or directory tree left by an interrupted run, if there is one.

@@ -6,7 +6,7 @@ use clap::Subcommand;
 use rootcellar::journal::{Digest, Record};
 use rootcellar::x509::{
     write_certificate, CrlOrder, IntermediateOrder, IssuedCertificate, Profile, RootCaOrder,
-    RootCaSpec, Validity,
+    RootCaSpec, Serial, Validity,
 };
 
 use super::CliError;
@@ -165,6 +165,7 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
                     not_before: time.confirm(state.resolve().as_deref())?,
                     days,
                 },
+                serial: Serial::random(),
                 out,
             };
             // Journaled before the file appears: no certificate leaves unrecorded.
@@ -203,6 +204,7 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
                     not_before: time.confirm(state.resolve().as_deref())?,
                     days: days.unwrap_or(profile.default_days()),
                 },
+                serial: Serial::random(),
                 out,
             };
             let cert = order.sign()?;

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rcgen::{CertificateParams, DistinguishedName, Issuer, SerialNumber};
+use rcgen::{CertificateParams, DistinguishedName, Issuer};
 use sha2::{Digest, Sha256};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::ParsedExtension;
@@ -13,6 +13,7 @@ use super::hsm_key::{LintingSigner, Refusal, SubjectKey};
 use super::lint;
 use super::name;
 use super::profile::{apply_ca_fields, CertificateRules, Profile, ROOT_PATH_LEN};
+use super::serial::Serial;
 use super::X509Error;
 use crate::files;
 use crate::keys::{self, KeyAlgorithm, Signer};
@@ -117,28 +118,17 @@ fn signature_oid(algorithm: KeyAlgorithm) -> &'static str {
     }
 }
 
-/// A random positive serial of 16 octets (about 127 bits): never derived from the key, so a
-/// re-issue for the same key gets a new serial.
-fn random_serial() -> SerialNumber {
-    let mut bytes = [0u8; 16];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
-    bytes[0] &= 0x7f;
-    if bytes[0] == 0 {
-        bytes[0] = 0x01;
-    }
-    SerialNumber::from_slice(&bytes)
-}
-
 fn base_params(
     subject: DistinguishedName,
     validity: &Validity,
+    serial: &Serial,
 ) -> Result<CertificateParams, X509Error> {
     let (not_before, not_after) = validity.bounds()?;
     let mut params = CertificateParams::default();
     params.distinguished_name = subject;
     params.not_before = not_before;
     params.not_after = not_after;
-    params.serial_number = Some(random_serial());
+    params.serial_number = Some(serial.to_rcgen());
     Ok(params)
 }
 
@@ -195,18 +185,29 @@ fn check_after_signing(
     })
 }
 
-/// Self-signs the root CA certificate with `signer`: CA (critical, path length 1), keyUsage
-/// keyCertSign + cRLSign (critical), subject key identifier, random 16-octet serial.
+/// Self-signs the root CA certificate with `signer` under `serial`: CA (critical, path length
+/// 1), keyUsage keyCertSign + cRLSign (critical), subject key identifier.
 pub fn issue_root_ca(
     signer: &dyn Signer,
     subject: DistinguishedName,
     validity: &Validity,
+    serial: &Serial,
 ) -> Result<IssuedCertificate, X509Error> {
-    let mut params = base_params(subject, validity)?;
+    let mut params = base_params(subject, validity, serial)?;
     apply_ca_fields(&mut params, ROOT_PATH_LEN, None);
     params.use_authority_key_identifier_extension = false;
     let public_key = signer.public_key();
-    let rules = CertificateRules {
+    let rules = root_rules(public_key);
+    let linting = LintingSigner::new(signer, &rules);
+    let der = signed_der(
+        params.self_signed(&linting).map(|c| c.der().to_vec()),
+        &linting,
+    )?;
+    check_after_signing(&der, &rules, public_key, vec![])
+}
+
+fn root_rules(public_key: &keys::PublicKey) -> CertificateRules {
+    CertificateRules {
         name: "root CA",
         path_len: Some(ROOT_PATH_LEN),
         eku: None,
@@ -215,13 +216,42 @@ pub fn issue_root_ca(
         issuer_validity: None,
         subject_spki: public_key.spki_der(),
         signature_oid: signature_oid(public_key.algorithm()),
-    };
-    let linting = LintingSigner::new(signer, &rules);
-    let der = signed_der(
-        params.self_signed(&linting).map(|c| c.der().to_vec()),
-        &linting,
-    )?;
-    check_after_signing(&der, &rules, public_key, vec![])
+    }
+}
+
+/// Checks a certificate found after an interruption against what was about to be signed: it
+/// must carry `serial`, meet `rules` and verify with `issuer_key`. Then it is the certificate
+/// that was signed, and may be adopted rather than signed again.
+fn check_found(
+    pem_or_der: &[u8],
+    serial: &Serial,
+    rules: &CertificateRules,
+    issuer_key: &keys::PublicKey,
+    ignored_extensions: Vec<String>,
+) -> Result<IssuedCertificate, X509Error> {
+    let not_it = |problems: Vec<String>| X509Error::NotTheIntended(problems);
+    let der = certificate_der(pem_or_der).map_err(|e| not_it(vec![e]))?;
+    let (_, parsed) = X509Certificate::from_der(&der)
+        .map_err(|e| not_it(vec![format!("it does not parse: {e}")]))?;
+    let found = hex::encode(parsed.tbs_certificate.raw_serial());
+    if found != serial.hex() {
+        return Err(not_it(vec![format!("its serial is {found}, not {serial}")]));
+    }
+    check_after_signing(&der, rules, issuer_key, ignored_extensions).map_err(|e| match e {
+        X509Error::CheckAfterSigning(problems) => not_it(problems),
+        other => other,
+    })
+}
+
+/// The DER of a PEM or DER certificate.
+fn certificate_der(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    if bytes.starts_with(b"-----") {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(bytes)
+            .map_err(|e| format!("not a PEM certificate: {e}"))?;
+        Ok(pem.contents)
+    } else {
+        Ok(bytes.to_vec())
+    }
 }
 
 /// What an issuer certificate contributes to the rules of the certificates it issues.
@@ -276,18 +306,12 @@ pub(super) fn issuer_facts(
 pub(super) fn read_certificate(path: &Path) -> Result<Vec<u8>, X509Error> {
     let bytes = std::fs::read(path)
         .map_err(|e| X509Error::BadIssuer(format!("{}: {e}", path.display())))?;
-    if bytes.starts_with(b"-----") {
-        let (_, pem) = x509_parser::pem::parse_x509_pem(&bytes)
-            .map_err(|e| X509Error::BadIssuer(format!("{}: not PEM: {e}", path.display())))?;
-        Ok(pem.contents)
-    } else {
-        Ok(bytes)
-    }
+    certificate_der(&bytes).map_err(|e| X509Error::BadIssuer(format!("{}: {e}", path.display())))
 }
 
-/// Issues an intermediate CA certificate for `request` under `profile`, signed by `issuer_key`
-/// whose certificate is `issuer_der`. Only the CSR's subject (unless `subject` overrides it)
-/// and public key are used; the profile sets everything else.
+/// Issues an intermediate CA certificate for `request` under `profile` and `serial`, signed by
+/// `issuer_key` whose certificate is `issuer_der`. Only the CSR's subject (unless `subject`
+/// overrides it) and public key are used; the profile sets everything else.
 pub fn issue_intermediate(
     request: &CertificateRequest,
     profile: Profile,
@@ -295,22 +319,17 @@ pub fn issue_intermediate(
     issuer_key: &dyn Signer,
     subject: Option<DistinguishedName>,
     validity: &Validity,
+    serial: &Serial,
 ) -> Result<IssuedCertificate, X509Error> {
     let issuer_public = issuer_key.public_key();
-    let facts = issuer_facts(issuer_der, issuer_public)?;
-    let mut params = base_params(subject.unwrap_or_else(|| request.subject.clone()), validity)?;
+    let rules = intermediate_rules(request, profile, issuer_der, issuer_public)?;
+    let mut params = base_params(
+        subject.unwrap_or_else(|| request.subject.clone()),
+        validity,
+        serial,
+    )?;
     apply_ca_fields(&mut params, 0, Some(profile.eku()));
     params.use_authority_key_identifier_extension = true;
-    let rules = CertificateRules {
-        name: profile.name(),
-        path_len: Some(0),
-        eku: Some(profile.eku()),
-        authority_key_id: Some(facts.subject_key_id),
-        issuer_name: Some(facts.subject),
-        issuer_validity: Some(facts.validity),
-        subject_spki: request.public_key.spki_der(),
-        signature_oid: signature_oid(issuer_public.algorithm()),
-    };
     let linting = LintingSigner::new(issuer_key, &rules);
     let issuer = Issuer::from_ca_cert_der(&issuer_der.to_vec().into(), &linting)
         .map_err(|e| X509Error::BadIssuer(e.to_string()))?;
@@ -328,6 +347,25 @@ pub fn issue_intermediate(
     )
 }
 
+fn intermediate_rules(
+    request: &CertificateRequest,
+    profile: Profile,
+    issuer_der: &[u8],
+    issuer_public: &keys::PublicKey,
+) -> Result<CertificateRules, X509Error> {
+    let facts = issuer_facts(issuer_der, issuer_public)?;
+    Ok(CertificateRules {
+        name: profile.name(),
+        path_len: Some(0),
+        eku: Some(profile.eku()),
+        authority_key_id: Some(facts.subject_key_id),
+        issuer_name: Some(facts.subject),
+        issuer_validity: Some(facts.validity),
+        subject_spki: request.public_key.spki_der(),
+        signature_oid: signature_oid(issuer_public.algorithm()),
+    })
+}
+
 /// Everything `x509 root` needs: subject, validity, key and output path.
 #[derive(Debug)]
 pub struct RootCaOrder {
@@ -337,6 +375,8 @@ pub struct RootCaOrder {
     pub subject: String,
     /// Validity.
     pub validity: Validity,
+    /// The serial to sign under, chosen (and recorded, by a caller that journals) in advance.
+    pub serial: Serial,
     /// Where to write the PEM certificate (must not exist).
     pub out: PathBuf,
 }
@@ -356,7 +396,21 @@ impl RootCaOrder {
         self.validity.bounds()?;
         files::ensure_absent([self.out.as_path()])?;
         let signer = keys::open_signer(&self.key_uri)?;
-        issue_root_ca(signer.as_ref(), subject, &self.validity)
+        issue_root_ca(signer.as_ref(), subject, &self.validity, &self.serial)
+    }
+
+    /// The certificate an interrupted run of this order signed, if `found` is it: this
+    /// order's serial, the key's own certificate, every rule met, the signature verifying.
+    pub fn adopt(&self, found: &[u8]) -> Result<IssuedCertificate, X509Error> {
+        let signer = keys::open_signer(&self.key_uri)?;
+        let public_key = signer.public_key();
+        check_found(
+            found,
+            &self.serial,
+            &root_rules(public_key),
+            public_key,
+            vec![],
+        )
     }
 }
 
@@ -375,6 +429,8 @@ pub struct IntermediateOrder {
     pub subject: Option<String>,
     /// Validity.
     pub validity: Validity,
+    /// The serial to sign under, chosen (and recorded, by a caller that journals) in advance.
+    pub serial: Serial,
     /// Where to write the PEM certificate (must not exist).
     pub out: PathBuf,
 }
@@ -390,9 +446,7 @@ impl IntermediateOrder {
     /// Checks every input before touching the HSM, signs and checks the result, writing
     /// nothing (see [`RootCaOrder::sign`]).
     pub fn sign(&self) -> Result<IssuedCertificate, X509Error> {
-        let csr = std::fs::read(&self.csr)
-            .map_err(|e| X509Error::MalformedCsr(format!("{}: {e}", self.csr.display())))?;
-        let request = CertificateRequest::parse(&csr)?;
+        let request = self.request()?;
         let subject = self
             .subject
             .as_deref()
@@ -409,7 +463,32 @@ impl IntermediateOrder {
             signer.as_ref(),
             subject,
             &self.validity,
+            &self.serial,
         )
+    }
+
+    /// The certificate an interrupted run of this order signed, if `found` is it: this
+    /// order's serial, the CSR's key, the issuer's name and key id, every rule of the profile
+    /// met, the signature verifying with the issuer's key.
+    pub fn adopt(&self, found: &[u8]) -> Result<IssuedCertificate, X509Error> {
+        let request = self.request()?;
+        let issuer_der = read_certificate(&self.issuer_cert)?;
+        let signer = keys::open_signer(&self.issuer_key_uri)?;
+        let issuer_public = signer.public_key();
+        let rules = intermediate_rules(&request, self.profile, &issuer_der, issuer_public)?;
+        check_found(
+            found,
+            &self.serial,
+            &rules,
+            issuer_public,
+            request.ignored_extensions.clone(),
+        )
+    }
+
+    fn request(&self) -> Result<CertificateRequest, X509Error> {
+        let csr = std::fs::read(&self.csr)
+            .map_err(|e| X509Error::MalformedCsr(format!("{}: {e}", self.csr.display())))?;
+        CertificateRequest::parse(&csr)
     }
 }
 

@@ -12,6 +12,7 @@ mod issue;
 mod lint;
 mod name;
 mod profile;
+mod serial;
 
 pub use crl::{issue_crl, parse_serial, CrlOrder, IssuedCrl};
 pub use csr::CertificateRequest;
@@ -21,6 +22,7 @@ pub use issue::{
 };
 pub use name::parse_subject;
 pub use profile::Profile;
+pub use serial::Serial;
 
 /// Why a certificate could not be issued.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +67,9 @@ pub enum X509Error {
     /// The signed certificate failed its check; it was not written.
     #[error("post-signing check failed, the certificate was not written: {}", .0.join("; "))]
     CheckAfterSigning(Vec<String>),
+    /// A certificate found after an interruption is not the one that was about to be signed.
+    #[error("the certificate found is not the one intended: {}", .0.join("; "))]
+    NotTheIntended(Vec<String>),
     /// The HSM refused to sign.
     #[error("signing failed: {0}")]
     Signing(#[from] crate::keys::KeyError),

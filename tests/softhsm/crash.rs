@@ -16,7 +16,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::common::*;
 
-fn rootcellar() -> Command {
+pub(crate) fn rootcellar() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rootcellar"));
     cmd.env_remove("ROOTCELLAR_PKCS11_MODULE")
         .env_remove("SOFTHSM2_CONF")
@@ -26,7 +26,7 @@ fn rootcellar() -> Command {
 }
 
 /// One appliance state: a rehearsal state directory and the requests its ceremonies take.
-struct Appliance {
+pub(crate) struct Appliance {
     dir: tempfile::TempDir,
 }
 
@@ -42,7 +42,7 @@ const SEQUENCE: [(&str, &str, Option<&str>); 3] = [
 ];
 
 impl Appliance {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("answers.toml"),
@@ -52,11 +52,11 @@ impl Appliance {
         Appliance { dir }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    fn command(&self, script: &str, out: &str, request: Option<&str>) -> Command {
+    pub(crate) fn command(&self, script: &str, out: &str, request: Option<&str>) -> Command {
         let mut cmd = rootcellar();
         cmd.args(["ceremony", "run"])
             .arg(repo_file(&format!("ceremony/{script}.toml")))
@@ -74,7 +74,7 @@ impl Appliance {
     }
 
     /// Lays out the request a ceremony takes from what earlier ones delivered.
-    fn prepare(&self, script: &str) {
+    pub(crate) fn prepare(&self, script: &str) {
         match script {
             "issue-intermediate" => {
                 let request = self.path("intermediate-request");
@@ -168,7 +168,7 @@ struct KeyHalves {
     private: Option<BTreeMap<String, usize>>,
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -386,7 +386,7 @@ fn intended_id(appliance: &Appliance, name: &str) -> String {
         .expect("the intent was recorded before the token was asked")
 }
 
-fn journal_actions(appliance: &Appliance) -> Vec<String> {
+pub(crate) fn journal_actions(appliance: &Appliance) -> Vec<String> {
     let out = rootcellar()
         .args(["journal", "show", "--json", "--state"])
         .arg(appliance.path("state"))

@@ -8,6 +8,7 @@ mod crash;
 mod import;
 mod journal;
 mod keys;
+mod serials;
 mod time;
 mod trustroot;
 mod tuf;

@@ -5,10 +5,12 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::certificate::sign_or_adopt;
 use super::Perform;
 use crate::ceremony::context::{step_error, Context};
 use crate::ceremony::script::{InputKind, Script, Step};
 use crate::ceremony::CeremonyError;
+use crate::x509::{IntermediateOrder, Serial};
 
 /// Issue an intermediate from a CSR under a profile.
 #[derive(Clone, Debug, Deserialize)]
@@ -81,19 +83,30 @@ impl Perform for Intermediate {
         let output = &self.output;
         let profile =
             crate::x509::Profile::from_name(&self.profile).map_err(|e| fail(Box::new(e)))?;
-        let order = crate::x509::IntermediateOrder {
-            csr: context.path(&self.csr),
+        let issuer_key_uri = context.key_uri(&self.key)?.to_string();
+        let validity = crate::x509::Validity {
+            not_before: context.time,
+            days: self.days.unwrap_or(profile.default_days()),
+        };
+        let (csr, issuer_cert) = (context.path(&self.csr), context.path(&self.issuer));
+        let order = |serial: &Serial| IntermediateOrder {
+            csr: csr.clone(),
             profile,
-            issuer_cert: context.path(&self.issuer),
-            issuer_key_uri: context.key_uri(&self.key)?.to_string(),
+            issuer_cert: issuer_cert.clone(),
+            issuer_key_uri: issuer_key_uri.clone(),
             subject: None,
-            validity: crate::x509::Validity {
-                not_before: context.time,
-                days: self.days.unwrap_or(profile.default_days()),
-            },
+            validity,
+            serial: serial.clone(),
             out: scratch.join(output),
         };
-        let cert = order.execute().map_err(|e| fail(Box::new(e)))?;
+        let cert = sign_or_adopt(
+            context,
+            step,
+            output,
+            scratch,
+            |serial, found| order(serial).adopt(found),
+            |serial| order(serial).sign(),
+        )?;
         Ok(vec![format!(
             "{output}: {} serial {} SHA256:{}",
             cert.subject,

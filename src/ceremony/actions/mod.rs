@@ -4,6 +4,7 @@
 //! `Perform`; `Action::performer` is the one place that tells the kinds apart.
 
 mod backup_keys;
+mod certificate;
 mod crl;
 mod generate_keys;
 mod intermediate;

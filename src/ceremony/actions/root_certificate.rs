@@ -4,11 +4,12 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::certificate::sign_or_adopt;
 use super::Perform;
 use crate::ceremony::context::{step_error, Context};
 use crate::ceremony::script::{Script, Step};
 use crate::ceremony::CeremonyError;
-use crate::keys;
+use crate::x509::{RootCaOrder, Serial, Validity};
 
 /// Self-sign the root CA certificate.
 #[derive(Clone, Debug, Deserialize)]
@@ -61,16 +62,28 @@ impl Perform for RootCertificate {
     ) -> Result<Vec<String>, CeremonyError> {
         let fail = step_error(step);
         let output = &self.output;
-        let signer = keys::open_signer(&context.key_uri(&self.key)?.to_string())?;
-        let subject = crate::x509::parse_subject(&subject_for(context, &self.subject))
-            .map_err(|e| fail(Box::new(e)))?;
-        let validity = crate::x509::Validity {
-            not_before: context.time,
-            days: self.days,
+        let subject = subject_for(context, &self.subject);
+        crate::x509::parse_subject(&subject).map_err(|e| fail(Box::new(e)))?;
+        let key_uri = context.key_uri(&self.key)?.to_string();
+        let not_before = context.time;
+        let order = |serial: &Serial| RootCaOrder {
+            key_uri: key_uri.clone(),
+            subject: subject.clone(),
+            validity: Validity {
+                not_before,
+                days: self.days,
+            },
+            serial: serial.clone(),
+            out: scratch.join(output),
         };
-        let cert = crate::x509::issue_root_ca(signer.as_ref(), subject, &validity)
-            .map_err(|e| fail(Box::new(e)))?;
-        crate::files::write_new(&scratch.join(output), cert.pem().as_bytes())?;
+        let cert = sign_or_adopt(
+            context,
+            step,
+            output,
+            scratch,
+            |serial, found| order(serial).adopt(found),
+            |serial| order(serial).sign(),
+        )?;
         Ok(vec![format!(
             "{output}: serial {} SHA256:{}",
             cert.serial_hex,
