@@ -21,6 +21,7 @@ pub mod files;
 pub mod import;
 pub mod journal;
 pub mod keys;
+pub mod test_hooks;
 pub mod time;
 pub mod trustroot;
 pub mod tuf;

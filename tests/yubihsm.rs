@@ -431,6 +431,7 @@ fn tuf_repository_signed_by_yubihsm_keys_is_accepted_by_python_tuf() {
         std::slice::from_ref(&target),
         &repo,
         clock_time(),
+        &mut rootcellar::tuf::Unrecorded,
     )
     .unwrap();
     let report = report.to_json();

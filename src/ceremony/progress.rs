@@ -221,25 +221,4 @@ impl Progress {
     }
 }
 
-/// A test hook: `ROOTCELLAR_TEST_CRASH_AT=STEP:POINT` aborts the process at that point, as a
-/// power cut would. Points: `before` (after the step is recorded as begun), `after-hsm` (after
-/// the token has done its work, before the outputs are in place), `after-outputs` (outputs in
-/// place, completion not yet recorded), and `after-key-NAME` inside a key generation step; and
-/// `deliver:before`, every step done, before the outputs are checked and delivered.
-///
-/// Only with the `test-hooks` feature (`make test` builds the tests with it): a binary built
-/// without it has no hook to trip.
-#[cfg(feature = "test-hooks")]
-pub(super) fn crash_point(step: &str, point: impl std::fmt::Display) {
-    if let Ok(at) = std::env::var("ROOTCELLAR_TEST_CRASH_AT") {
-        if at == format!("{step}:{point}") {
-            eprintln!("rootcellar: test hook: aborting at {at}");
-            std::process::abort();
-        }
-    }
-}
-
-/// Without the `test-hooks` feature the crash hook is nothing.
-#[cfg(not(feature = "test-hooks"))]
-#[inline(always)]
-pub(super) fn crash_point(_step: &str, _point: impl std::fmt::Display) {}
+pub(super) use crate::test_hooks::crash_point;

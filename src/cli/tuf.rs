@@ -219,20 +219,9 @@ pub fn run(command: TufCommand) -> Result<(), CliError> {
         } => {
             let now = time.confirm(state.resolve().as_deref())?;
             let policy = Policy::load(&policy, keys.as_deref())?;
-            let report = tuf::init_repository(&policy, &targets, &out, now)?;
-            let roles: Vec<String> = report
-                .roles
-                .iter()
-                .map(|r| format!("{} v{}", r.role, r.version))
-                .collect();
-            journal_signing(
-                &state,
-                now,
-                "tuf.init",
-                format!("{}: {}", out.display(), roles.join(", ")),
-                &out,
-                &report.files,
-            )?;
+            let mut record =
+                journal_before(&state, now, "tuf.init", out.display().to_string(), &out);
+            let report = tuf::init_repository(&policy, &targets, &out, now, &mut record)?;
             print(json, report.to_json(), report.to_text());
         }
         TufCommand::Rotate {
@@ -245,15 +234,14 @@ pub fn run(command: TufCommand) -> Result<(), CliError> {
         } => {
             let now = time.confirm(state.resolve().as_deref())?;
             let policy = Policy::load(&policy, keys.as_deref())?;
-            let report = tuf::draft_root(&repo, &policy, now)?;
-            journal_signing(
+            let mut record = journal_before(
                 &state,
                 now,
                 "tuf.rotate",
-                format!("{}: root v{} drafted", repo.display(), report.version),
+                format!("{}: root drafted", repo.display()),
                 &repo,
-                std::slice::from_ref(&report.file),
-            )?;
+            );
+            let report = tuf::draft_root(&repo, &policy, now, &mut record)?;
             print(json, report.to_json(), report.to_text());
         }
         TufCommand::Sign {
@@ -264,28 +252,18 @@ pub fn run(command: TufCommand) -> Result<(), CliError> {
             json,
         } => {
             let now = time.confirm(state.resolve().as_deref())?;
-            let report = tuf::sign_staged(&repo, &key, now)?;
-            let signed: Vec<String> = report
-                .drafts
-                .iter()
-                .filter(|d| !d.already_signed)
-                .map(|d| format!("{} v{}", d.role, d.version))
-                .collect();
-            let files: Vec<std::path::PathBuf> =
-                report.drafts.iter().map(|d| d.file.clone()).collect();
-            journal_signing(
+            let mut record = journal_before(
                 &state,
                 now,
                 "tuf.sign",
                 format!(
-                    "{} signed [{}] in {}",
+                    "{} signed in {}",
                     key.split('?').next().unwrap_or_default(),
-                    signed.join(", "),
                     repo.display()
                 ),
                 &repo,
-                &files,
-            )?;
+            );
+            let report = tuf::sign_staged(&repo, &key, now, &mut record)?;
             print(json, report.to_json(), report.to_text());
         }
         TufCommand::Status {
@@ -312,22 +290,14 @@ pub fn run(command: TufCommand) -> Result<(), CliError> {
         } => {
             let now = time.confirm(state.resolve().as_deref())?;
             let policy = Policy::load(&policy, keys.as_deref())?;
-            let report = tuf::publish(&repo, &policy, now)?;
-            let roles: Vec<String> = report
-                .roles
-                .iter()
-                .map(|r| format!("{} v{}", r.role, r.version))
-                .collect();
-            let files: Vec<std::path::PathBuf> =
-                report.roles.iter().map(|r| r.file.clone()).collect();
-            journal_signing(
+            let mut record = journal_before(
                 &state,
                 now,
                 "tuf.publish",
-                format!("{}: {}", repo.display(), roles.join(", ")),
+                repo.display().to_string(),
                 &repo,
-                &files,
-            )?;
+            );
+            let report = tuf::publish(&repo, &policy, now, &mut record)?;
             let validity =
                 tuf::repository_status(&repo, Some(&policy), now.timestamp())?.validity();
             let mut value = report.to_json();
@@ -388,48 +358,44 @@ fn run_targets(command: TargetsCommand) -> Result<(), CliError> {
     };
     let now = common.time.confirm(common.state.resolve().as_deref())?;
     let policy = Policy::load_roles(&common.policy, common.keys.as_deref())?;
-    let report = tuf::stage_targets(Path::new(&repo), &policy, &change, now)?;
-    journal_signing(
+    let mut record = journal_before(
         &common.state,
         now,
         "tuf.targets",
-        format!(
-            "{}: targets v{} drafted ({})",
-            Path::new(&repo).display(),
-            report.version,
-            report.change
-        ),
+        format!("{}: targets drafted", Path::new(&repo).display()),
         Path::new(&repo),
-        std::slice::from_ref(&report.file),
-    )?;
+    );
+    let report = tuf::stage_targets(Path::new(&repo), &policy, &change, now, &mut record)?;
     print(common.json, report.to_json(), report.to_text());
     Ok(())
 }
 
-/// Journals a TUF signing command when a state directory is given, with the SHA-256 of each
-/// file it wrote (`files`, relative to `dir` or absolute). The metadata is written by the
-/// library as it signs, so the record follows it; a command that fails leaves no record.
-fn journal_signing(
-    state: &super::journal::StateArg,
+/// Journals what a TUF signing command is about to write, when a state directory is given:
+/// the files (paths under the repository) with the SHA-256 of each, recorded before the first
+/// of them appears, so a command killed while writing still left its record. A command that
+/// fails before writing leaves none.
+fn journal_before<'a>(
+    state: &'a super::journal::StateArg,
     time: rootcellar::time::ConfirmedTime,
-    action: &str,
+    action: &'a str,
     detail: String,
-    dir: &Path,
-    files: &[std::path::PathBuf],
-) -> Result<(), CliError> {
-    if state.resolve().is_none() {
-        return Ok(());
-    }
-    let mut record = rootcellar::journal::Record::new(time, super::actor(), action).detail(detail);
-    for file in files {
-        let path = if file.is_absolute() {
-            file.clone()
-        } else {
-            dir.join(file)
-        };
-        if path.is_file() {
-            record = record.output(rootcellar::journal::Digest::of_file(&path)?);
+    repo: &'a Path,
+) -> impl FnMut(&[tuf::PendingFile]) -> Result<(), Box<dyn std::error::Error + Send + Sync>> + 'a {
+    move |files| {
+        if state.resolve().is_none() {
+            return Ok(());
         }
+        let names: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
+        let mut record = rootcellar::journal::Record::new(time, super::actor(), action)
+            .detail(format!("{detail}: writing {}", names.join(", ")));
+        for file in files {
+            record = record.output(rootcellar::journal::Digest {
+                name: repo.join(&file.path).display().to_string(),
+                sha256: file.sha256,
+            });
+        }
+        super::journal_action(state, record).map_err(|e| e.to_string())?;
+        rootcellar::test_hooks::crash_point(action, "recorded");
+        Ok(())
     }
-    super::journal_action(state, record)
 }

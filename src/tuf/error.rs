@@ -11,6 +11,12 @@ use crate::keys::KeyError;
 /// needs to act on it: the policy file and field, the key name and URI, the target path.
 #[derive(Debug, thiserror::Error)]
 pub enum TufError {
+    /// The caller could not record what the command was about to write; nothing was written.
+    #[error("could not record the files about to be written, so none was written: {source}")]
+    NotRecorded {
+        /// Why (a journal append, typically).
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A policy or keys file could not be read.
     #[error("cannot read {file}: {source}")]
     PolicyUnreadable {

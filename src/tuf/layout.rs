@@ -187,7 +187,7 @@ impl Repo {
         let version = metadata.version().expect("drafts carry a version");
         let dir = self.staged_dir();
         std::fs::create_dir_all(&dir).map_err(|source| io_error(&dir, source))?;
-        let path = dir.join(format!("{version}.{}.json", role.name()));
+        let path = self.draft_path(role, version);
         crate::files::write_new(&path, &metadata.to_bytes())?;
         Ok(Draft {
             role,
@@ -195,6 +195,12 @@ impl Repo {
             path,
             metadata: metadata.clone(),
         })
+    }
+
+    /// Where the draft of `role` version `version` is staged.
+    pub fn draft_path(&self, role: Role, version: u64) -> PathBuf {
+        self.staged_dir()
+            .join(format!("{version}.{}.json", role.name()))
     }
 
     /// Replaces a draft with its signed (or edited) form.

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use super::keyring;
 use super::layout::{io_error, replace_file, Repo, METADATA_DIR, TARGETS_DIR};
 use super::metadata::{self, format_time, MetaFile, SignedMetadata, TargetFields};
+use super::record::{BeforeWrite, PendingFile};
 use super::status::Staged;
 use super::verify::{self, DirectorySource, OverlaySource, VerifyOptions};
 use super::{Mode, Policy, Role, TufError};
@@ -99,6 +100,7 @@ pub fn publish(
     dir: &Path,
     policy: &Policy,
     now: crate::time::ConfirmedTime,
+    record: &mut dyn BeforeWrite,
 ) -> Result<PublishReport, TufError> {
     let now = now.timestamp();
     policy.validate()?;
@@ -266,6 +268,14 @@ pub fn publish(
     let OverlaySource { files, .. } = overlay;
     let mut ordered: Vec<(&String, &Vec<u8>)> = files.iter().collect();
     ordered.sort_by_key(|(path, _)| write_rank(path));
+    super::record::record(
+        record,
+        &repo.dir,
+        ordered
+            .iter()
+            .map(|(path, bytes)| PendingFile::of(path.as_str(), bytes))
+            .collect(),
+    )?;
     for (path, bytes) in ordered {
         let full = repo.dir.join(path);
         if path.ends_with("/timestamp.json") {

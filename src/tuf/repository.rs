@@ -13,6 +13,7 @@ use tough::{ExpirationEnforcement, IntoVec, RepositoryLoader, TargetName};
 use super::keyring::{self, ResolvedKey};
 use super::layout::{METADATA_DIR, TARGETS_DIR};
 use super::metadata::{self, MetaFile, SignedMetadata};
+use super::record::{BeforeWrite, PendingFile};
 use super::{verify, Mode, Policy, Role, TufError};
 use crate::files::{ensure_absent, OutputError};
 
@@ -160,6 +161,7 @@ pub fn init_repository(
     targets: &[PathBuf],
     out_dir: &Path,
     now: crate::time::ConfirmedTime,
+    record: &mut dyn BeforeWrite,
 ) -> Result<InitReport, TufError> {
     let now = now.timestamp();
     policy.validate()?;
@@ -189,6 +191,13 @@ pub fn init_repository(
     let target_reports = build(policy, &keys, &targets, &expiries, &temp_dir, now)?;
     sync_tree(&temp_dir)?;
     let files = list_files(&temp_dir)?;
+    let mut pending = Vec::new();
+    for file in &files {
+        let path = temp_dir.join(file);
+        let bytes = std::fs::read(&path).map_err(|source| io_error(&path, source))?;
+        pending.push(PendingFile::of(file, &bytes));
+    }
+    super::record::record(record, &temp_dir, pending)?;
 
     // `ensure_absent` again right before the rename narrows the window in which another process
     // could create the output. A non-empty directory or a file there makes the rename fail; only

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use super::keyring;
 use super::layout::Repo;
 use super::metadata::{self, format_time, SignedMetadata};
+use super::record::{BeforeWrite, PendingFile};
 use super::status::KeyLabel;
 use super::{Policy, Role, TufError};
 
@@ -139,6 +140,7 @@ pub fn draft_root(
     dir: &Path,
     policy: &Policy,
     now: crate::time::ConfirmedTime,
+    record: &mut dyn BeforeWrite,
 ) -> Result<RotateReport, TufError> {
     let now = now.timestamp();
     policy.validate()?;
@@ -192,6 +194,14 @@ pub fn draft_root(
         }
     }
 
+    super::record::record(
+        record,
+        &repo.dir,
+        vec![PendingFile::of(
+            repo.draft_path(Role::Root, version),
+            &draft.to_bytes(),
+        )],
+    )?;
     let staged = repo.create_draft(Role::Root, &draft)?;
     repo.record_key_names(&names)?;
     let old_root = current.role(Role::Root);

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use super::layout::Repo;
+use super::layout::{Draft, Repo};
+use super::record::{BeforeWrite, PendingFile};
 use super::status::{draft_json, draft_text, DraftStatus, KeyLabel, Staged};
 use super::{HsmKeySource, Role, TufError};
 
@@ -85,6 +86,7 @@ pub fn sign_staged(
     dir: &Path,
     key_uri: &str,
     now: crate::time::ConfirmedTime,
+    record: &mut dyn BeforeWrite,
 ) -> Result<SignReport, TufError> {
     let now = now.timestamp();
     let repo = Repo::open(dir)?;
@@ -152,9 +154,25 @@ pub fn sign_staged(
         let already = draft.metadata.verifies(&key_id, key.public_key());
         if !already {
             key.sign_metadata(&mut draft.metadata)?;
-            repo.save_draft(&draft)?;
         }
         signed_drafts.push((draft, already));
+    }
+    // Every signature is made before the first draft is saved, and recorded before that.
+    let changed: Vec<&Draft> = signed_drafts
+        .iter()
+        .filter(|(_, already)| !already)
+        .map(|(draft, _)| draft)
+        .collect();
+    super::record::record(
+        record,
+        &repo.dir,
+        changed
+            .iter()
+            .map(|d| PendingFile::of(&d.path, &d.metadata.to_bytes()))
+            .collect(),
+    )?;
+    for draft in changed {
+        repo.save_draft(draft)?;
     }
     // Status after signing, judged with the drafts as now saved.
     let staged = Staged::load(&repo)?;

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::layout::{io_error, Draft, Repo, TARGETS_DIR};
 use super::metadata::{self, format_time, SignedMetadata};
+use super::record::{BeforeWrite, PendingFile};
 use super::{Policy, Role, TufError};
 
 /// A change to the targets role.
@@ -106,6 +107,7 @@ pub fn stage_targets(
     policy: &Policy,
     change: &TargetChange,
     now: crate::time::ConfirmedTime,
+    record: &mut dyn BeforeWrite,
 ) -> Result<TargetsReport, TufError> {
     let now = now.timestamp();
     let repo = Repo::open(dir)?;
@@ -135,6 +137,7 @@ pub fn stage_targets(
         }
     };
 
+    let mut target_file: Option<(String, Vec<u8>)> = None;
     let description = match change {
         TargetChange::Add { file, name, custom } => {
             let name = match name {
@@ -160,7 +163,7 @@ pub fn stage_targets(
             let custom = custom
                 .clone()
                 .or_else(|| previous.as_ref().and_then(|p| p.get("custom").cloned()));
-            stage_file(&repo, &name, &bytes)?;
+            target_file = Some((name.clone(), bytes.clone()));
             entries.insert(
                 name.clone(),
                 metadata::target_entry(&bytes, custom.as_ref()),
@@ -194,6 +197,21 @@ pub fn stage_targets(
         name: "(custom metadata)".into(),
         reason,
     })?;
+    let draft_path = match &existing {
+        Some(draft) => draft.path.clone(),
+        None => repo.draft_path(Role::Targets, version),
+    };
+    let mut pending = vec![PendingFile::of(draft_path, &md.to_bytes())];
+    if let Some((name, bytes)) = &target_file {
+        pending.insert(
+            0,
+            PendingFile::of(staged_file_path(&repo, name, bytes), bytes),
+        );
+    }
+    super::record::record(record, &repo.dir, pending)?;
+    if let Some((name, bytes)) = &target_file {
+        stage_file(&repo, name, bytes)?;
+    }
     let draft = match existing {
         Some(mut draft) => {
             draft.metadata = md.clone();
@@ -282,6 +300,12 @@ fn check_custom(name: &str, custom: &Value) -> Result<(), TufError> {
     Ok(())
 }
 
+/// Where a target file's bytes are staged.
+fn staged_file_path(repo: &Repo, name: &str, bytes: &[u8]) -> PathBuf {
+    repo.staged_targets_dir()
+        .join(format!("{}.{name}", metadata::sha256_hex(bytes)))
+}
+
 /// Keeps the file's bytes under `staged/targets/<sha256>.<name>` until publish.
 fn stage_file(repo: &Repo, name: &str, bytes: &[u8]) -> Result<(), TufError> {
     let dir = repo.staged_targets_dir();
@@ -290,7 +314,7 @@ fn stage_file(repo: &Repo, name: &str, bytes: &[u8]) -> Result<(), TufError> {
     if repo.dir.join(TARGETS_DIR).join(&stored).is_file() {
         return Ok(());
     }
-    let path = dir.join(&stored);
+    let path = staged_file_path(repo, name, bytes);
     if path.is_file() {
         return Ok(());
     }

@@ -633,3 +633,51 @@ fn tuf_signing_commands_journal_what_they_wrote_when_given_a_state_directory() {
     );
     assert!(outputs.len() >= 4, "{outputs:#?}");
 }
+
+#[test]
+#[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks")]
+fn a_tuf_command_journals_what_it_writes_before_the_files_appear() {
+    // Killed right after its journal record was made: the record is there, with the digests of
+    // the files it was about to write, and no repository appeared.
+    let rehearsal = Rehearsal::new();
+    let state = rehearsal.hsm.path("state");
+    let (first, _) = rehearsal.init_ok(&["--state", state.to_str().unwrap()]);
+    let out = rehearsal.hsm.path("second");
+    let killed = rehearsal
+        .init(&out, &["--state", state.to_str().unwrap()])
+        .env("ROOTCELLAR_TEST_CRASH_AT", "tuf.init:recorded")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&killed.stderr).contains("aborting at tuf.init:recorded"),
+        "{}",
+        String::from_utf8_lossy(&killed.stderr)
+    );
+    assert!(!out.exists(), "the repository appeared before the hook");
+    let journal = ok(rehearsal
+        .hsm
+        .rootcellar()
+        .args(["journal", "show", "--json", "--state"])
+        .arg(&state));
+    let doc: serde_json::Value = serde_json::from_slice(&journal.stdout).unwrap();
+    let records = doc["records"].as_array().unwrap();
+    assert_eq!(records.len(), 2, "{records:#?}");
+    assert_eq!(records[1]["action"], "tuf.init");
+    let names: Vec<&str> = records[1]["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    let root = out.join("metadata/1.root.json");
+    assert!(names.contains(&root.to_str().unwrap()), "{names:#?}");
+    // The first repository's files are recorded under its own path, not the second's.
+    assert!(records[0]["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|o| o["name"]
+            .as_str()
+            .unwrap()
+            .starts_with(first.to_str().unwrap())));
+}

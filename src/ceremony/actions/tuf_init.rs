@@ -9,6 +9,7 @@ use super::{policy_problems, say_validity, Perform};
 use crate::ceremony::context::Context;
 use crate::ceremony::script::{Script, Step};
 use crate::ceremony::CeremonyError;
+use crate::tuf::Unrecorded;
 
 /// Create a TUF repository.
 #[derive(Clone, Debug, Deserialize)]
@@ -57,7 +58,8 @@ impl Perform for TufInit {
         let policy = context.script.tuf_policy(&self.policy, &self.keys)?;
         let targets: Vec<PathBuf> = self.targets.iter().map(|t| context.path(t)).collect();
         let out = scratch.join(&self.output);
-        let report = crate::tuf::init_repository(&policy, &targets, &out, context.time)?;
+        let report =
+            crate::tuf::init_repository(&policy, &targets, &out, context.time, &mut Unrecorded)?;
         for role in &report.roles {
             details.push(format!(
                 "{} v{} expires {}",

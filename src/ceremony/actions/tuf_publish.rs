@@ -9,6 +9,7 @@ use super::{say_validity, Perform, RepositoryStep};
 use crate::ceremony::context::Context;
 use crate::ceremony::script::{Script, Step};
 use crate::ceremony::CeremonyError;
+use crate::tuf::Unrecorded;
 
 /// Publish the staged drafts once their thresholds are met (snapshot and timestamp follow).
 #[derive(Clone, Debug, Deserialize)]
@@ -40,7 +41,7 @@ impl Perform for TufPublish {
     ) -> Result<Vec<String>, CeremonyError> {
         let mut details = Vec::new();
         let (policy, repo) = self.0.open(context, step, scratch)?;
-        let report = crate::tuf::publish(&repo, &policy, context.time)?;
+        let report = crate::tuf::publish(&repo, &policy, context.time, &mut Unrecorded)?;
         for role in &report.roles {
             details.push(format!(
                 "{} v{} published, expires {}",

@@ -9,6 +9,7 @@ use super::{Perform, RepositoryStep};
 use crate::ceremony::context::Context;
 use crate::ceremony::script::{Script, Step};
 use crate::ceremony::CeremonyError;
+use crate::tuf::Unrecorded;
 
 /// Draft the next root version of a TUF repository from a (new) policy (the policy of the new
 /// root; the output is the repository with the draft staged).
@@ -40,7 +41,7 @@ impl Perform for TufRotate {
         scratch: &Path,
     ) -> Result<Vec<String>, CeremonyError> {
         let (policy, repo) = self.0.open(context, step, scratch)?;
-        let report = crate::tuf::draft_root(&repo, &policy, context.time)?;
+        let report = crate::tuf::draft_root(&repo, &policy, context.time, &mut Unrecorded)?;
         Ok(vec![format!(
             "root v{} drafted (from v{}), expires {}",
             report.version, report.current_version, report.expires

@@ -9,6 +9,7 @@ use super::{copy_repository, Perform};
 use crate::ceremony::context::{step_error, Context};
 use crate::ceremony::script::Step;
 use crate::ceremony::CeremonyError;
+use crate::tuf::Unrecorded;
 
 /// One key signs every staged draft it is entitled to sign.
 #[derive(Clone, Debug, Deserialize)]
@@ -45,8 +46,12 @@ impl Perform for TufSign {
         let key = &self.key;
         let repo =
             copy_repository(context, &self.repository, scratch, &self.output).map_err(&fail)?;
-        let report =
-            crate::tuf::sign_staged(&repo, &context.key_uri(key)?.to_string(), context.time)?;
+        let report = crate::tuf::sign_staged(
+            &repo,
+            &context.key_uri(key)?.to_string(),
+            context.time,
+            &mut Unrecorded,
+        )?;
         Ok(report
             .drafts
             .iter()

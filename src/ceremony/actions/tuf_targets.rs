@@ -10,6 +10,7 @@ use super::{copy_repository, policy_problems, Perform};
 use crate::ceremony::context::{step_error, Context};
 use crate::ceremony::script::{Script, Step};
 use crate::ceremony::CeremonyError;
+use crate::tuf::Unrecorded;
 
 /// Stage new or replaced targets (inputs or earlier outputs) in a TUF repository.
 #[derive(Clone, Debug, Deserialize)]
@@ -63,7 +64,8 @@ impl Perform for TufTargets {
                 name: Some(name.clone()),
                 custom: sigstore_custom(name),
             };
-            let report = crate::tuf::stage_targets(&repo, &policy, &change, context.time)?;
+            let report =
+                crate::tuf::stage_targets(&repo, &policy, &change, context.time, &mut Unrecorded)?;
             details.push(format!("{name} staged in targets v{}", report.version));
         }
         Ok(details)
