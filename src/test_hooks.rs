@@ -13,8 +13,21 @@
 /// without it has no hook to trip.
 #[cfg(feature = "test-hooks")]
 pub fn crash_point(step: &str, point: impl std::fmt::Display) {
+    let here = format!("{step}:{point}");
+    // `ROOTCELLAR_TEST_CRASH_LOG=FILE`: every point passed is appended to FILE, so that a test
+    // can list a clean run's points and then stop a run at each of them.
+    if let Some(log) = std::env::var_os("ROOTCELLAR_TEST_CRASH_LOG") {
+        use std::io::Write;
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = writeln!(file, "{here}");
+        }
+    }
     if let Ok(at) = std::env::var("ROOTCELLAR_TEST_CRASH_AT") {
-        if at == format!("{step}:{point}") {
+        if at == here {
             eprintln!("rootcellar: test hook: aborting at {at}");
             std::process::abort();
         }
@@ -25,3 +38,14 @@ pub fn crash_point(step: &str, point: impl std::fmt::Display) {
 #[cfg(not(feature = "test-hooks"))]
 #[inline(always)]
 pub fn crash_point(_step: &str, _point: impl std::fmt::Display) {}
+
+/// Runs `call`, a PKCS#11 call that changes a token, between two crash points:
+/// `pkcs11:before-CALL-OBJECT` and `pkcs11:after-CALL-OBJECT` (e.g.
+/// `pkcs11:after-C_GenerateKeyPair-root-ca`), so that the tests can stop a run on either side of
+/// every change a token sees.
+pub fn around_token_change<T>(call: &str, object: &str, change: impl FnOnce() -> T) -> T {
+    crash_point("pkcs11", format_args!("before-{call}-{object}"));
+    let result = change();
+    crash_point("pkcs11", format_args!("after-{call}-{object}"));
+    result
+}

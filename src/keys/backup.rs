@@ -7,6 +7,7 @@
 //! Only keys generated for backup (`CKA_EXTRACTABLE` true, but still sensitive) can be
 //! wrapped; a key generated non-extractable can never leave its token, by design.
 
+use crate::test_hooks::around_token_change;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass};
 use serde::{Deserialize, Serialize};
@@ -165,8 +166,8 @@ impl Pkcs11Token {
                         label: key.label.clone(),
                     });
                 }
-                session
-                    .unwrap_key(
+                around_token_change("C_UnwrapKey", &format!("{}/{}", self.label(), key.label), || {
+                    session.unwrap_key(
                         &Mechanism::AesKeyWrapPad,
                         unwrap_key,
                         &blob,
@@ -185,7 +186,8 @@ impl Pkcs11Token {
                             Attribute::Id(id.clone()),
                         ],
                     )
-                    .map_err(|e| match e {
+                })
+                .map_err(|e| match e {
                         cryptoki::error::Error::Pkcs11(_, _) => KeyError::Malformed(format!(
                             "the backup of {:?} does not unwrap: wrong wrap key (shares) or a damaged backup",
                             key.label
@@ -194,19 +196,24 @@ impl Pkcs11Token {
                     })?;
                 let mut point = vec![0x04, public.point().len() as u8];
                 point.extend_from_slice(public.point());
-                session
-                    .create_object(&[
-                        Attribute::Class(ObjectClass::PUBLIC_KEY),
-                        Attribute::KeyType(KeyType::EC),
-                        Attribute::Token(true),
-                        Attribute::Private(false),
-                        Attribute::Verify(true),
-                        Attribute::EcParams(public.algorithm().ec_params().to_vec()),
-                        Attribute::EcPoint(point),
-                        Attribute::Label(key.label.as_bytes().to_vec()),
-                        Attribute::Id(id),
-                    ])
-                    .map_err(ck("C_CreateObject"))?;
+                around_token_change(
+                    "C_CreateObject",
+                    &format!("{}/{}", self.label(), key.label),
+                    || {
+                        session.create_object(&[
+                            Attribute::Class(ObjectClass::PUBLIC_KEY),
+                            Attribute::KeyType(KeyType::EC),
+                            Attribute::Token(true),
+                            Attribute::Private(false),
+                            Attribute::Verify(true),
+                            Attribute::EcParams(public.algorithm().ec_params().to_vec()),
+                            Attribute::EcPoint(point),
+                            Attribute::Label(key.label.as_bytes().to_vec()),
+                            Attribute::Id(id),
+                        ])
+                    },
+                )
+                .map_err(ck("C_CreateObject"))?;
                 restored.push(public);
             }
             Ok(restored)

@@ -3,6 +3,7 @@
 //! A module is loaded and initialised once per process, and each token is logged in to once:
 //! a second login attempt after a wrong PIN would spend another of the few tries a token allows.
 
+use crate::test_hooks::around_token_change;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -215,15 +216,18 @@ pub(crate) fn initialize_token(
         return Ok(());
     }
     let slot = free.ok_or_else(|| refused("the module offers no free slot"))?;
-    ctx.init_token(slot, &so_pin.to_auth_pin(), label)
-        .map_err(ck("C_InitToken"))?;
+    around_token_change("C_InitToken", label, || {
+        ctx.init_token(slot, &so_pin.to_auth_pin(), label)
+    })
+    .map_err(ck("C_InitToken"))?;
     let session = ctx.open_rw_session(slot).map_err(ck("C_OpenSession"))?;
     session
         .login(UserType::So, Some(&so_pin.to_auth_pin()))
         .map_err(ck("C_Login"))?;
-    session
-        .init_pin(&user_pin.to_auth_pin())
-        .map_err(ck("C_InitPIN"))?;
+    around_token_change("C_InitPIN", label, || {
+        session.init_pin(&user_pin.to_auth_pin())
+    })
+    .map_err(ck("C_InitPIN"))?;
     session.logout().map_err(ck("C_Logout"))?;
     Ok(())
 }
@@ -323,7 +327,10 @@ impl Pkcs11Token {
     /// Changes the user PIN (`C_SetPIN`) of this logged-in token from `old` to `new`. The
     /// session stays logged in. A wrong `old` PIN is reported as such.
     pub fn change_pin(&self, old: &super::Pin, new: &super::Pin) -> Result<(), KeyError> {
-        match lock(&self.session).set_pin(&old.to_auth_pin(), &new.to_auth_pin()) {
+        let changed = around_token_change("C_SetPIN", &self.label, || {
+            lock(&self.session).set_pin(&old.to_auth_pin(), &new.to_auth_pin())
+        });
+        match changed {
             Ok(()) => Ok(()),
             Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => Err(KeyError::WrongPin {
                 token: self.label.clone(),
@@ -530,8 +537,9 @@ impl Pkcs11Token {
             Attribute::Label(label_bytes),
             Attribute::Id(id.clone()),
         ];
-        let (_public, private) = lock(&self.session)
-            .generate_key_pair(
+        let object = format!("{}/{label}", self.label);
+        let (_public, private) = around_token_change("C_GenerateKeyPair", &object, || {
+            lock(&self.session).generate_key_pair(
                 &Mechanism::EccKeyPairGen,
                 &public_template,
                 &private_template,
@@ -651,9 +659,12 @@ impl KeyBackend for Arc<Pkcs11Token> {
         }
         let session = lock(&self.session);
         for handle in &doomed {
-            session
-                .destroy_object(*handle)
-                .map_err(ck("C_DestroyObject"))?;
+            around_token_change(
+                "C_DestroyObject",
+                &format!("{}/{}", self.label, intent.label),
+                || session.destroy_object(*handle),
+            )
+            .map_err(ck("C_DestroyObject"))?;
         }
         Ok(doomed.len())
     }

@@ -111,7 +111,7 @@ impl Appliance {
     /// listed as `None` (its public halves still count). (SoftHSM2 can leave the file of an
     /// object it was writing when killed, empty or cut short; it does not load it, and neither
     /// is a key, so files are not counted.)
-    fn token_keys(&self) -> BTreeMap<String, KeyHalves> {
+    pub(crate) fn token_keys(&self) -> BTreeMap<String, KeyHalves> {
         let conf = self.path("state/rehearsal/softhsm2.conf");
         let pkcs11_tool = |args: &[&str]| {
             let out = Command::new("pkcs11-tool")
@@ -163,7 +163,7 @@ impl Appliance {
 
 /// A token's keys: public and private halves counted by label.
 #[derive(Debug, PartialEq, Eq)]
-struct KeyHalves {
+pub(crate) struct KeyHalves {
     public: BTreeMap<String, usize>,
     private: Option<BTreeMap<String, usize>>,
 }

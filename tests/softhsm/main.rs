@@ -5,6 +5,7 @@ mod ceremony;
 mod common;
 mod console;
 mod crash;
+mod crash_points;
 mod import;
 mod journal;
 mod keys;
