@@ -492,6 +492,41 @@ impl IntermediateOrder {
     }
 }
 
+/// A certificate order whose serial is chosen at the last moment, by a caller that records it
+/// before signing, and that can recognise the certificate an interrupted run signed under it.
+pub trait CertificateOrder {
+    /// Sets the serial to sign under.
+    fn set_serial(&mut self, serial: Serial);
+    /// Checks the inputs, signs and checks the result, writing nothing.
+    fn sign(&self) -> Result<IssuedCertificate, X509Error>;
+    /// The certificate an interrupted run of this order signed, if `found` is it.
+    fn adopt(&self, found: &[u8]) -> Result<IssuedCertificate, X509Error>;
+}
+
+impl CertificateOrder for RootCaOrder {
+    fn set_serial(&mut self, serial: Serial) {
+        self.serial = serial;
+    }
+    fn sign(&self) -> Result<IssuedCertificate, X509Error> {
+        RootCaOrder::sign(self)
+    }
+    fn adopt(&self, found: &[u8]) -> Result<IssuedCertificate, X509Error> {
+        RootCaOrder::adopt(self, found)
+    }
+}
+
+impl CertificateOrder for IntermediateOrder {
+    fn set_serial(&mut self, serial: Serial) {
+        self.serial = serial;
+    }
+    fn sign(&self) -> Result<IssuedCertificate, X509Error> {
+        IntermediateOrder::sign(self)
+    }
+    fn adopt(&self, found: &[u8]) -> Result<IssuedCertificate, X509Error> {
+        IntermediateOrder::adopt(self, found)
+    }
+}
+
 /// Writes a signed certificate's PEM to `out`, which must not exist; it appears whole.
 pub fn write_certificate(out: &Path, cert: &IssuedCertificate) -> Result<(), X509Error> {
     files::write_new(out, cert.pem().as_bytes())?;

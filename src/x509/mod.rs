@@ -17,8 +17,8 @@ mod serial;
 pub use crl::{issue_crl, parse_serial, CrlOrder, IssuedCrl};
 pub use csr::CertificateRequest;
 pub use issue::{
-    issue_intermediate, issue_root_ca, write_certificate, IntermediateOrder, IssuedCertificate,
-    RootCaOrder, RootCaSpec, Validity,
+    issue_intermediate, issue_root_ca, write_certificate, CertificateOrder, IntermediateOrder,
+    IssuedCertificate, RootCaOrder, RootCaSpec, Validity,
 };
 pub use name::parse_subject;
 pub use profile::Profile;

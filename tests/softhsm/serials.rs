@@ -65,19 +65,11 @@ fn root_verifies(appliance: &Appliance) {
     assert!(verified.status.success(), "{}", text(&verified));
 }
 
-#[test]
-#[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks")]
-fn a_certificate_signed_before_a_kill_is_adopted_under_its_serial() {
-    // Killed after the root key signed and the PEM was written to the step's scratch, before
-    // anything recorded it: the resume finds it, checks it against the recorded serial and
-    // delivers that certificate, signing nothing again.
+/// Stops root-init at `point`, after the root key signed, and resumes it: the certificate it
+/// left is found, checked against the recorded serial and delivered, nothing signed again.
+fn signed_then_stopped_is_adopted(point: &str) {
     let appliance = Appliance::new();
-    appliance.killed_at(
-        "root-init",
-        "root-init",
-        None,
-        "root-certificate:signed-root.pem",
-    );
+    appliance.killed_at("root-init", "root-init", None, point);
     appliance.resumed("root-init", "root-init", None);
     let intended = appliance.journaled_serials("x509.intent", "root.pem");
     assert_eq!(intended.len(), 1, "{:#?}", journal_actions(&appliance));
@@ -97,26 +89,15 @@ fn a_certificate_signed_before_a_kill_is_adopted_under_its_serial() {
 
 #[test]
 #[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks")]
+fn a_certificate_signed_before_a_kill_is_adopted_under_its_serial() {
+    // Written to the step's scratch, not yet moved into place.
+    signed_then_stopped_is_adopted("root-certificate:signed-root.pem");
+}
+
+#[test]
+#[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks")]
 fn a_certificate_moved_into_place_but_not_recorded_is_adopted() {
-    let appliance = Appliance::new();
-    appliance.killed_at(
-        "root-init",
-        "root-init",
-        None,
-        "root-certificate:after-outputs",
-    );
-    appliance.resumed("root-init", "root-init", None);
-    let intended = appliance.journaled_serials("x509.intent", "root.pem");
-    assert_eq!(intended.len(), 1, "{:#?}", journal_actions(&appliance));
-    assert_eq!(
-        appliance.journaled_serials("x509.adopt", "root.pem"),
-        intended
-    );
-    assert_eq!(
-        serial_of(&appliance.path("root-init/root.pem")),
-        intended[0]
-    );
-    root_verifies(&appliance);
+    signed_then_stopped_is_adopted("root-certificate:after-outputs");
 }
 
 #[test]

@@ -12,17 +12,17 @@ use crate::ceremony::context::{step_error, Context};
 use crate::ceremony::progress::{crash_point, Event};
 use crate::ceremony::script::Step;
 use crate::ceremony::CeremonyError;
-use crate::x509::{IssuedCertificate, Serial, X509Error};
+use crate::x509::{CertificateOrder, IssuedCertificate, Serial};
 
-/// Signs the certificate `output` under a serial recorded in advance, or adopts the one an
-/// interrupted run of this step signed; writes its PEM into `scratch`.
+/// Signs the certificate `output` of `order` under a serial recorded in advance (set on the
+/// order here), or adopts the one an interrupted run of this step signed; writes its PEM into
+/// `scratch`.
 pub(super) fn sign_or_adopt(
     context: &mut Context<'_>,
     step: &Step,
     output: &str,
     scratch: &Path,
-    adopt: impl Fn(&Serial, &[u8]) -> Result<IssuedCertificate, X509Error>,
-    sign: impl Fn(&Serial) -> Result<IssuedCertificate, X509Error>,
+    mut order: impl CertificateOrder,
 ) -> Result<IssuedCertificate, CeremonyError> {
     let fail = step_error(step);
     for (serial, adopted_before) in context.progress.open_certificate_intents(&step.id, output) {
@@ -31,7 +31,8 @@ pub(super) fn sign_or_adopt(
             .as_ref()
             .map(|dir| dir.join(output))
             .and_then(|path| std::fs::read(path).ok());
-        let checked = found.as_deref().map(|bytes| adopt(&serial, bytes));
+        order.set_serial(serial.clone());
+        let checked = found.as_deref().map(|bytes| order.adopt(bytes));
         match checked {
             Some(Ok(cert)) => {
                 if !adopted_before {
@@ -88,7 +89,8 @@ pub(super) fn sign_or_adopt(
         vec![],
     )?;
     crash_point(&step.id, format_args!("intent-{output}"));
-    let cert = sign(&serial).map_err(|e| fail(Box::new(e)))?;
+    order.set_serial(serial);
+    let cert = order.sign().map_err(|e| fail(Box::new(e)))?;
     crate::files::write_new(&scratch.join(output), cert.pem().as_bytes())?;
     crash_point(&step.id, format_args!("signed-{output}"));
     Ok(cert)

@@ -83,30 +83,21 @@ impl Perform for Intermediate {
         let output = &self.output;
         let profile =
             crate::x509::Profile::from_name(&self.profile).map_err(|e| fail(Box::new(e)))?;
-        let issuer_key_uri = context.key_uri(&self.key)?.to_string();
-        let validity = crate::x509::Validity {
-            not_before: context.time,
-            days: self.days.unwrap_or(profile.default_days()),
-        };
-        let (csr, issuer_cert) = (context.path(&self.csr), context.path(&self.issuer));
-        let order = |serial: &Serial| IntermediateOrder {
-            csr: csr.clone(),
+        let order = IntermediateOrder {
+            csr: context.path(&self.csr),
             profile,
-            issuer_cert: issuer_cert.clone(),
-            issuer_key_uri: issuer_key_uri.clone(),
+            issuer_cert: context.path(&self.issuer),
+            issuer_key_uri: context.key_uri(&self.key)?.to_string(),
             subject: None,
-            validity,
-            serial: serial.clone(),
+            validity: crate::x509::Validity {
+                not_before: context.time,
+                days: self.days.unwrap_or(profile.default_days()),
+            },
+            // Chosen and recorded by sign_or_adopt.
+            serial: Serial::random(),
             out: scratch.join(output),
         };
-        let cert = sign_or_adopt(
-            context,
-            step,
-            output,
-            scratch,
-            |serial, found| order(serial).adopt(found),
-            |serial| order(serial).sign(),
-        )?;
+        let cert = sign_or_adopt(context, step, output, scratch, order)?;
         Ok(vec![format!(
             "{output}: {} serial {} SHA256:{}",
             cert.subject,

@@ -64,26 +64,18 @@ impl Perform for RootCertificate {
         let output = &self.output;
         let subject = subject_for(context, &self.subject);
         crate::x509::parse_subject(&subject).map_err(|e| fail(Box::new(e)))?;
-        let key_uri = context.key_uri(&self.key)?.to_string();
-        let not_before = context.time;
-        let order = |serial: &Serial| RootCaOrder {
-            key_uri: key_uri.clone(),
-            subject: subject.clone(),
+        let order = RootCaOrder {
+            key_uri: context.key_uri(&self.key)?.to_string(),
+            subject,
             validity: Validity {
-                not_before,
+                not_before: context.time,
                 days: self.days,
             },
-            serial: serial.clone(),
+            // Chosen and recorded by sign_or_adopt.
+            serial: Serial::random(),
             out: scratch.join(output),
         };
-        let cert = sign_or_adopt(
-            context,
-            step,
-            output,
-            scratch,
-            |serial, found| order(serial).adopt(found),
-            |serial| order(serial).sign(),
-        )?;
+        let cert = sign_or_adopt(context, step, output, scratch, order)?;
         Ok(vec![format!(
             "{output}: serial {} SHA256:{}",
             cert.serial_hex,
