@@ -28,7 +28,13 @@ pub enum KeyError {
         reason: String,
     },
     /// No slot holds a token with this label.
-    #[error("no token labelled {label:?} in PKCS#11 module {module} (tokens present: {present})")]
+    #[error(
+        "no token labelled {label:?} in PKCS#11 module {module} (tokens present: {present}); \
+         if it is plugged in, its module cannot read it (a token damaged by a crash is not \
+         listed): check it with `pkcs11-tool --module {module} --list-token-slots`. \
+         rootcellar never makes a real token again; restore its keys from their backup \
+         (ceremony/restore-keys.toml)"
+    )]
     TokenNotFound {
         /// The label asked for.
         label: String,
