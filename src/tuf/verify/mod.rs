@@ -520,8 +520,9 @@ pub(crate) fn walk_roots(
         let parsed = parallel_map(files, |(file, bytes)| parse_root_unkeyed(file, bytes));
         let mut batch: Vec<Result<TrustedRoot, VerifyError>> = Vec::with_capacity(parsed.len());
         for item in parsed {
+            let item = item.and_then(|unkeyed| unkeyed.with_keys(keys));
             let failed = item.is_err();
-            batch.push(item.map(|unkeyed| unkeyed.with_keys(keys)));
+            batch.push(item);
             if failed {
                 break;
             }
@@ -550,6 +551,7 @@ pub(crate) fn walk_roots(
                 });
             }
             threshold_met(&own, &file, Role::Root, new.version, Signers::Itself)?;
+            same_keys_under_same_ids(&trusted, &new)?;
             trusted = new;
             walked += 1;
         }
@@ -622,7 +624,7 @@ pub(crate) fn parse_root(
     bytes: &[u8],
     keys: &mut KeyCache,
 ) -> Result<TrustedRoot, VerifyError> {
-    Ok(parse_root_unkeyed(file.to_string(), bytes.to_vec())?.with_keys(keys))
+    parse_root_unkeyed(file.to_string(), bytes.to_vec())?.with_keys(keys)
 }
 
 /// A root parsed and checked for shape, its keys not yet read.
@@ -632,14 +634,57 @@ struct UnkeyedRoot {
 }
 
 impl UnkeyedRoot {
-    fn with_keys(self, cache: &mut KeyCache) -> TrustedRoot {
+    /// The root with its keys read, refused when a role lists one public key under two key
+    /// ids: a threshold counts keys, and "2 of 3" signed twice by one key is 1.
+    fn with_keys(self, cache: &mut KeyCache) -> Result<TrustedRoot, VerifyError> {
         let UnkeyedRoot { mut root, keys } = self;
         root.keys = keys
             .iter()
             .map(|(keyid, json)| (keyid.clone(), cache.get(keyid, json)))
             .collect();
-        root
+        for (role, role_keys) in &root.roles {
+            let mut seen: Vec<(&String, &Arc<VerifyingKey>)> = Vec::new();
+            for keyid in &role_keys.keyids {
+                let Some(Some(key)) = root.keys.get(keyid) else {
+                    continue;
+                };
+                if let Some((first, _)) = seen.iter().find(|(_, k)| k.public == key.public) {
+                    return Err(VerifyError::Malformed {
+                        file: root.file.clone(),
+                        role: Role::Root,
+                        reason: format!(
+                            "roles.{role} lists one public key under two key ids, {first} and \
+                             {keyid}: a threshold counts distinct keys"
+                        ),
+                    });
+                }
+                seen.push((keyid, key));
+            }
+        }
+        Ok(root)
     }
+}
+
+/// Refuses a root that gives a key id of `previous` another key: key ids name keys (they are
+/// the key's hash), so a new root that reuses one for a different key is not to be trusted,
+/// whichever key its signers meant.
+fn same_keys_under_same_ids(previous: &TrustedRoot, new: &TrustedRoot) -> Result<(), VerifyError> {
+    for (keyid, key) in &new.keys {
+        let (Some(Some(old)), Some(key)) = (previous.keys.get(keyid), key) else {
+            continue;
+        };
+        if old.public != key.public {
+            return Err(VerifyError::Malformed {
+                file: new.file.clone(),
+                role: Role::Root,
+                reason: format!(
+                    "key id {keyid} names another key than it did in root v{}",
+                    previous.version
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn parse_root_unkeyed(file: String, bytes: Vec<u8>) -> Result<UnkeyedRoot, VerifyError> {

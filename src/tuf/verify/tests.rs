@@ -562,3 +562,62 @@ fn a_long_chain_is_checked_in_order_across_batches() {
     let report = verify_source(&trusted, &repo, &at()).unwrap();
     assert_eq!(report.root_version(), 70);
 }
+
+#[test]
+fn one_key_under_two_ids_is_refused_not_counted_twice() {
+    // Root v4 lists custodian 1's key a second time under a made-up id and sets the threshold
+    // to 3; custodian 1 signs under both ids and custodian 2 once: three signatures, two keys.
+    // (python-tuf counts it as 3 of 3; a threshold counts keys.)
+    let (trusted, mut repo, k) = good();
+    let c = &k.custodians;
+    let mut payload = root(4, &[&c[0], &c[1], &c[3]], 3, FUTURE, &k);
+    let twin = "f".repeat(64);
+    payload["keys"][&twin] = payload["keys"][&id(&c[0])].clone();
+    payload["roles"]["root"]["keyids"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!(twin));
+    let mut v4 = SignedMetadata::new(payload).unwrap();
+    for s in [&c[0], &c[1], &c[3]] {
+        v4.sign_with(s).unwrap();
+    }
+    let again = c[0].sign(v4.canonical_signed()).unwrap();
+    v4.add_signature(&twin, &again);
+    repo.0.insert("metadata/4.root.json".into(), v4.to_bytes());
+    let err = refused(&trusted, &repo);
+    assert!(
+        matches!(&err, VerifyError::Malformed { file, reason, .. }
+            if file == "metadata/4.root.json"
+                && reason.contains("one public key under two key ids")
+                && reason.contains(&twin)),
+        "{err}"
+    );
+    // The same root as the trusted root is refused too.
+    let err = refused(&repo.0["metadata/4.root.json"].clone(), &Memory::default());
+    assert!(matches!(&err, VerifyError::Malformed { .. }), "{err}");
+}
+
+#[test]
+fn a_key_id_that_names_another_key_than_before_is_refused() {
+    // Root v4 keeps custodian 5's key id but gives it another key, whose holder signs under
+    // that id; the other custodians' signatures meet both thresholds.
+    let (trusted, mut repo, k) = good();
+    let c = &k.custodians;
+    let impostor = soft(78);
+    let mut payload = root(4, &[&c[0], &c[1], &c[3], &c[4]], 3, FUTURE, &k);
+    payload["keys"][&id(&c[4])] = TufKey::from_public(&impostor.public).unwrap().json;
+    let mut v4 = SignedMetadata::new(payload).unwrap();
+    for s in [&c[0], &c[1], &c[3]] {
+        v4.sign_with(s).unwrap();
+    }
+    let by_impostor = impostor.sign(v4.canonical_signed()).unwrap();
+    v4.add_signature(&id(&c[4]), &by_impostor);
+    repo.0.insert("metadata/4.root.json".into(), v4.to_bytes());
+    let err = refused(&trusted, &repo);
+    assert!(
+        matches!(&err, VerifyError::Malformed { file, reason, .. }
+            if file == "metadata/4.root.json"
+                && reason.contains(&format!("key id {} names another key than it did in root v3", id(&c[4])))),
+        "{err}"
+    );
+}
