@@ -18,6 +18,16 @@ fn dn_type(key: &str) -> Option<DnType> {
     }
 }
 
+/// The first character of `value` that must not stand in a name: a control character (a
+/// newline would forge a line in every transcript and log that prints the name) or a
+/// bidirectional override (which reorders what a person reads). Named as `U+XXXX`.
+fn forbidden_character(value: &str) -> Option<String> {
+    value
+        .chars()
+        .find(|c| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+        .map(|c| format!("U+{:04X}", c as u32))
+}
+
 /// Parses `CN=Example Root CA,O=Example,C=NL` (or with `/` separators, openssl style).
 pub fn parse_subject(text: &str) -> Result<DistinguishedName, X509Error> {
     let invalid = |reason: String| X509Error::InvalidSubject {
@@ -36,6 +46,12 @@ pub fn parse_subject(text: &str) -> Result<DistinguishedName, X509Error> {
                 "unsupported attribute {key:?} (use CN, O, OU, C, ST, L)"
             ))
         })?;
+        // Checked before trimming: Rust trims some control characters (U+0085) as spaces.
+        if let Some(c) = forbidden_character(value) {
+            return Err(invalid(format!(
+                "{key} contains the control or bidirectional character {c}"
+            )));
+        }
         let value = value.trim();
         if value.is_empty() {
             return Err(invalid(format!("{key} is empty")));
@@ -61,6 +77,11 @@ pub fn from_x509_name(name: &X509Name<'_>) -> Result<DistinguishedName, X509Erro
         let value = attr
             .as_str()
             .map_err(|_| X509Error::MalformedCsr("a subject attribute is not a string".into()))?;
+        if let Some(c) = forbidden_character(value) {
+            return Err(X509Error::MalformedCsr(format!(
+                "the subject {value:?} contains the control or bidirectional character {c}"
+            )));
+        }
         let oid: Vec<u64> = attr
             .attr_type()
             .iter()
@@ -104,5 +125,25 @@ mod tests {
         assert!(parse_subject("XX=1").is_err());
         assert!(parse_subject("C=Netherlands").is_err());
         assert!(parse_subject("CN=").is_err());
+    }
+
+    #[test]
+    fn refuses_control_and_bidirectional_characters() {
+        for bad in [
+            "CN=a\nb",
+            "CN=a\rb",
+            "CN=\u{1b}[2J",
+            "CN=a\u{202E}b",
+            "O=x\u{85}",
+        ] {
+            let err = parse_subject(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("control or bidirectional character U+"),
+                "{err}"
+            );
+            // The subject is shown escaped in the error.
+            assert!(!err.contains('\n') && !err.contains('\u{1b}'), "{err}");
+        }
+        assert!(parse_subject("CN=Ünïcode Root — ok").is_ok());
     }
 }

@@ -343,6 +343,15 @@ fn bad_csrs_are_refused_and_nothing_is_written() {
         &good,
         "unknown profile \"codesign-everything\"",
     );
+
+    // A subject with a newline in it (openssl writes what -subj is given), which would forge a
+    // line wherever the name is printed.
+    let forged = openssl_csr(dir, "forged", "prime256v1", "/CN=a\nwitness: signed");
+    pki.refuses(
+        "fulcio",
+        &forged,
+        "contains the control or bidirectional character U+000A",
+    );
 }
 
 fn openssl_csr_ed25519(dir: &Path) -> PathBuf {
