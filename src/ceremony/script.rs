@@ -206,6 +206,64 @@ pub enum Action {
     TufInit(actions::TufInit),
 }
 
+/// Every problem in the shape of a script that is valid TOML: unknown or missing sections, and
+/// each section, key, input and step read on its own, so that one bad field does not hide the
+/// next.
+fn shape_problems(mut table: toml::Table) -> Vec<String> {
+    fn read<T: serde::de::DeserializeOwned>(
+        value: toml::Value,
+        place: &str,
+        problems: &mut Vec<String>,
+    ) {
+        if let Err(e) = T::deserialize(value) {
+            problems.push(format!("{place}: {}", e.message().trim()));
+        }
+    }
+    let mut problems = Vec::new();
+    for (section, required) in [
+        ("ceremony", true),
+        ("roles", true),
+        ("keys", false),
+        ("inputs", false),
+        ("steps", true),
+        ("outputs", true),
+    ] {
+        let Some(value) = table.remove(section) else {
+            if required {
+                problems.push(format!("missing section `{section}`"));
+            }
+            continue;
+        };
+        match (section, value) {
+            ("ceremony", value) => read::<Header>(value, "ceremony", &mut problems),
+            ("roles", value) => read::<Roles>(value, "roles", &mut problems),
+            ("keys", toml::Value::Table(keys)) => {
+                for (name, value) in keys {
+                    read::<KeySpec>(value, &format!("keys.{name}"), &mut problems);
+                }
+            }
+            ("inputs", toml::Value::Array(inputs)) => {
+                for (i, value) in inputs.into_iter().enumerate() {
+                    read::<InputSpec>(value, &format!("inputs[{i}]"), &mut problems);
+                }
+            }
+            ("steps", toml::Value::Array(steps)) => {
+                for (i, value) in steps.into_iter().enumerate() {
+                    read::<Step>(value, &format!("steps[{i}]"), &mut problems);
+                }
+            }
+            ("outputs", value) => read::<Vec<String>>(value, "outputs", &mut problems),
+            (section, _) => problems.push(format!("`{section}` has the wrong type")),
+        }
+    }
+    for unknown in table.keys() {
+        problems.push(format!(
+            "unknown section `{unknown}` (expected ceremony, roles, keys, inputs, steps, outputs)"
+        ));
+    }
+    problems
+}
+
 impl Script {
     /// Reads and parses a script; syntax errors and unknown fields are reported here.
     pub fn load(path: &Path) -> Result<Script, CeremonyError> {
@@ -213,11 +271,21 @@ impl Script {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        let mut script: Script =
-            toml::from_str(&text).map_err(|e| CeremonyError::ScriptInvalid {
+        let mut script: Script = toml::from_str(&text).map_err(|e| {
+            // The first error stops serde; read the parts one by one to name every problem.
+            let problems = match toml::from_str::<toml::Table>(&text) {
+                Ok(table) => shape_problems(table),
+                Err(_) => vec![],
+            };
+            CeremonyError::ScriptInvalid {
                 path: path.to_path_buf(),
-                problems: vec![e.to_string()],
-            })?;
+                problems: if problems.is_empty() {
+                    vec![e.to_string()]
+                } else {
+                    problems
+                },
+            }
+        })?;
         script.path = path.to_path_buf();
         Ok(script)
     }

@@ -166,6 +166,20 @@ fn broken_scripts_report_every_problem_at_once() {
             vec!["unknown field `lifetime`"],
         ),
         (
+            "unknown-fields-everywhere",
+            base.replace("days = 3652", "days = 3652\nlifetime = 1")
+                .replace("[ceremony]\n", "[ceremony]\ncolour = \"red\"\n")
+                .replace(
+                    "uri = \"pkcs11:token=root-ca;object=root-ca\"",
+                    "url = \"x\"",
+                ),
+            vec![
+                "unknown field `lifetime`",
+                "ceremony: unknown field `colour`",
+                "keys.root-ca: unknown field `url`",
+            ],
+        ),
+        (
             "pin-in-uri",
             base.replace(
                 "object=tuf-targets\"",
