@@ -570,6 +570,34 @@ impl Pkcs11Token {
         Ok(())
     }
 
+    /// Whether the key objects `public` and `private` hold their key: the public half its
+    /// point, the private half its curve. SoftHSM2 makes a key object in steps, each written to
+    /// its file before the next: first its defaults, then the caller's template (label, id),
+    /// and only then what the generation or unwrapping made (`CKA_EC_POINT`; `CKA_EC_PARAMS`
+    /// and `CKA_VALUE` of a private key). Killed between the last two, it leaves a half that is
+    /// found by label and id but holds no key: a private half without key material fails
+    /// `C_Sign` with `CKR_GENERAL_ERROR`.
+    fn pair_is_whole(&self, public: ObjectHandle, private: ObjectHandle) -> Result<bool, KeyError> {
+        let params = self.string_attribute(public, AttributeType::EcParams)?;
+        let point = self.string_attribute(public, AttributeType::EcPoint)?;
+        Ok(!params.is_empty() && !point.is_empty() && self.private_half_holds_key(private)?)
+    }
+
+    /// Whether private key object `private` holds its key, as far as can be told: its curve
+    /// (`CKA_EC_PARAMS`, set with the sensitive `CKA_VALUE`) is not empty. A token that does
+    /// not show a private key's curve at all is taken at its word.
+    fn private_half_holds_key(&self, private: ObjectHandle) -> Result<bool, KeyError> {
+        let params = lock(&self.session)
+            .get_attributes(private, &[AttributeType::EcParams])
+            .map_err(ck("C_GetAttributeValue"))?
+            .into_iter()
+            .find_map(|a| match a {
+                Attribute::EcParams(v) => Some(v),
+                _ => None,
+            });
+        Ok(params.is_none_or(|p| !p.is_empty()))
+    }
+
     /// The public and private key objects under `id`, and the key objects with neither a
     /// label nor an id: what SoftHSM2 leaves when killed inside `C_GenerateKeyPair` before it
     /// set them (rootcellar always sets both; a token that generates atomically has none).
@@ -632,7 +660,9 @@ impl KeyBackend for Arc<Pkcs11Token> {
         let halves = self.halves(&intent.id_bytes())?;
         match (&halves.public[..], &halves.private[..]) {
             ([], []) if halves.anonymous.is_empty() => Ok(IntentOutcome::Absent),
-            ([_], [private]) if halves.anonymous.is_empty() => {
+            ([public], [private])
+                if halves.anonymous.is_empty() && self.pair_is_whole(*public, *private)? =>
+            {
                 let (info, _) = self.key_info(*private)?;
                 if info.label != intent.label {
                     return Err(KeyError::Malformed(format!(
@@ -654,7 +684,11 @@ impl KeyBackend for Arc<Pkcs11Token> {
         let mut halves = self.halves(&intent.id_bytes())?;
         let mut doomed = std::mem::take(&mut halves.anonymous);
         // A whole key is adopted, never removed.
-        if !(halves.public.len() == 1 && halves.private.len() == 1) {
+        let whole = match (&halves.public[..], &halves.private[..]) {
+            ([public], [private]) => self.pair_is_whole(*public, *private)?,
+            _ => false,
+        };
+        if !whole {
             doomed.extend(halves.public.iter().chain(&halves.private));
         }
         let session = lock(&self.session);
@@ -695,6 +729,17 @@ impl KeyBackend for Arc<Pkcs11Token> {
             .for_key(&info.label, &id)
             .without_query()
             .to_string();
+        // Said before the token answers C_Sign with a bare CKR_GENERAL_ERROR.
+        if !self.private_half_holds_key(handle)? {
+            return Err(KeyError::Malformed(format!(
+                "the private half of key {key_uri} on token {:?} holds no key material (what \
+                 SoftHSM2 leaves when killed while it makes or unwraps a key): it cannot sign, \
+                 and cannot be repaired. Treat the key as lost: restore it from its backup \
+                 into a new token (restore-keys), or replace it (a custodian's TUF root key: \
+                 rotate-tuf-root)",
+                self.label
+            )));
+        }
         Ok(Arc::new(Pkcs11Signer {
             token: self.clone(),
             handle,

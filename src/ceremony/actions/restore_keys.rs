@@ -1,7 +1,11 @@
 //! `restore-keys`: backed-up keys rebuilt into another token (or YubiHSM2) from the backup and a
-//! quorum of the custodians' shares of its wrap key.
+//! quorum of the custodians' shares of its wrap key. Resumed after a kill, a PKCS#11 restore
+//! adopts a key an earlier run restored whole and removes what one cut short left (both
+//! journaled), as key generation does.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -10,8 +14,12 @@ use super::Perform;
 use crate::ceremony::context::{step_error, Context};
 use crate::ceremony::script::{Script, Step};
 use crate::ceremony::CeremonyError;
+use crate::journal::Digest as JournalDigest;
 use crate::keys::yubihsm as yubihsm_keys;
-use crate::keys::{KeyLocation, PinSource, Pkcs11Token};
+use crate::keys::{
+    IntentOutcome, KeyBackend, KeyIntent, KeyLocation, PinSource, Pkcs11Token, PublicKey,
+    WrappedKey,
+};
 
 /// Rebuild backed-up keys into another token from the backup and a quorum of shares.
 #[derive(Clone, Debug, Deserialize)]
@@ -86,11 +94,21 @@ impl Perform for RestoreKeys {
                     uri,
                     &PinSource::Given(context.pins[&token_label].clone()),
                 )?;
-                let publics = token.restore_keys(&file.keys, &wrap_key)?;
+                let mut publics = BTreeMap::new();
+                let mut missing = Vec::new();
+                for key in &file.keys {
+                    match adopt_or_clear(context, step, &token, key)? {
+                        Some(public) => {
+                            publics.insert(key.label.clone(), public);
+                        }
+                        None => missing.push(key.clone()),
+                    }
+                }
+                let restored = token.restore_keys(&missing, &wrap_key)?;
+                publics.extend(missing.iter().map(|k| k.label.clone()).zip(restored));
                 file.keys
                     .iter()
-                    .zip(publics)
-                    .map(|(k, p)| (k.label.clone(), p))
+                    .filter_map(|k| Some((k.label.clone(), publics.remove(&k.label)?)))
                     .collect::<Vec<_>>()
             }
             (serde_json::Value::Number(_), KeyLocation::YubiHsm(_)) => {
@@ -130,6 +148,86 @@ impl Perform for RestoreKeys {
         }
         crate::files::write_new(&scratch.join(&self.output), report.as_bytes())?;
         Ok(details)
+    }
+}
+
+/// What an interrupted run of this step left of `key` in `token`, looked for by the label and
+/// `CKA_ID` the backup gives it: the whole key pair, the backed-up key, is adopted (returned);
+/// part of one (a kill inside `C_UnwrapKey` or before the public half was made, and the key
+/// objects without label or id SoftHSM2 leaves) is removed; both are journaled. `None`: the
+/// key is to be restored.
+fn adopt_or_clear(
+    context: &mut Context<'_>,
+    step: &Step,
+    token: &Arc<Pkcs11Token>,
+    key: &WrappedKey,
+) -> Result<Option<PublicKey>, CeremonyError> {
+    let fail = step_error(step);
+    let backed_up = PublicKey::from_spki(key.public_key_pem.as_bytes())?;
+    if key.id.is_empty() {
+        return Ok(None);
+    }
+    let intent = KeyIntent {
+        label: key.label.clone(),
+        algorithm: backed_up.algorithm().name().to_string(),
+        for_backup: false,
+        id: key.id.clone(),
+    };
+    let place = format!("pkcs11:token={};object={}", token.label(), key.label);
+    let mut outcome = token.find_intended(&intent)?;
+    if let IntentOutcome::Partial {
+        public,
+        private,
+        unnamed,
+    } = outcome
+    {
+        // Journaled before the objects go, as for a key generation cut short.
+        context.journal(
+            "key.discard",
+            format!(
+                "{place}: a restore cut short left {public} public and {private} private \
+                 half/halves under CKA_ID {}, and {unnamed} key object(s) without label or id; \
+                 removing them",
+                key.id
+            ),
+            vec![],
+            vec![],
+        )?;
+        token.remove_partial(&intent)?;
+        outcome = token.find_intended(&intent)?;
+    }
+    match outcome {
+        IntentOutcome::Absent => Ok(None),
+        IntentOutcome::Complete(info)
+            if info.public_key.fingerprint() == backed_up.fingerprint() =>
+        {
+            context.journal(
+                "key.adopt",
+                format!(
+                    "{place} {} (adopted: restored by an interrupted run)",
+                    backed_up.algorithm().name()
+                ),
+                vec![],
+                vec![JournalDigest::of(
+                    format!("{} public key (SPKI DER)", key.label),
+                    &backed_up.spki_der(),
+                )],
+            )?;
+            Ok(Some(info.public_key))
+        }
+        IntentOutcome::Complete(info) => Err(fail(
+            format!(
+                "{place}: the token holds a key under the backup's CKA_ID {} that is not the \
+                 backed-up key (SHA256:{}, not SHA256:{})",
+                key.id,
+                info.public_key.fingerprint(),
+                backed_up.fingerprint()
+            )
+            .into(),
+        )),
+        IntentOutcome::Partial { .. } => Err(fail(
+            format!("{place}: what an interrupted restore left could not be removed").into(),
+        )),
     }
 }
 
