@@ -194,6 +194,9 @@ def converse(vm: Machine, stick: Path | None = None) -> str:
             answer = "Wim Witness"
         elif last.startswith("Name of witness 2"):
             answer = "Wanda Witness"
+        elif last.startswith("Name of custodian-") and "(required)" in last:
+            # Each custodian role the script names has its own person.
+            answer = "Custodian " + last[len("Name of custodian-")]
         elif last.startswith("Name of "):
             answer = ""
         elif code:

@@ -11,6 +11,7 @@ mod confirm_time;
 mod console;
 mod context;
 mod delivery;
+mod presence;
 mod progress;
 mod prompter;
 mod quorum;
@@ -63,6 +64,11 @@ pub enum CeremonyError {
     /// Reading the console failed.
     #[error("console: {0}")]
     Console(String),
+    /// The people named at the start cannot hold the roles they were named for: one person
+    /// named twice (the operator as a witness, a witness twice, one custodian for two roles),
+    /// or a custodian role the script names with no one for it.
+    #[error("those present: {0}")]
+    Presence(String),
     /// A required input is missing.
     #[error("input {name:?} is missing from {dir}")]
     MissingInput {

@@ -154,15 +154,7 @@ pub fn run(
         .map(TimePolicy::minutes)
         .unwrap_or_default();
     let time = super::confirm_time::confirm(prompter, &journal, policy)?;
-    let mut present = BTreeMap::new();
-    present.insert("operator".to_string(), prompter.names("operator", 1)?);
-    present.insert(
-        "witness".to_string(),
-        prompter.names("witness", script.roles.witnesses)?,
-    );
-    for custodian in &script.roles.custodians {
-        present.insert(custodian.clone(), prompter.names(custodian, 0)?);
-    }
+    let present = super::presence::ask(prompter, &script)?;
     // Only now, with the time confirmed, does the ceremony leave a trace in the state.
     std::fs::create_dir_all(&work).map_err(|e| state_error(e.to_string()))?;
     let (time, rehearsal) = match progress.started() {

@@ -887,15 +887,6 @@ fn rotate_tuf_root_resumes_after_a_crash_at_every_point() {
         for point in ["before", "after-hsm", "after-outputs"] {
             let point = format!("{step}:{point}");
             let r = Rehearsal::new();
-            std::fs::write(
-                r.path("answers.toml"),
-                format!(
-                    "time = \"{}\"\nconfirm = true\n[present]\noperator = [\"Olga\"]\n\
-                 witness = [\"Wim\", \"Wanda\"]\n",
-                    clock_time()
-                ),
-            )
-            .unwrap();
             assert_ok(&r.run("ceremony/root-init.toml", None, "root-init", None));
             let request = r.path("request");
             std::fs::create_dir(&request).unwrap();
@@ -1049,4 +1040,44 @@ fn a_rehearsal_moves_a_usb_yubihsm_key_to_a_throwaway_token() {
             && !transcript.contains("HSM audit logs"),
         "{transcript}"
     );
+}
+
+#[test]
+fn each_person_present_holds_one_role_and_every_custodian_role_is_held() {
+    let r = Rehearsal::new();
+    let answers = answers_toml(&clock_time(), None);
+    for (changed, said) in [
+        (
+            answers.replace(
+                "witness = [\"Wim\", \"Wanda\"]",
+                "witness = [\"Wim\", \"Olga\"]",
+            ),
+            "\"Olga\" is named as operator and as witness",
+        ),
+        (
+            answers.replace(
+                "witness = [\"Wim\", \"Wanda\"]",
+                "witness = [\"Wim\", \"Wim\"]",
+            ),
+            "\"Wim\" is named twice as witness",
+        ),
+        (
+            answers.replace("custodian-2 = [\"Chidi\"]", "custodian-2 = [\"Carol\"]"),
+            "\"Carol\" is named as custodian-1 and as custodian-2",
+        ),
+        (
+            answers.replace("custodian-3 = [\"Cem\"]\n", ""),
+            "present.custodian-3 names 0 people; the ceremony needs at least 1",
+        ),
+    ] {
+        assert_ne!(changed, answers);
+        std::fs::write(r.path("answers.toml"), &changed).unwrap();
+        let refused = r.run("ceremony/root-init.toml", None, "out", None);
+        assert!(!refused.status.success());
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert!(err.contains(said), "{err}");
+        // Refused before the ceremony left a trace: no instance, no token, nothing delivered.
+        assert!(!r.path("state/ceremonies").exists());
+        assert!(!r.path("out").exists());
+    }
 }

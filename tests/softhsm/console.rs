@@ -168,6 +168,12 @@ impl Session {
                     "Wim Witness".into()
                 } else if last.starts_with("Name of witness 2") {
                     "Wanda Witness".into()
+                } else if let Some(custodian) = last
+                    .strip_prefix("Name of custodian-")
+                    .filter(|rest| rest.contains("(required)"))
+                {
+                    // Each custodian role the script names has its own person.
+                    format!("Custodian {}", &custodian[..1])
                 } else if last.starts_with("Name of ") {
                     String::new()
                 } else if let Some(code) = last
