@@ -21,7 +21,9 @@ def main() -> int:
     session = b""
     answered = 0
     deadline = time.time() + 120
-    names = iter(["Olga Operator", "", "Wim Witness", "Wanda Witness", "", "", "", ""])
+    # Who answers each "Name of ROLE N" prompt; everything else listed is answered empty (done).
+    names = {("operator", "1"): "Olga Operator", ("witness", "1"): "Wim Witness",
+             ("witness", "2"): "Wanda Witness"}
     while time.time() < deadline:
         ready, _, _ = select.select([fd], [], [], 1.0)
         if not ready:
@@ -37,8 +39,13 @@ def main() -> int:
         code = re.search(r"Type ([0-9a-f]{8}) to perform step", pending)
         if "Press Enter to accept it" in pending:
             os.write(fd, b"\n")
-        elif re.search(r"Name of [\w-]+ \d+ \((required|Enter when done)\): $", pending):
-            os.write(fd, (next(names, "") + "\n").encode())
+        elif asked := re.search(r"Name of ([\w-]+) (\d+) \((required|Enter when done)\): $", pending):
+            role, number = asked.group(1), asked.group(2)
+            name = names.get((role, number), "")
+            if role.startswith("custodian-") and number == "1":
+                # Each custodian role the script names has its own person.
+                name = "Custodian " + role.removeprefix("custodian-")
+            os.write(fd, (name + "\n").encode())
         elif code and pending.rstrip().endswith("to stop here:"):
             # A wrong code first: the console must refuse it and ask again.
             if "That is not the confirmation code." not in session.decode(errors="replace"):
@@ -48,6 +55,10 @@ def main() -> int:
         else:
             continue
         answered = len(session)
+    else:
+        # Out of time (a prompt the driver does not know, asked again and again): stop the
+        # ceremony rather than wait for it for ever.
+        os.kill(pid, 9)
     _, status = os.waitpid(pid, 0)
     text = session.decode(errors="replace")
     if os.WEXITSTATUS(status) != 0 or "ceremony complete" not in text:
