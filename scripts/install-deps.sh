@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what rootcellar's demo and tests need and the machine lacks: SoftHSM2 (the PKCS#11
-# token), OpenSC's pkcs11-tool and openssl (independent checkers), and python-tuf (the TUF
-# reference client). Idempotent: a machine that has everything is left alone.
+# token), OpenSC's pkcs11-tool and openssl (independent checkers), p11-kit's PKCS#11 header,
+# and python-tuf (the TUF reference client). Idempotent: a machine that has everything is left
+# alone.
 set -euo pipefail
 
 need_apt=()
@@ -9,6 +10,8 @@ command -v softhsm2-util >/dev/null 2>&1 || need_apt+=(softhsm2)
 command -v pkcs11-tool >/dev/null 2>&1 || need_apt+=(opensc)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v faketime >/dev/null 2>&1 || need_apt+=(faketime)
+# PKCS#11 headers: the fault tests build a module in front of SoftHSM2 with them.
+[ -f /usr/include/p11-kit-1/p11-kit/pkcs11.h ] || need_apt+=(libp11-kit-dev)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"

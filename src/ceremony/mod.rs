@@ -106,6 +106,20 @@ pub enum CeremonyError {
     /// Writing an output failed.
     #[error(transparent)]
     Output(#[from] crate::files::OutputError),
+    /// The outputs could not be delivered (the stick read-only, full, or not there). Nothing is
+    /// left half-written in the output's directory; the steps are done and kept, and running the
+    /// same command again delivers them.
+    #[error(
+        "cannot deliver the outputs to {out}: {reason}. Nothing was delivered there; the \
+         ceremony's steps are done and kept, and it is not finished: with the stick plugged in, \
+         writable and with room, run the same command again to deliver"
+    )]
+    Delivery {
+        /// The output directory.
+        out: PathBuf,
+        /// What stopped the delivery, with the file system's words.
+        reason: String,
+    },
     /// A resumed ceremony's output, signed by an earlier run, has expired by this run's time.
     #[error(
         "output {output}: {role} v{version} expired at {expires}, before this run's confirmed \

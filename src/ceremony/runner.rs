@@ -114,12 +114,12 @@ pub fn run(
             dir: PathBuf::from("(no request given)"),
         });
     }
-    crate::files::ensure_absent([options.out.as_path()])?;
     let instance = options
         .state
         .join("ceremonies")
         .join(instance_id(&script, options.inputs.as_deref())?);
     let work = instance.join("work");
+    super::delivery::check_out(&options.out, &script, &instance)?;
     let state_error = |reason: String| CeremonyError::State {
         path: instance.clone(),
         reason,
@@ -306,12 +306,6 @@ pub fn run(
         &options.out,
         options.bundle_key.as_deref(),
         &instance,
-    )?;
-    context.journal(
-        "ceremony.finish",
-        format!("outputs delivered to {}", options.out.display()),
-        vec![],
-        outputs.iter().map(|(n, d)| journal_digest(n, d)).collect(),
     )?;
     context.progress.record(Event::Finish {
         outputs: outputs.clone(),

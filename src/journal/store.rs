@@ -88,7 +88,7 @@ impl Journal {
             .flush_every_ms(None)
             .open()
             .map_err(|e| {
-                let message = e.to_string();
+                let message = storage_message(&e);
                 if message.contains("could not acquire lock") {
                     JournalError::Locked(path.clone())
                 } else {
@@ -466,6 +466,52 @@ fn decode_head(bytes: &[u8]) -> Option<Head> {
 fn storage_error(path: &Path) -> impl Fn(sled::Error) -> JournalError + '_ {
     move |e| JournalError::Storage {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        message: storage_message(&e),
+    }
+}
+
+fn storage_message(e: &sled::Error) -> String {
+    match e {
+        sled::Error::Io(io) => io_message(io),
+        other => other.to_string(),
+    }
+}
+
+/// The operating system's words for an I/O error sled reports (a full disk: "No space left on
+/// device (os error 28)"). Once a write has failed, sled hands back a copy of the error whose
+/// message is the original's debug text (`Os { code: 28, kind: StorageFull, message: "…" }`);
+/// that is turned back into the plain message.
+fn io_message(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    if e.raw_os_error().is_some() || !text.starts_with("Os {") {
+        return text;
+    }
+    let field = |start: &str, end: char| {
+        let from = text.find(start)? + start.len();
+        let len = text[from..].find(end)?;
+        Some(text[from..from + len].to_string())
+    };
+    match (field("code: ", ','), field("message: \"", '"')) {
+        (Some(code), Some(message)) => format!("{message} (os error {code})"),
+        _ => text,
+    }
+}
+
+#[cfg(test)]
+mod io_message_tests {
+    use super::io_message;
+
+    #[test]
+    fn a_full_disk_reads_as_the_operating_system_says_it() {
+        let original = std::io::Error::from_raw_os_error(28);
+        assert_eq!(io_message(&original), original.to_string());
+        // What sled hands back once its write failed: the original's debug text.
+        let copy = std::io::Error::new(original.kind(), format!("{original:?}"));
+        assert_eq!(io_message(&copy), "No space left on device (os error 28)");
+        let plain = std::io::Error::other("disk on fire");
+        assert_eq!(io_message(&plain), "disk on fire");
+        // sled's own messages that quote an OS error are left whole.
+        let lock = std::io::Error::other(format!("could not acquire lock on \"j\": {original:?}"));
+        assert_eq!(io_message(&lock), lock.to_string());
     }
 }

@@ -223,7 +223,7 @@ pub enum KeyError {
         source: yubihsm::client::Error,
     },
     /// Any other PKCS#11 failure, with the function that failed.
-    #[error("PKCS#11 {operation} failed: {source}")]
+    #[error("PKCS#11 {operation} failed: {}", pkcs11_failure(source))]
     Pkcs11 {
         /// What rootcellar was doing.
         operation: &'static str,
@@ -231,4 +231,71 @@ pub enum KeyError {
         #[source]
         source: cryptoki::error::Error,
     },
+    /// A PKCS#11 failure while using a key (a token failing to sign), naming the key.
+    #[error(
+        "PKCS#11 {operation} with key {key} failed: {}",
+        pkcs11_failure(source)
+    )]
+    Pkcs11Key {
+        /// What rootcellar was doing.
+        operation: &'static str,
+        /// The key, as a URI without its query (token and key label, id).
+        key: String,
+        /// The library's error (boxed: errors stay small).
+        #[source]
+        source: Box<cryptoki::error::Error>,
+    },
+}
+
+/// A PKCS#11 error led by the return value's name (`CKR_DEVICE_ERROR: …`), the name a token's
+/// documentation and logs use, then the library's description.
+fn pkcs11_failure(error: &cryptoki::error::Error) -> String {
+    use cryptoki::error::{Error, RvError};
+    let name = match error {
+        Error::Pkcs11(RvError::VendorDefined(code), _) => format!("CKR_VENDOR_DEFINED({code:#x})"),
+        Error::Pkcs11(rv, _) => {
+            let mut name = String::from("CKR");
+            for c in format!("{rv:?}").chars() {
+                if c.is_ascii_uppercase() {
+                    name.push('_');
+                }
+                name.push(c.to_ascii_uppercase());
+            }
+            name
+        }
+        _ => return error.to_string(),
+    };
+    format!("{name}: {error}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cryptoki::context::Function;
+    use cryptoki::error::{Error, RvError};
+
+    #[test]
+    fn a_token_error_is_named_as_pkcs11_names_it() {
+        let error = KeyError::Pkcs11Key {
+            operation: "C_Sign",
+            key: "pkcs11:token=root-ca;object=root-ca".into(),
+            source: Box::new(Error::Pkcs11(RvError::DeviceError, Function::Sign)),
+        };
+        let text = error.to_string();
+        assert!(
+            text.starts_with(
+                "PKCS#11 C_Sign with key pkcs11:token=root-ca;object=root-ca failed: \
+                 CKR_DEVICE_ERROR: "
+            ),
+            "{text}"
+        );
+        // The library's own words are there too, so they are not printed again as a cause.
+        let cause = std::error::Error::source(&error).unwrap().to_string();
+        assert!(text.contains(&cause), "{text}");
+        let pin = KeyError::Pkcs11 {
+            operation: "C_Login",
+            source: Error::Pkcs11(RvError::UserPinNotInitialized, Function::Login),
+        };
+        assert!(pin.to_string().contains("CKR_USER_PIN_NOT_INITIALIZED: "));
+    }
 }

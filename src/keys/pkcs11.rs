@@ -544,7 +544,8 @@ impl Pkcs11Token {
                 &public_template,
                 &private_template,
             )
-            .map_err(ck("C_GenerateKeyPair"))?;
+        })
+        .map_err(ck("C_GenerateKeyPair"))?;
         Ok(self.key_info(private)?.0)
     }
 }
@@ -769,7 +770,11 @@ impl Signer for Pkcs11Signer {
         let digest = algorithm.digest(message);
         let raw = lock(&self.token.session)
             .sign(&Mechanism::Ecdsa, self.handle, &digest)
-            .map_err(ck("C_Sign"))?;
+            .map_err(|source| KeyError::Pkcs11Key {
+                operation: "C_Sign",
+                key: self.key_uri.clone(),
+                source: Box::new(source),
+            })?;
         if raw.len() != 2 * algorithm.scalar_len() {
             return Err(KeyError::Malformed(format!(
                 "{}-byte signature from a {} key",

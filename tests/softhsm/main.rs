@@ -6,6 +6,7 @@ mod common;
 mod console;
 mod crash;
 mod crash_points;
+mod faults;
 mod import;
 mod journal;
 mod keys;

@@ -48,7 +48,6 @@ impl Perform for GenerateKeys {
         step: &Step,
         scratch: &Path,
     ) -> Result<Vec<String>, CeremonyError> {
-        let fail = step_error(step);
         let mut details = Vec::new();
         for name in &self.keys {
             let uri = context.key_uri(name)?;
@@ -60,8 +59,10 @@ impl Perform for GenerateKeys {
                 info.public_key.fingerprint()
             ));
             let pem_name = format!("{name}.pub.pem");
-            std::fs::write(scratch.join(&pem_name), info.public_key.spki_pem())
-                .map_err(|e| fail(Box::new(e)))?;
+            crate::files::write_new(
+                &scratch.join(&pem_name),
+                info.public_key.spki_pem().as_bytes(),
+            )?;
         }
         Ok(details)
     }
