@@ -42,6 +42,7 @@ impl BundleBuilder {
                 created: normalise_time(created.timestamp()),
                 ceremony: None,
                 journal_head: None,
+                rehearsal: false,
                 entries: Vec::new(),
             },
             contents: Vec::new(),
@@ -58,6 +59,12 @@ impl BundleBuilder {
     /// Names the ceremony that produced the bundle (or that a request is for).
     pub fn ceremony(mut self, ceremony: impl Into<String>) -> Self {
         self.manifest.ceremony = Some(ceremony.into());
+        self
+    }
+
+    /// Marks the bundle as made by a rehearsal.
+    pub fn rehearsal(mut self, rehearsal: bool) -> Self {
+        self.manifest.rehearsal = rehearsal;
         self
     }
 

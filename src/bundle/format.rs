@@ -147,6 +147,9 @@ pub struct Manifest {
     pub ceremony: Option<String>,
     /// The journal head at the time the bundle was made (response bundles).
     pub journal_head: Option<JournalHead>,
+    /// Made by a rehearsal: its keys are throwaway, and nothing in it is to be trusted. Encoded
+    /// (`"rehearsal": true`) only when set, so that a production bundle's bytes do not change.
+    pub rehearsal: bool,
     /// The entries, sorted by name.
     pub entries: Vec<EntryInfo>,
 }
@@ -166,6 +169,9 @@ impl Manifest {
         ];
         if let Some(ceremony) = &self.ceremony {
             fields.push((text("ceremony"), text(ceremony)));
+        }
+        if self.rehearsal {
+            fields.push((text("rehearsal"), Value::Bool(true)));
         }
         if let Some(head) = &self.journal_head {
             fields.push((
@@ -237,6 +243,17 @@ impl Manifest {
             .take_optional("journal_head")?
             .map(parse_journal_head)
             .transpose()?;
+        let rehearsal = match fields.take_optional("rehearsal")? {
+            None => false,
+            Some(Value::Bool(true)) => true,
+            // `false` is written by leaving the field out: one encoding for each manifest.
+            Some(other) => {
+                return Err(BundleError::InvalidManifest(format!(
+                    "field \"rehearsal\" must be true when present, not {}",
+                    describe_value(&other)
+                )))
+            }
+        };
         let entries_value = fields.take("entries")?;
         fields.finish()?;
 
@@ -265,6 +282,7 @@ impl Manifest {
             created,
             ceremony,
             journal_head,
+            rehearsal,
             entries,
         })
     }

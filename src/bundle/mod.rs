@@ -11,6 +11,7 @@
 //!              ; external_aad = "rootcellar-bundle manifest"
 //! manifest   = { "version": 1, "kind": "request" / "response" / "backup", "id": tstr,
 //!                "created": tstr (RFC 3339, UTC, whole seconds), ? "ceremony": tstr,
+//!                ? "rehearsal": true,                             ; made by a rehearsal
 //!                ? "journal_head": { "seq": uint, "sha256": bstr .size 32 },
 //!                "entries": [ * entry ] }                         ; sorted by name
 //! entry      = { "type": "csr" / "public-key" / "tuf-metadata" / "certificate" /

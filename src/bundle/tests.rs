@@ -49,6 +49,7 @@ fn manifest(entries: &[(EntryInfo, Vec<u8>)]) -> Manifest {
         created: time(),
         ceremony: None,
         journal_head: None,
+        rehearsal: false,
         entries: entries.iter().map(|(i, _)| i.clone()).collect(),
     }
 }
@@ -444,4 +445,27 @@ fn hostile_sizes_are_refused_before_anything_large_is_built() {
         "{err}"
     );
     assert!(err.to_string().contains("manifest-size check"), "{err}");
+}
+
+#[test]
+fn the_rehearsal_mark_is_read_back_and_has_one_encoding() {
+    let marked = edited(|fields| fields.push((Value::Text("rehearsal".into()), Value::Bool(true))));
+    let verified = Bundle::decode(&marked, &Limits::default())
+        .unwrap()
+        .verify(&pins())
+        .unwrap();
+    assert!(verified.manifest().rehearsal);
+    assert_eq!(verified.bundle().to_bytes(), marked);
+    let unmarked = bundle_of(vec![entry("a.txt", b"alpha")]);
+    assert!(
+        !Bundle::decode(&unmarked, &Limits::default())
+            .unwrap()
+            .manifest()
+            .rehearsal
+    );
+    // `false` is written by leaving the field out.
+    let spelt_out =
+        edited(|fields| fields.push((Value::Text("rehearsal".into()), Value::Bool(false))));
+    let err = refused(&spelt_out).to_string();
+    assert!(err.contains("\"rehearsal\" must be true when present"), "{err}");
 }

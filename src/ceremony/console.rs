@@ -416,7 +416,7 @@ impl<R: BufRead, W: Write> Console<'_, R, W> {
         let inputs = if !entry.inputs.is_empty() {
             let inputs = session.join("inputs");
             self.mount()?;
-            let read = self.read_request(entry, state, &inputs);
+            let read = self.read_request(entry, &trust_dir(state, rehearsal), &inputs);
             self.umount()?;
             read?;
             Some(inputs)
@@ -506,7 +506,7 @@ impl<R: BufRead, W: Write> Console<'_, R, W> {
     fn read_request(
         &mut self,
         entry: &Entry,
-        state: &Path,
+        trust: &Path,
         inputs: &Path,
     ) -> Result<(), ConsoleError> {
         let media = self.options.media_dir.clone();
@@ -559,7 +559,7 @@ impl<R: BufRead, W: Write> Console<'_, R, W> {
                 }
             }
         };
-        let verified = self.verify_request(&path, bundle, state)?;
+        let verified = self.verify_request(&path, bundle, trust)?;
         let m = verified.manifest();
         self.say(&format!(
             "request {} verified: id {}, created {}, signed by SHA256:{}, {} entries",
@@ -600,9 +600,9 @@ impl<R: BufRead, W: Write> Console<'_, R, W> {
         &mut self,
         path: &Path,
         bundle: Bundle,
-        state: &Path,
+        trust: &Path,
     ) -> Result<VerifiedBundle, ConsoleError> {
-        let requesters = state.join("trust").join("requesters");
+        let requesters = trust.join("requesters");
         let pinned = files_with_suffix(&requesters, ".pem")?;
         if !pinned.is_empty() {
             let pins = PinnedKeys::from_files(&pinned).map_err(refused(path))?;
@@ -651,9 +651,10 @@ impl<R: BufRead, W: Write> Console<'_, R, W> {
     /// Copies the response, the bundle key's public key and the transcript to the disk.
     fn deliver(&mut self, state: &Path, out: &Path, instance: &str) -> Result<(), ConsoleError> {
         // The bundle key's public key comes out of root-init; later ceremonies send the kept copy.
-        let kept = state.join("trust").join(BUNDLE_KEY_PEM);
+        let trust = trust_dir(state, super::is_rehearsal_instance(instance));
+        let kept = trust.join(BUNDLE_KEY_PEM);
         if out.join(BUNDLE_KEY_PEM).is_file() && !kept.exists() {
-            std::fs::create_dir_all(state.join("trust")).map_err(io_at(state))?;
+            std::fs::create_dir_all(&trust).map_err(io_at(&trust))?;
             std::fs::copy(out.join(BUNDLE_KEY_PEM), &kept).map_err(io_at(&kept))?;
         }
         let response = out.join("response.rcb");
@@ -693,6 +694,17 @@ impl<R: BufRead, W: Write> Console<'_, R, W> {
             target,
             files.len()
         ))
+    }
+}
+
+/// Where the console keeps what it pins (the bundle key's public key, requester keys): a
+/// rehearsal's apart from the real ones, so that pinning a throwaway token's key or a test
+/// requester in a rehearsal never refuses the real ceremony.
+fn trust_dir(state: &Path, rehearsal: bool) -> PathBuf {
+    if rehearsal {
+        state.join("rehearsal").join("trust")
+    } else {
+        state.join("trust")
     }
 }
 

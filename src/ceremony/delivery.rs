@@ -328,7 +328,9 @@ fn response_bundle(
     } else {
         BundleKind::Response
     };
-    let mut builder = BundleBuilder::new(kind, context.time).ceremony(context.instance.clone());
+    let mut builder = BundleBuilder::new(kind, context.time)
+        .ceremony(context.instance.clone())
+        .rehearsal(context.rehearsal);
     let mut files = Vec::new();
     collect_files(staging, staging, &mut files).map_err(|e| fail(e.to_string()))?;
     files.sort();

@@ -144,6 +144,12 @@ pub enum CeremonyError {
     Time(#[from] crate::time::TimeError),
 }
 
+/// Whether a ceremony instance (`NAME-rehearsal-ID`, as the state, the journal and the stick
+/// name it) is a rehearsal's.
+pub fn is_rehearsal_instance(instance: &str) -> bool {
+    instance.contains("-rehearsal-")
+}
+
 /// True for a plain file name: not empty, no separators, not `.`/`..`, no control characters.
 pub fn is_plain_name(name: &str) -> bool {
     !name.is_empty()

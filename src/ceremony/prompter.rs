@@ -90,9 +90,20 @@ impl<R: BufRead, W: Write> Interactive<R, W> {
 
     fn secret(&mut self, prompt: &str) -> Result<Zeroizing<String>, CeremonyError> {
         self.output.flush().map_err(console_error)?;
-        rpassword::prompt_password(prompt)
-            .map(Zeroizing::new)
-            .map_err(console_error)
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            return rpassword::prompt_password(prompt)
+                .map(Zeroizing::new)
+                .map_err(console_error);
+        }
+        // Not a terminal (a program driving the console over a pipe): there is no echo to turn
+        // off. The secret is read like a line, kept in zeroized memory, never written back.
+        write!(self.output, "{prompt}").map_err(console_error)?;
+        self.output.flush().map_err(console_error)?;
+        let mut line = Zeroizing::new(String::new());
+        if self.input.read_line(&mut line).map_err(console_error)? == 0 {
+            return Err(CeremonyError::Console("input closed".into()));
+        }
+        Ok(Zeroizing::new(line.trim().to_string()))
     }
 }
 

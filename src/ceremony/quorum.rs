@@ -2,7 +2,8 @@
 //! split M of N among the custodians (Shamir, `keys::shares`), and rebuilt in zeroized memory
 //! from M shares when a later ceremony needs the token.
 //!
-//! `STATE/pin-sets.json` records, per token, the id of its current split. A share from another
+//! `STATE/pin-sets.json` records, per token, the id of its current split (a rehearsal's
+//! throwaway tokens: `STATE/rehearsal/pin-sets.json`). A share from another
 //! split (an earlier ceremony, another token) is refused before any login is attempted, so a
 //! stale share costs no PIN try. An entry is written as `pending` before the token's PIN is
 //! changed and confirmed after, so a crash between the two is recognisable.
@@ -38,9 +39,9 @@ pub struct PinSet {
 }
 
 impl PinSets {
-    /// Reads `STATE/pin-sets.json` (empty when absent).
-    pub fn load(state: &Path) -> Result<Self, CeremonyError> {
-        let path = state.join("pin-sets.json");
+    /// Reads `DIR/pin-sets.json` (empty when absent).
+    pub fn load(dir: &Path) -> Result<Self, CeremonyError> {
+        let path = dir.join("pin-sets.json");
         let mut sets: PinSets = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| CeremonyError::State {
                 path: path.clone(),

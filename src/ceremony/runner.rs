@@ -67,7 +67,15 @@ pub struct CeremonyReport {
 }
 
 /// The instance directory name: the ceremony's name and a digest of the script and inputs.
-fn instance_id(script: &Script, inputs: Option<&Path>) -> Result<String, CeremonyError> {
+/// The instance id: the script's name, `rehearsal` for a rehearsal, and a hash of the script and
+/// the request. A rehearsal and a real run of the same request are separate instances, so a
+/// rehearsal never blocks the real ceremony (nor is resumed as it), and its name marks whatever
+/// carries it: the journal's records, the response bundle, the stick directory.
+fn instance_id(
+    script: &Script,
+    inputs: Option<&Path>,
+    rehearsal: bool,
+) -> Result<String, CeremonyError> {
     let mut hasher = Sha256::new();
     let script_bytes =
         std::fs::read(&script.path).map_err(|e| CeremonyError::ScriptUnreadable {
@@ -86,8 +94,9 @@ fn instance_id(script: &Script, inputs: Option<&Path>) -> Result<String, Ceremon
         }
     }
     Ok(format!(
-        "{}-{}",
+        "{}{}-{}",
         script.ceremony.name,
+        if rehearsal { "-rehearsal" } else { "" },
         &hex::encode(hasher.finalize())[..12]
     ))
 }
@@ -117,7 +126,11 @@ pub fn run(
     let instance = options
         .state
         .join("ceremonies")
-        .join(instance_id(&script, options.inputs.as_deref())?);
+        .join(instance_id(
+            &script,
+            options.inputs.as_deref(),
+            options.rehearsal,
+        )?);
     let work = instance.join("work");
     super::delivery::check_out(&options.out, &script, &instance)?;
     let state_error = |reason: String| CeremonyError::State {
@@ -224,7 +237,13 @@ pub fn run(
         }
     };
 
-    let pin_sets = PinSets::load(&options.state)?;
+    // A rehearsal's splits are its throwaway tokens', kept apart from the real tokens' splits
+    // (whose labels they share) so that a rehearsal never changes what a real ceremony asks.
+    let pin_sets = PinSets::load(&if rehearsal {
+        options.state.join("rehearsal")
+    } else {
+        options.state.clone()
+    })?;
     // Whatever happens from here, the tokens are logged out when the ceremony ends (and a
     // rehearsal's environment put back).
     let _log_out = LogOutAtEnd;

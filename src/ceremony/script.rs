@@ -417,6 +417,16 @@ impl Script {
         policy: &Path,
         keys: &BTreeMap<String, String>,
     ) -> Result<crate::tuf::Policy, CeremonyError> {
+        self.tuf_policy_for(policy, keys, false)
+    }
+
+    /// [`Script::tuf_policy`], its roots marked as a rehearsal's when `rehearsal` is set.
+    pub fn tuf_policy_for(
+        &self,
+        policy: &Path,
+        keys: &BTreeMap<String, String>,
+        rehearsal: bool,
+    ) -> Result<crate::tuf::Policy, CeremonyError> {
         let path = self.resolve(policy);
         let text = std::fs::read_to_string(&path).map_err(|e| CeremonyError::ScriptUnreadable {
             path: path.clone(),
@@ -433,6 +443,6 @@ impl Script {
         keys_toml.insert("keys".into(), toml::Value::Table(table));
         parsed.add_keys_toml(&keys_toml.to_string(), &self.path)?;
         parsed.validate()?;
-        Ok(parsed)
+        Ok(parsed.for_rehearsal(rehearsal))
     }
 }

@@ -495,6 +495,7 @@ fn inspect_json(
         "id": m.id,
         "created": m.created.to_string(),
         "ceremony": m.ceremony,
+        "rehearsal": m.rehearsal,
         "journal_head": m.journal_head.map(|h| serde_json::json!({
             "seq": h.seq,
             "sha256": hex::encode(h.sha256),
@@ -529,6 +530,9 @@ fn inspect_text(bundle: &Bundle, signature: &str) -> String {
     );
     if let Some(c) = &m.ceremony {
         text.push_str(&format!("ceremony:    {c}\n"));
+    }
+    if m.rehearsal {
+        text.push_str("rehearsal:   yes: REHEARSAL - NOT FOR PRODUCTION (throwaway keys)\n");
     }
     if let Some(h) = &m.journal_head {
         text.push_str(&format!(

@@ -35,6 +35,9 @@ pub struct ImportArgs {
     /// The name of the TrustRoot and policies written.
     #[arg(long, value_name = "NAME", default_value = "rootcellar")]
     name: String,
+    /// Import a rehearsal's bundle (refused otherwise): for a test cluster only.
+    #[arg(long)]
+    allow_rehearsal: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -46,6 +49,7 @@ pub fn run(args: ImportArgs) -> Result<(), CliError> {
     options.state = args.state;
     options.bundle_keys = args.bundle_key;
     options.name = args.name;
+    options.allow_rehearsal = args.allow_rehearsal;
     let report = import(&options)?;
     if args.json {
         println!(

@@ -8,6 +8,16 @@ use crate::tuf::{Role, VerifyError};
 /// Why an import was refused (nothing written, state unchanged) or could not be completed.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
+    /// The bundle or the repository it carries was made by a rehearsal.
+    #[error(
+        "{what} was made by a rehearsal (throwaway keys, marked REHEARSAL - NOT FOR \
+         PRODUCTION): refused, nothing written; a rehearsal's outputs are imported only into a \
+         test cluster, with --allow-rehearsal"
+    )]
+    Rehearsal {
+        /// What carries the mark.
+        what: String,
+    },
     /// The response bundle failed one of the bundle module's checks (format, hashes, kind,
     /// signature by a pinned appliance key).
     #[error("bundle check failed for {path}: {source}")]

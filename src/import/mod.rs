@@ -96,6 +96,8 @@ pub struct ImportOptions {
     pub bundle_keys: Vec<PathBuf>,
     /// The name of the Kubernetes resources written.
     pub name: String,
+    /// Import a rehearsal's bundle (into a test cluster); refused otherwise.
+    pub allow_rehearsal: bool,
 }
 
 impl ImportOptions {
@@ -110,6 +112,7 @@ impl ImportOptions {
             at,
             bundle_keys: Vec::new(),
             name: "rootcellar".into(),
+            allow_rehearsal: false,
         }
     }
 }
@@ -291,6 +294,19 @@ pub fn import(options: &ImportOptions) -> Result<ImportReport, ImportError> {
     let bundle = read_bundle(&options.bundle, &keys)?;
     let repo = BundleRepository::new(&bundle);
     let verified = verify_carried_repository(&repo, &held, options.at)?;
+    if !options.allow_rehearsal {
+        let manifest = bundle.manifest();
+        if manifest.rehearsal {
+            return Err(ImportError::Rehearsal {
+                what: format!("response bundle {}", manifest.id),
+            });
+        }
+        if verified.rehearsal {
+            return Err(ImportError::Rehearsal {
+                what: format!("the TUF root v{} it carries", verified.root_version()),
+            });
+        }
+    }
 
     // The Sigstore trusted root, a verified target.
     let trusted_root_json = repository::target_bytes(&repo, &verified, TRUSTED_ROOT_TARGET).ok_or(

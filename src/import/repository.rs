@@ -303,6 +303,7 @@ mod tests {
             ],
             targets: Vec::new(),
             root_bytes: Vec::new(),
+            rehearsal: false,
         };
         let previous = |timestamp, snapshot, targets| {
             Some(ImportedVersions {

@@ -437,6 +437,9 @@ pub(crate) struct RootFields {
     pub expires: String,
     pub keys: BTreeMap<String, Value>,
     pub roles: BTreeMap<String, RoleKeys>,
+    /// The rehearsal mark ([`super::policy::REHEARSAL_FIELD`]), when the root carries it.
+    #[serde(rename = "x-rootcellar-rehearsal", default)]
+    pub rehearsal: Option<Value>,
 }
 
 /// The timestamp and snapshot payload fields rootcellar reads.
@@ -478,6 +481,7 @@ pub(crate) fn root_payload(
     expires: Timestamp,
     keys: &BTreeMap<String, Value>,
     roles: &BTreeMap<Role, (Vec<String>, u64)>,
+    rehearsal: bool,
 ) -> Value {
     let keys: Map<String, Value> = keys.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let roles: Map<String, Value> = roles
@@ -489,7 +493,7 @@ pub(crate) fn root_payload(
             )
         })
         .collect();
-    json!({
+    let mut payload = json!({
         "_type": "root",
         "spec_version": SPEC_VERSION,
         "consistent_snapshot": true,
@@ -497,7 +501,11 @@ pub(crate) fn root_payload(
         "expires": format_time(expires),
         "keys": keys,
         "roles": roles,
-    })
+    });
+    if rehearsal {
+        payload[super::policy::REHEARSAL_FIELD] = json!(super::policy::REHEARSAL_MARK);
+    }
+    payload
 }
 
 /// A targets payload listing `targets` (name → `{length, hashes, custom?}`).

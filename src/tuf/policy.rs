@@ -224,9 +224,30 @@ pub struct Policy {
     mode: Mode,
     roles: BTreeMap<Role, RolePolicy>,
     keys: BTreeMap<String, KeyEntry>,
+    /// A rehearsal's repository: every root it signs carries [`REHEARSAL_FIELD`].
+    rehearsal: bool,
 }
 
+/// The field a rehearsal's TUF roots carry in `signed` (TUF clients keep fields they do not
+/// know, and they are signed like the rest): its value says what it is to anyone who reads the
+/// file, and `import` refuses a repository whose root carries it unless told otherwise.
+pub const REHEARSAL_FIELD: &str = "x-rootcellar-rehearsal";
+
+/// The value of [`REHEARSAL_FIELD`].
+pub const REHEARSAL_MARK: &str = "REHEARSAL - NOT FOR PRODUCTION: signed with throwaway keys";
+
 impl Policy {
+    /// Marks the repository as a rehearsal's: the roots signed under this policy say so.
+    pub fn for_rehearsal(mut self, rehearsal: bool) -> Self {
+        self.rehearsal = rehearsal;
+        self
+    }
+
+    /// Whether the roots signed under this policy are marked as a rehearsal's.
+    pub fn is_rehearsal(&self) -> bool {
+        self.rehearsal
+    }
+
     /// Reads the policy at `policy`, adds the key URIs from `keys` when given, and validates the
     /// result.
     pub fn load(policy: &Path, keys: Option<&Path>) -> Result<Policy, TufError> {
@@ -275,6 +296,7 @@ impl Policy {
             mode: parsed.mode,
             roles,
             keys,
+            rehearsal: false,
         })
     }
 

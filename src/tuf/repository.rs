@@ -279,7 +279,13 @@ fn build(
     };
 
     let (key_table, role_table) = keyring::root_tables(policy, keys);
-    let root = metadata::root_payload(1, expiries[&Role::Root], &key_table, &role_table);
+    let root = metadata::root_payload(
+        1,
+        expiries[&Role::Root],
+        &key_table,
+        &role_table,
+        policy.is_rehearsal(),
+    );
     let mut root = SignedMetadata::new(root).map_err(unrepresentable)?;
     sign_all(policy, keys, Role::Root, &mut root)?;
     let root_bytes = root.to_bytes();

@@ -169,7 +169,13 @@ pub fn draft_root(
     })?;
     let version = current.version + 1;
     let (key_table, role_table) = keyring::root_tables(policy, &keys);
-    let payload = metadata::root_payload(version, expires, &key_table, &role_table);
+    let payload = metadata::root_payload(
+        version,
+        expires,
+        &key_table,
+        &role_table,
+        policy.is_rehearsal(),
+    );
     let draft = SignedMetadata::new(payload).map_err(|reason| TufError::StagedInvalid {
         file: repo.staged_dir(),
         reason,

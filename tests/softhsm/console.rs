@@ -39,6 +39,11 @@ impl Session {
     }
 
     fn start_with_scripts(dir: &Path, scripts: &Path) -> Session {
+        Session::start_with(dir, scripts, &[])
+    }
+
+    /// A console whose process also has `env` (the real tokens' module and configuration).
+    fn start_with(dir: &Path, scripts: &Path, env: &[(&str, &Path)]) -> Session {
         let log = dir.join("media.log");
         for (name, word) in [("mount.sh", "mount"), ("umount.sh", "umount")] {
             let script = dir.join(name);
@@ -66,6 +71,7 @@ impl Session {
             .arg(dir.join("console.lock"))
             .arg("--poweroff-command")
             .arg("true")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -131,6 +137,11 @@ impl Session {
 
     /// Chooses `ceremony` on the menu, as a rehearsal.
     fn choose(&mut self, ceremony: &str) {
+        self.choose_as(ceremony, "r");
+    }
+
+    /// Chooses `ceremony` on the menu, as a rehearsal (`r`) or for real (`real`).
+    fn choose_as(&mut self, ceremony: &str, mode: &str) {
         let menu = self.prompt();
         assert!(menu.ends_with("choice: "), "{menu}");
         let number = menu
@@ -140,9 +151,9 @@ impl Session {
             .unwrap_or_else(|| panic!("{ceremony} is not on the menu:\n{menu}"))
             .to_string();
         self.send(&number);
-        let mode = self.prompt();
-        assert!(mode.contains("type r for a rehearsal"), "{mode}");
-        self.send("r");
+        let asked = self.prompt();
+        assert!(asked.contains("type r for a rehearsal"), "{asked}");
+        self.send(mode);
     }
 
     /// Answers the ceremony's questions as the operator would, until the menu is back; returns
@@ -182,6 +193,13 @@ impl Session {
                     .filter(|_| last.contains("to perform step"))
                 {
                     code.to_string()
+                } else if last.contains(": PIN of \"") && last.ends_with("(not echoed): ") {
+                    // A real ceremony: each token's holder types its PIN.
+                    PIN.to_string()
+                } else if last.contains("Press Enter to show the share")
+                    || last.contains("press Enter to clear the screen")
+                {
+                    String::new()
                 } else if last.starts_with("Type its first 8 characters") {
                     let fingerprint = pending
                         .split("SHA256:")
@@ -267,6 +285,14 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
     std::fs::create_dir(&online).unwrap();
     extract_response(&root_init, &bundle_key, &online.join("response"));
     let root = online.join("response/root.pem");
+    // The rehearsal's TUF root says what it is, signed with the rest; the client shows it.
+    let first_root: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(online.join("response/1.root.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        first_root["signed"][rootcellar::tuf::REHEARSAL_FIELD],
+        rootcellar::tuf::REHEARSAL_MARK
+    );
     let fulcio = openssl_csr(&online, "fulcio", "prime256v1", "/O=example/CN=fulcio");
     let tsa = openssl_csr(&online, "tsa", "prime256v1", "/O=example/CN=tsa");
     let requester = online.join("requester.key");
@@ -327,7 +353,7 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
             .all(|i| !i.starts_with("issue-intermediate")),
         "{instances:?}"
     );
-    assert!(!d.join("state/trust/requesters").exists());
+    assert!(!d.join("state/rehearsal/trust/requesters").exists());
 
     // The genuine request: the requester's key accepted by its fingerprint, then pinned.
     std::fs::copy(&request, media.join("request.rcb")).unwrap();
@@ -335,7 +361,8 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
     let text = session.converse();
     assert!(text.contains("No requester key is pinned yet"), "{text}");
     assert!(text.contains("ceremony complete"), "{text}");
-    let pinned: Vec<_> = std::fs::read_dir(d.join("state/trust/requesters"))
+    // Pinned for rehearsals: a real ceremony pins its own.
+    let pinned: Vec<_> = std::fs::read_dir(d.join("state/rehearsal/trust/requesters"))
         .unwrap()
         .collect();
     assert_eq!(pinned.len(), 1);
@@ -439,21 +466,40 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
     assert!(text.contains("ceremony complete"), "{text}");
     let published = delivered(&media, "publish-trust-root-");
 
-    // The cluster side imports the response from the root it pinned at root-init.
+    // The cluster side imports the response from the root it pinned at root-init. It is a
+    // rehearsal's (bundle manifest and TUF root say so): refused unless allowed, for a test
+    // cluster.
     let import = d.join("cluster");
     std::fs::create_dir(&import).unwrap();
-    ok(rootcellar()
-        .args(["import", "--bundle"])
-        .arg(published.join("response.rcb"))
-        .arg("--root")
-        .arg(online.join("response/1.root.json"))
-        .arg("--bundle-key")
-        .arg(&bundle_key)
-        .arg("--state")
-        .arg(import.join("state"))
-        .arg("--out")
-        .arg(import.join("out"))
-        .args(["--time", &clock_time()]));
+    let import_first = || {
+        let mut cmd = rootcellar();
+        cmd.args(["import", "--bundle"])
+            .arg(published.join("response.rcb"))
+            .arg("--root")
+            .arg(online.join("response/1.root.json"))
+            .arg("--bundle-key")
+            .arg(&bundle_key)
+            .arg("--state")
+            .arg(import.join("state"))
+            .arg("--out")
+            .arg(import.join("out"))
+            .args(["--time", &clock_time()]);
+        cmd
+    };
+    let refused = import_first().output().unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("was made by a rehearsal") && err.contains("--allow-rehearsal"),
+        "{err}"
+    );
+    assert!(!import.join("out").exists() && !import.join("state").exists());
+    let manifest = ok(rootcellar()
+        .args(["bundle", "inspect", "--json"])
+        .arg(published.join("response.rcb")));
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest.stdout).unwrap();
+    assert_eq!(manifest["rehearsal"], true, "{manifest}");
+    ok(import_first().arg("--allow-rehearsal"));
     assert_eq!(
         std::fs::read(import.join("out/trusted_root.json")).unwrap(),
         std::fs::read(trust.join("trusted_root.json")).unwrap()
@@ -511,6 +557,7 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
         .arg(import.join("state"))
         .arg("--out")
         .arg(import.join("out-2"))
+        .arg("--allow-rehearsal")
         .args(["--time", &clock_time()]));
     let report = String::from_utf8_lossy(&report.stdout).into_owned();
     assert!(report.contains("TUF root v2 → v2"), "{report}");
@@ -609,4 +656,66 @@ fn a_script_with_problems_is_refused_when_chosen_before_anything_is_touched() {
     assert!(!d.join("media.log").exists());
     assert!(!d.join("state/ceremonies").exists());
     session.finish();
+}
+
+#[test]
+fn a_rehearsal_then_the_real_root_init_at_the_same_state_completes() {
+    // The same console state: root-init rehearsed, then run for real on the appliance's tokens.
+    // The rehearsal is its own instance, so it neither blocks the real run nor is resumed as it.
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    let hsm = SoftHsm::new("root-ca");
+    for token in ["custodian-1", "custodian-2", "custodian-3", "appliance"] {
+        hsm.add_token(token);
+    }
+    let mut session = Session::start_with(
+        d,
+        &repo_file("ceremony"),
+        &[
+            ("SOFTHSM2_CONF", hsm.conf.as_path()),
+            ("ROOTCELLAR_PKCS11_MODULE", hsm.module.as_path()),
+        ],
+    );
+    session.choose_as("root-init", "r");
+    let rehearsal = session.converse();
+    assert!(rehearsal.contains("ceremony complete"), "{rehearsal}");
+    session.choose_as("root-init", "real");
+    let real = session.converse();
+    assert!(real.contains("ceremony complete"), "{real}");
+    assert!(!real.contains("REHEARSAL"), "{real}");
+    session.finish();
+
+    let media = d.join("media/rootcellar");
+    let delivered: Vec<String> = std::fs::read_dir(&media)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let rehearsed = delivered
+        .iter()
+        .find(|n| n.starts_with("root-init-rehearsal-"))
+        .unwrap_or_else(|| panic!("{delivered:?}"));
+    let production = delivered
+        .iter()
+        .find(|n| n.starts_with("root-init-") && !n.contains("rehearsal"))
+        .unwrap_or_else(|| panic!("{delivered:?}\n{real}"));
+    // Each response says what it is, and the real one is signed by the appliance token's key.
+    for (dir, marked) in [(rehearsed, true), (production, false)] {
+        let shown = ok(rootcellar()
+            .args(["bundle", "inspect", "--json"])
+            .arg(media.join(dir).join("response.rcb")));
+        let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+        assert_eq!(shown["rehearsal"], marked, "{shown}");
+    }
+    // The real root was made on the real token: its key is there, found by pkcs11-tool.
+    let listed = Command::new("pkcs11-tool")
+        .env("SOFTHSM2_CONF", &hsm.conf)
+        .args(["--module", hsm.module.to_str().unwrap()])
+        .args(["--token-label", "root-ca", "--list-objects", "--type", "pubkey"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("label:      root-ca"),
+        "{}",
+        String::from_utf8_lossy(&listed.stdout)
+    );
 }

@@ -129,7 +129,9 @@ impl RepositoryStep {
         step: &Step,
         scratch: &Path,
     ) -> Result<(crate::tuf::Policy, PathBuf), CeremonyError> {
-        let policy = context.script.tuf_policy(&self.policy, &self.keys)?;
+        let policy = context
+            .script
+            .tuf_policy_for(&self.policy, &self.keys, context.rehearsal)?;
         let repo = copy_repository(context, &self.repository, scratch, &self.output)
             .map_err(super::context::step_error(step))?;
         Ok((policy, repo))

@@ -55,7 +55,9 @@ impl Perform for TufInit {
         scratch: &Path,
     ) -> Result<Vec<String>, CeremonyError> {
         let mut details = Vec::new();
-        let policy = context.script.tuf_policy(&self.policy, &self.keys)?;
+        let policy = context
+            .script
+            .tuf_policy_for(&self.policy, &self.keys, context.rehearsal)?;
         let targets: Vec<PathBuf> = self.targets.iter().map(|t| context.path(t)).collect();
         let out = scratch.join(&self.output);
         let report =

@@ -55,7 +55,9 @@ impl Perform for TufTargets {
     ) -> Result<Vec<String>, CeremonyError> {
         let fail = step_error(step);
         let mut details = Vec::new();
-        let policy = context.script.tuf_policy(&self.policy, &self.keys)?;
+        let policy = context
+            .script
+            .tuf_policy_for(&self.policy, &self.keys, context.rehearsal)?;
         let repo =
             copy_repository(context, &self.repository, scratch, &self.output).map_err(&fail)?;
         for name in &self.add {

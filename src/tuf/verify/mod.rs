@@ -84,6 +84,9 @@ pub struct VerifiedRepository {
     pub targets: Vec<VerifiedTarget>,
     /// The final root file, byte for byte: the next trusted root.
     pub root_bytes: Vec<u8>,
+    /// The final root carries the rehearsal mark ([`crate::tuf::REHEARSAL_FIELD`]): its keys
+    /// are a rehearsal's throwaway keys.
+    pub rehearsal: bool,
 }
 
 impl VerifiedRepository {
@@ -134,6 +137,7 @@ impl VerifiedRepository {
             "verified": true,
             "trusted_root_version": self.trusted_root_version,
             "root_version": self.root_version(),
+            "rehearsal": self.rehearsal,
             "roles": roles,
             "targets": targets,
         })
@@ -146,6 +150,12 @@ impl VerifiedRepository {
             self.trusted_root_version,
             self.root_version()
         );
+        if self.rehearsal {
+            text.push_str(&format!(
+                "rehearsal: the root says \"{}\"\n",
+                crate::tuf::REHEARSAL_MARK
+            ));
+        }
         for r in &self.roles {
             text.push_str(&format!(
                 "{:<9}  v{:<5} expires {}  signed by {} of {} (threshold {})  {}\n",
@@ -381,6 +391,7 @@ pub fn verify_source(
         trusted_root_version,
         roles,
         targets,
+        rehearsal: root.rehearsal,
         root_bytes: root.bytes,
     })
 }
@@ -397,6 +408,8 @@ pub(crate) struct TrustedRoot {
     pub roles: BTreeMap<Role, RoleKeys>,
     pub metadata: SignedMetadata,
     pub bytes: Vec<u8>,
+    /// It carries the rehearsal mark.
+    pub rehearsal: bool,
 }
 
 impl TrustedRoot {
@@ -734,6 +747,7 @@ fn parse_root_unkeyed(file: String, bytes: Vec<u8>) -> Result<UnkeyedRoot, Verif
             roles,
             metadata,
             bytes,
+            rehearsal: fields.rehearsal.is_some(),
         },
         keys: fields.keys,
     })
