@@ -694,3 +694,82 @@ fn a_password_change_replaces_the_key_and_clears_an_interrupted_one() {
         .public_key()
         .verify(message, &signer.sign(message).unwrap()));
 }
+
+#[test]
+fn who_can_export_a_key_follows_the_authentication_keys_capabilities() {
+    // The factory key 0x0001 has every capability: anyone with its password can put a wrap key
+    // of their own and export an exportable-under-wrap key under it.
+    let mock = Mock::new("enforce");
+    let factory = open_backend(&mock.uri(""))
+        .unwrap()
+        .enforcement()
+        .unwrap()
+        .unwrap();
+    assert!(
+        factory.fixed_attributes && factory.copy_refused,
+        "{factory:?}"
+    );
+    assert!(!factory.wrap_only_trusted, "{factory:?}");
+    assert!(
+        factory.basis.contains("authentication key 0x0001"),
+        "{factory:?}"
+    );
+
+    // An operator key that signs and makes keys but cannot put wrap keys: only another
+    // authentication key (the backup's) can make the wrap key an export needs.
+    let client = mock.outside_client();
+    client
+        .put_authentication_key(
+            0x0003,
+            "signer".into(),
+            yubihsm::Domain::DOM1,
+            yubihsm::Capability::GENERATE_ASYMMETRIC_KEY
+                | yubihsm::Capability::SIGN_ECDSA
+                | yubihsm::Capability::EXPORT_WRAPPED,
+            yubihsm::Capability::SIGN_ECDSA | yubihsm::Capability::EXPORTABLE_UNDER_WRAP,
+            yubihsm::authentication::Algorithm::YubicoAes,
+            yubihsm::authentication::Key::derive_from_password(b"signer pass"),
+        )
+        .unwrap();
+    std::fs::write(mock.path("signer"), "signer pass\n").unwrap();
+    let signer = open_backend(&format!(
+        "yubihsm:connector={}?auth-key=0x0003&password-source={}",
+        mock.name,
+        mock.path("signer").display()
+    ))
+    .unwrap();
+    let enforcement = signer.enforcement().unwrap().unwrap();
+    assert!(enforcement.wrap_only_trusted, "{enforcement:?}");
+
+    // What the MockHsm itself enforces: a key without exportable-under-wrap is not exported,
+    // whatever wrap key is used; a key's capabilities show as fixed and not copyable.
+    let uri = mock.generate("fixed");
+    let info = open_backend(&uri).unwrap().show(&uri).unwrap();
+    let protection = info.protection.unwrap();
+    assert!(
+        !protection.modifiable && !protection.copyable,
+        "{protection:?}"
+    );
+    let refused = backup_keys(&mock.device(), &[id_of(&uri)], 2, 3).unwrap_err();
+    assert!(
+        matches!(refused, KeyError::NotExportable { .. }),
+        "{refused}"
+    );
+    let wrap_key = [7u8; 32];
+    client
+        .put_wrap_key(
+            0x0042,
+            "ad-hoc".into(),
+            yubihsm::Domain::DOM1,
+            yubihsm::Capability::EXPORT_WRAPPED,
+            yubihsm::Capability::all(),
+            yubihsm::wrap::Algorithm::Aes256Ccm,
+            wrap_key.to_vec(),
+        )
+        .unwrap();
+    let exported = client.export_wrapped(0x0042, yubihsm::object::Type::AsymmetricKey, id_of(&uri));
+    assert!(
+        exported.is_err(),
+        "the device exported a key without exportable-under-wrap"
+    );
+}

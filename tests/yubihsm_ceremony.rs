@@ -29,6 +29,19 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The script at `path` with its key for backup (the root CA's) accepting a device that cannot
+/// enforce wrap-with-trusted.
+fn allow_untrusted_wrap(path: std::path::PathBuf) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("backup = true\n"), "{text}");
+    let text = text.replace(
+        "backup = true\n",
+        "backup = true\nallow_untrusted_wrap = true\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// The shares a rehearsal handed out for `device`'s current split.
 fn rehearsal_shares(state: &Path, group: &str) -> Vec<Share> {
     let dir = state.join("rehearsal/shares").join(group);
@@ -68,11 +81,34 @@ fn ceremonies_run_with_yubihsm_keys_beside_softhsm_tokens() {
     let answers = ws.answers.clone();
 
     // root-init: the root CA on a YubiHSM2, custodian 2's TUF key on another, the rest on
-    // SoftHSM2.
-    let root_init = ws.script(
+    // SoftHSM2. The root CA key is for backup, and authentication key 0x0001 can put a wrap
+    // key of its own and export under it (as rootcellar's backup on a YubiHSM2 needs): the
+    // device cannot keep the key from being exported by whoever holds that key's password, so
+    // the script as it is refuses it before any key is made, and says how to accept it.
+    let refused_ws = Workspace::new(
+        &dir.join("refused"),
+        &[
+            "yubihsm-mock-root-auth-0x0001",
+            "yubihsm-mock-custodian-2-auth-0x0001",
+        ],
+    );
+    let refused_script = refused_ws.script(
         "root-init",
         &[("root-ca", root_ca), ("tuf-root-2", custodian_2)],
     );
+    let refused = refused_ws
+        .run(&refused_script, None, &dir.join("refused/out"), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("cannot enforce wrap-with-trusted")
+            && refused.contains("allow_untrusted_wrap = true under [keys.root-ca]"),
+        "{refused}"
+    );
+    let root_init = allow_untrusted_wrap(ws.script(
+        "root-init",
+        &[("root-ca", root_ca), ("tuf-root-2", custodian_2)],
+    ));
     let init_out = dir.join("root-init");
     ws.run(&root_init, None, &init_out, Some("bundle-key"))
         .unwrap();
@@ -296,7 +332,7 @@ fn ceremonies_run_with_yubihsm_keys_beside_softhsm_tokens() {
     );
 
     // backup-keys the YubiHSM2 way, restore-keys into a second device.
-    let backup = ws.script("backup-keys", &[("root-ca", root_ca)]);
+    let backup = allow_untrusted_wrap(ws.script("backup-keys", &[("root-ca", root_ca)]));
     let backed_up = dir.join("backup");
     ws.run(&backup, None, &backed_up, None).unwrap();
     let backup_file = backed_up.join("root-ca.backup.json");

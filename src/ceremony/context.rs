@@ -157,6 +157,15 @@ impl Context<'_> {
         Ok(())
     }
 
+    /// The security officer's PIN of PKCS#11 token `token`, for a backup: asked of its holder
+    /// (echo off, into zeroized memory; never logged), or in rehearsal the rehearsal token's.
+    pub(super) fn so_pin(&mut self, token: &str) -> Result<Pin, CeremonyError> {
+        match self.pin_files.get(token) {
+            Some(file) if self.rehearsal => super::rehearsal::so_pin(file),
+            _ => Ok(Pin::new(self.prompter.so_pin(token)?)),
+        }
+    }
+
     /// An input or the output of a completed step, by name.
     pub(super) fn path(&self, name: &str) -> PathBuf {
         self.work.join(name)

@@ -44,6 +44,12 @@ pub trait Prompter {
         holder: &str,
     ) -> Result<Zeroizing<String>, CeremonyError>;
 
+    /// Asks the security officer of `token` for its SO PIN (a backup makes its wrap key
+    /// under the SO's login), echo off like every secret.
+    fn so_pin(&mut self, token: &str) -> Result<Zeroizing<String>, CeremonyError> {
+        self.pin(token, "SO PIN", "security officer")
+    }
+
     /// Asks custodian `custodian` for their share.
     fn share(&mut self, custodian: &str) -> Result<Zeroizing<String>, CeremonyError>;
 
@@ -219,6 +225,9 @@ pub struct Answers {
     /// PIN files by token label.
     #[serde(default)]
     pub pins: BTreeMap<String, PathBuf>,
+    /// SO PIN files by token label (a production backup; a rehearsal knows its tokens' SO PINs).
+    #[serde(default)]
+    pub so_pins: BTreeMap<String, PathBuf>,
     /// Share files by custodian role.
     #[serde(default)]
     pub shares: BTreeMap<String, PathBuf>,
@@ -315,6 +324,15 @@ impl Prompter for Answers {
             .cloned()
             .ok_or_else(|| self.missing(format!("pins.{token} is missing")))?;
         self.secret_file(&path, "PIN")
+    }
+
+    fn so_pin(&mut self, token: &str) -> Result<Zeroizing<String>, CeremonyError> {
+        let path = self
+            .so_pins
+            .get(token)
+            .cloned()
+            .ok_or_else(|| self.missing(format!("so_pins.{token} is missing")))?;
+        self.secret_file(&path, "SO PIN")
     }
 
     fn share(&mut self, custodian: &str) -> Result<Zeroizing<String>, CeremonyError> {

@@ -1,5 +1,6 @@
 //! Rehearsal tokens: every token a script names is created, once, in a throwaway SoftHSM2 under
-//! the state directory, with a random PIN kept in a file beside it. Rehearsals of successive
+//! the state directory, with a random PIN kept in a file beside it (`pins/LABEL.pin`), and the
+//! SO PIN `so-` and that PIN (a backup logs in as the security officer). Rehearsals of successive
 //! ceremonies (root-init, then an intermediate, then a rotation) share the same tokens.
 //!
 //! A YubiHSM2 reached over USB or `yubihsm-connector` is rehearsed the same way: its keys move
@@ -144,6 +145,23 @@ fn copy_token_files(tokens: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A rehearsal token's security officer PIN: `so-` and its first user PIN (the one in its PIN
+/// file, which a split replaces on the token but not in the file).
+fn so_pin_for(user_pin: &Pin) -> Pin {
+    Pin::new(Zeroizing::new(format!("so-{}", user_pin.expose())))
+}
+
+/// The SO PIN of the rehearsal token whose PIN file is `pin_file`.
+pub(super) fn so_pin(pin_file: &Path) -> Result<Pin, CeremonyError> {
+    let unreadable = |e: std::io::Error| CeremonyError::State {
+        path: pin_file.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let text = Zeroizing::new(std::fs::read_to_string(pin_file).map_err(unreadable)?);
+    let user_pin = Pin::new(Zeroizing::new(text.trim().to_string()));
+    Ok(so_pin_for(&user_pin))
+}
+
 /// Makes rehearsal token `label`, intent before effect: its PIN is chosen and written to
 /// `PIN_FILE.new` before the token exists, and renamed to `pin_file` once the token is made.
 /// A run killed in between finds the `.new` file and finishes (or adopts) the token with the
@@ -168,7 +186,7 @@ fn make_token(
             pin
         }
     };
-    let so_pin = Pin::new(Zeroizing::new(format!("so-{}", pin.expose())));
+    let so_pin = so_pin_for(&pin);
     crate::keys::initialize_token(module, label, &so_pin, &pin)?;
     super::progress::crash_point("rehearsal", format_args!("made-token-{label}"));
     let state = |e: std::io::Error| CeremonyError::State {

@@ -92,9 +92,16 @@ pub struct KeySpec {
     #[serde(default)]
     pub pin: PinMode,
     /// Generate the key so that it can leave its token wrapped, for a backup. Keys without it
-    /// are generated non-extractable and can never be backed up.
+    /// are generated non-extractable and can never be backed up. A key for backup is
+    /// wrap-with-trusted: only a wrap key the token's security officer makes can wrap it.
     #[serde(default)]
     pub backup: bool,
+    /// With `backup`: accept a device that cannot enforce wrap-with-trusted (anyone holding the
+    /// key's PIN or password could then wrap it under a key of their own), and back up a key
+    /// that is not wrap-with-trusted. Without it such a key is refused, at generation and at
+    /// backup.
+    #[serde(default)]
+    pub allow_untrusted_wrap: bool,
 }
 
 /// An entry the request bundle must carry.
@@ -354,6 +361,11 @@ impl Script {
             }
             if key.pin == PinMode::Shares && self.roles.quorum.is_none() {
                 say(format!("keys.{name}.pin = \"shares\" needs roles.quorum"));
+            }
+            if key.allow_untrusted_wrap && !key.backup {
+                say(format!(
+                    "keys.{name}.allow_untrusted_wrap applies only to a key with backup = true"
+                ));
             }
         }
 

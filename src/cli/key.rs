@@ -28,14 +28,16 @@ pub enum KeyCommand {
         #[command(flatten)]
         time: super::SigningTime,
     },
-    /// List the signing keys on a token.
+    /// List the signing keys on a token, each with its protection attributes and what the
+    /// token enforces of them (measured on throwaway session objects).
     List {
         /// The token (pkcs11:token=T?module-path=…).
         uri: String,
         #[command(flatten)]
         output: Output,
     },
-    /// Show one key: URI, algorithm, fingerprint, public key, protection attributes.
+    /// Show one key: URI, algorithm, fingerprint, public key, protection attributes, and what
+    /// the token enforces of them.
     Show {
         /// The key (pkcs11:token=T;object=LABEL…).
         uri: String,
@@ -108,10 +110,19 @@ pub fn run(command: KeyCommand) -> Result<(), CliError> {
             output.print(&[info], true);
         }
         KeyCommand::List { uri, output } => {
-            output.print(&keys::open_backend(&uri)?.list()?, false);
+            let backend = keys::open_backend(&uri)?;
+            let enforcement = backend.enforcement()?;
+            let mut keys = backend.list()?;
+            for key in &mut keys {
+                key.enforcement = enforcement.clone();
+            }
+            output.print(&keys, false);
         }
         KeyCommand::Show { uri, output } => {
-            output.print(&[keys::open_backend(&uri)?.show(&uri)?], true);
+            let backend = keys::open_backend(&uri)?;
+            let mut key = backend.show(&uri)?;
+            key.enforcement = backend.enforcement()?;
+            output.print(&[key], true);
         }
     }
     Ok(())

@@ -7,9 +7,13 @@
 //! [`yubihsm:`](yubihsm) for YubiHSM2 devices driven natively).
 //!
 //! Private keys never exist in rootcellar's memory: they are generated inside the token as
-//! sensitive, non-extractable, sign-only objects, and every signature is made by the token.
+//! sensitive, non-extractable, sign-only objects, fixed at birth (not modifiable, not
+//! copyable), and every signature is made by the token. A key made for backup can leave its
+//! token only wrapped under a key the security officer made trusted ([`Enforcement`] says
+//! whether a token really holds to this).
 
 mod backup;
+mod enforcement;
 mod error;
 mod intent;
 mod location;
@@ -22,7 +26,8 @@ pub mod yubihsm;
 
 use std::sync::Arc;
 
-pub use backup::WrappedKey;
+pub use backup::{WrapAuthority, WrappedKey, WRAP_KEY_LABEL};
+pub use enforcement::Enforcement;
 pub use error::KeyError;
 pub use intent::{IntentOutcome, KeyIntent};
 pub use location::KeyLocation;
@@ -58,6 +63,9 @@ pub struct KeyInfo {
     pub public_key: PublicKey,
     /// How the token protects the private key, when the backend can tell.
     pub protection: Option<KeyProtection>,
+    /// What the device enforces of that protection ([`KeyBackend::enforcement`]), when it was
+    /// asked (`key list` and `key show` ask).
+    pub enforcement: Option<Enforcement>,
 }
 
 impl KeyInfo {
@@ -70,6 +78,7 @@ impl KeyInfo {
             "public_key_pem": self.public_key.spki_pem(),
             "fingerprint_sha256": self.public_key.fingerprint(),
             "protection": self.protection,
+            "enforcement": self.enforcement,
         })
     }
 
@@ -83,6 +92,13 @@ impl KeyInfo {
         );
         if let Some(p) = &self.protection {
             text.push_str(&format!("protection:  {}\n", p.summary()));
+        }
+        if let Some(e) = &self.enforcement {
+            text.push_str(&format!(
+                "enforced:    {}\n             ({})\n",
+                e.summary(),
+                e.basis
+            ));
         }
         text.push_str(&self.public_key.spki_pem());
         text
@@ -109,6 +125,12 @@ pub trait KeyBackend {
 
     /// Lists the signing keys on the token.
     fn list(&self) -> Result<Vec<KeyInfo>, KeyError>;
+
+    /// What the device enforces of the protection keys get at birth (fixed attributes, no
+    /// copy, wrap only under a trusted key), when the backend can tell.
+    fn enforcement(&self) -> Result<Option<Enforcement>, KeyError> {
+        Ok(None)
+    }
 
     /// Refuses a label already in use, before an intent to generate under it is recorded
     /// (once recorded, a key with that label is the intent's).

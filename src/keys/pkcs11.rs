@@ -17,8 +17,8 @@ use cryptoki::slot::Slot;
 use rand::RngCore;
 
 use super::{
-    IntentOutcome, KeyAlgorithm, KeyBackend, KeyError, KeyInfo, KeyIntent, PinSource, Pkcs11Uri,
-    PublicKey, Signer,
+    Enforcement, IntentOutcome, KeyAlgorithm, KeyBackend, KeyError, KeyInfo, KeyIntent, PinSource,
+    Pkcs11Uri, PublicKey, Signer,
 };
 
 /// Environment variable naming the PKCS#11 module when a URI has no `module-path`.
@@ -45,13 +45,24 @@ pub struct KeyProtection {
     pub unwrap: bool,
     /// `CKA_DERIVE`.
     pub derive: bool,
+    /// `CKA_MODIFIABLE`: its attributes can still be changed (`C_SetAttributeValue`), e.g.
+    /// `CKA_DERIVE` or `CKA_DECRYPT` turned on.
+    pub modifiable: bool,
+    /// `CKA_COPYABLE`: `C_CopyObject` may copy it, with other attributes.
+    pub copyable: bool,
+    /// `CKA_WRAP_WITH_TRUSTED`: only a wrapping key marked `CKA_TRUSTED` (which only the
+    /// token's security officer can set) may wrap it.
+    pub wrap_with_trusted: bool,
 }
 
 impl KeyProtection {
     /// True when the key is what rootcellar requires of a root key: persistent, sensitive since
-    /// birth, never extractable, and usable for signing only.
+    /// birth, never extractable, usable for signing only, and fixed so (not modifiable, not
+    /// copyable).
     pub fn is_hardened(&self) -> bool {
         self.token
+            && !self.modifiable
+            && !self.copyable
             && self.sensitive
             && self.always_sensitive
             && !self.extractable
@@ -81,6 +92,9 @@ impl KeyProtection {
             flag(self.decrypt, "decrypt"),
             flag(self.unwrap, "unwrap"),
             flag(self.derive, "derive"),
+            flag(self.modifiable, "modifiable"),
+            flag(self.copyable, "copyable"),
+            flag(self.wrap_with_trusted, "wrap-with-trusted"),
         ]
         .join(" ")
     }
@@ -403,10 +417,19 @@ impl Pkcs11Token {
                     T::Decrypt,
                     T::Unwrap,
                     T::Derive,
+                    T::Modifiable,
+                    T::Copyable,
+                    T::WrapWithTrusted,
                 ],
             )
             .map_err(ck("C_GetAttributeValue"))?;
-        let mut p = KeyProtection::default();
+        // A token that does not report CKA_MODIFIABLE or CKA_COPYABLE is taken at the
+        // standard's default (true): nothing says it refuses.
+        let mut p = KeyProtection {
+            modifiable: true,
+            copyable: true,
+            ..KeyProtection::default()
+        };
         for attr in attrs {
             match attr {
                 Attribute::Token(v) => p.token = v,
@@ -418,6 +441,9 @@ impl Pkcs11Token {
                 Attribute::Decrypt(v) => p.decrypt = v,
                 Attribute::Unwrap(v) => p.unwrap = v,
                 Attribute::Derive(v) => p.derive = v,
+                Attribute::Modifiable(v) => p.modifiable = v,
+                Attribute::Copyable(v) => p.copyable = v,
+                Attribute::WrapWithTrusted(v) => p.wrap_with_trusted = v,
                 _ => {}
             }
         }
@@ -434,6 +460,7 @@ impl Pkcs11Token {
             label,
             public_key,
             protection: Some(self.protection(handle)?),
+            enforcement: None,
         };
         Ok((info, id))
     }
@@ -480,7 +507,11 @@ fn unwrap_octet_string(value: &[u8]) -> &[u8] {
 
 impl Pkcs11Token {
     /// Generates a key pair in the token. With `extractable`, the private key can later leave
-    /// the token wrapped (for a backup), never in the clear: it stays sensitive.
+    /// the token wrapped (for a backup), never in the clear: it stays sensitive, and only a
+    /// wrapping key the security officer marked trusted can wrap it (`CKA_WRAP_WITH_TRUSTED`).
+    /// Both halves are fixed at birth (`CKA_MODIFIABLE` false; the private half also
+    /// `CKA_COPYABLE` false): no one holding the user PIN can later turn on a usage, make the
+    /// key extractable, or copy it with other attributes.
     /// (`id`: the CKA_ID chosen in advance by a recorded intent; otherwise a random one.)
     fn generate_key(
         &self,
@@ -522,9 +553,10 @@ impl Pkcs11Token {
             Attribute::EcParams(algorithm.ec_params().to_vec()),
             Attribute::Label(label_bytes.clone()),
             Attribute::Id(id.clone()),
+            Attribute::Modifiable(false),
         ];
         // Tokens default CKA_DECRYPT/CKA_UNWRAP/CKA_DERIVE to true unless told otherwise.
-        let private_template = [
+        let mut private_template = vec![
             Attribute::Token(true),
             Attribute::Private(true),
             Attribute::Sensitive(true),
@@ -536,7 +568,14 @@ impl Pkcs11Token {
             Attribute::Derive(false),
             Attribute::Label(label_bytes),
             Attribute::Id(id.clone()),
+            Attribute::Copyable(false),
         ];
+        if extractable {
+            private_template.push(Attribute::WrapWithTrusted(true));
+        }
+        // Last, as SoftHSM2 refuses any attribute it meets after it when it unwraps (see
+        // `backup::restored_template`); kept in the same place here.
+        private_template.push(Attribute::Modifiable(false));
         let object = format!("{}/{label}", self.label);
         let (_public, private) = around_token_change("C_GenerateKeyPair", &object, || {
             lock(&self.session).generate_key_pair(
@@ -646,6 +685,10 @@ impl KeyBackend for Arc<Pkcs11Token> {
 
     fn ensure_label_free(&self, label: &str) -> Result<(), KeyError> {
         self.check_label_free(label)
+    }
+
+    fn enforcement(&self) -> Result<Option<Enforcement>, KeyError> {
+        self.probe_enforcement().map(Some)
     }
 
     fn generate_intended(&self, intent: &KeyIntent) -> Result<KeyInfo, KeyError> {

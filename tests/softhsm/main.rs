@@ -9,6 +9,7 @@ mod crash_points;
 mod faults;
 mod import;
 mod journal;
+mod key_protection;
 mod keys;
 mod serials;
 mod time;

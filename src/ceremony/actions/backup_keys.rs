@@ -1,6 +1,9 @@
 //! `backup-keys`: keys exported wrapped under a fresh key that is split M of N among the
 //! custodians, so that the backup is useless without a quorum. A PKCS#11 token wraps with
-//! `C_WrapKey` under an AES key; a YubiHSM2 exports under a wrap key made for the backup.
+//! `C_WrapKey` under an AES key that its security officer makes trusted (the keys are
+//! wrap-with-trusted: no other key can wrap them), so the SO PIN is asked for; a YubiHSM2
+//! exports under a wrap key made for the backup. A wrap key an earlier run or another tool left
+//! on the token is removed first, journaled.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -12,7 +15,7 @@ use crate::ceremony::context::{step_error, Context};
 use crate::ceremony::script::{Script, Step};
 use crate::ceremony::CeremonyError;
 use crate::keys::yubihsm as yubihsm_keys;
-use crate::keys::{KeyLocation, PinSource, Pkcs11Token};
+use crate::keys::{KeyBackend, KeyLocation, PinSource, Pkcs11Token, WrapAuthority, WRAP_KEY_LABEL};
 
 /// Export keys wrapped under a fresh AES key, split that key M of N among the custodians.
 #[derive(Clone, Debug, Deserialize)]
@@ -100,11 +103,43 @@ impl Perform for BackupKeys {
                             .to_string())
                     })
                     .collect::<Result<Vec<_>, CeremonyError>>()?;
-                let token = Pkcs11Token::open_with(
-                    uri,
-                    &PinSource::Given(context.pins[&token_label].clone()),
+                let user_pin = context.pins[&token_label].clone();
+                let token = Pkcs11Token::open_with(uri, &PinSource::Given(user_pin.clone()))?;
+                remove_leftover_wrap_keys(context, &token)?;
+                let trusted = needs_trusted_wrap(context, step, &token, names)?;
+                let so_pin = if trusted {
+                    Some(context.so_pin(&token_label)?)
+                } else {
+                    None
+                };
+                let authority = match &so_pin {
+                    Some(so_pin) => WrapAuthority::SecurityOfficer {
+                        so_pin,
+                        user_pin: &user_pin,
+                    },
+                    None => WrapAuthority::User,
+                };
+                let (wrapped, wrap_key) = token.wrap_keys(&labels, authority)?;
+                drop(so_pin);
+                context.journal(
+                    "backup.wrap-key",
+                    format!(
+                        "pkcs11:token={token_label}: a fresh AES-256 wrap key made {}, {} key(s) \
+                         wrapped under it ({}), then destroyed; its value is split among the \
+                         custodians",
+                        if trusted {
+                            "trusted (CKA_TRUSTED) under the security officer's login, as a \
+                             session object"
+                        } else {
+                            "as an ordinary session key (allow_untrusted_wrap: the keys are not \
+                             wrap-with-trusted)"
+                        },
+                        labels.len(),
+                        labels.join(", ")
+                    ),
+                    vec![],
+                    vec![],
                 )?;
-                let (wrapped, wrap_key) = token.wrap_keys(&labels)?;
                 let shares =
                     crate::keys::split_secret(&wrap_key, threshold as u8, custodians.len() as u8)
                         .map_err(|e| fail(Box::new(e)))?;
@@ -127,6 +162,22 @@ impl Perform for BackupKeys {
                 // The YubiHSM2 way: a wrap key made for the backup, the keys exported under
                 // it (Export Wrapped), the wrap key split and deleted from the device.
                 let device = location.yubihsm()?.expect("a YubiHSM2 location");
+                let enforcement = device.enforcement()?;
+                if let Some(name) = names
+                    .iter()
+                    .find(|n| !context.script.keys[n.as_str()].allow_untrusted_wrap)
+                    .filter(|_| !enforcement.wrap_only_trusted)
+                {
+                    return Err(fail(
+                        format!(
+                            "{token_label} cannot keep keys.{name} from being exported under a \
+                             wrap key of anyone's making ({}); accept this with \
+                             allow_untrusted_wrap = true under [keys.{name}]",
+                            enforcement.basis
+                        )
+                        .into(),
+                    ));
+                }
                 let ids = names
                     .iter()
                     .map(|n| {
@@ -166,4 +217,61 @@ impl Perform for BackupKeys {
         ));
         Ok(details)
     }
+}
+
+/// Removes the wrap keys an earlier backup or another tool left on the token as token objects
+/// (each could wrap the keys), journaled before they go.
+fn remove_leftover_wrap_keys(
+    context: &mut Context<'_>,
+    token: &Pkcs11Token,
+) -> Result<(), CeremonyError> {
+    let leftover = token.leftover_wrap_keys()?;
+    if leftover == 0 {
+        return Ok(());
+    }
+    context.journal(
+        "key.discard",
+        format!(
+            "pkcs11:token={}: {leftover} wrap key(s) labelled {WRAP_KEY_LABEL} left on the \
+             token (by a backup cut short or another tool); removing them, as they could wrap \
+             its keys",
+            token.label()
+        ),
+        vec![],
+        vec![],
+    )?;
+    token.remove_leftover_wrap_keys()?;
+    Ok(())
+}
+
+/// Whether the backup's wrap key must be made trusted by the security officer: some key is
+/// wrap-with-trusted. A key that is not (made before keys were fixed at birth, or on a token
+/// that ignores the attribute) is refused unless its spec says `allow_untrusted_wrap = true`.
+fn needs_trusted_wrap(
+    context: &Context<'_>,
+    step: &Step,
+    token: &std::sync::Arc<Pkcs11Token>,
+    names: &[String],
+) -> Result<bool, CeremonyError> {
+    let mut trusted = false;
+    for name in names {
+        let uri = context.key_uri(name)?.to_string();
+        let protection = token.show(&uri)?.protection.unwrap_or_default();
+        if protection.wrap_with_trusted {
+            trusted = true;
+        } else if !context.script.keys[name].allow_untrusted_wrap {
+            return Err(step_error(step)(
+                format!(
+                    "keys.{name} on token {:?} is not wrap-with-trusted (made before rootcellar \
+                     fixed keys at birth, or on a token that ignores CKA_WRAP_WITH_TRUSTED): \
+                     anyone holding the token's PIN can wrap it under a key of their own. Back \
+                     it up all the same with allow_untrusted_wrap = true under [keys.{name}], \
+                     and consider replacing it",
+                    token.label()
+                )
+                .into(),
+            ));
+        }
+    }
+    Ok(trusted)
 }

@@ -95,6 +95,9 @@ fn generate_or_adopt(
             let label = uri.key_label().unwrap_or_default();
             // Free now, so that once the intent is recorded a key under this label is its.
             backend.ensure_label_free(label)?;
+            if spec.backup {
+                check_wrap_enforced(context, step, name, backend)?;
+            }
             let intent = KeyIntent::new(label, algorithm, spec.backup);
             context.progress.record(Event::KeyIntent {
                 step: step.id.clone(),
@@ -170,4 +173,37 @@ fn generate_or_adopt(
     })?;
     crash_point(&step.id, format_args!("after-key-{name}"));
     Ok(info)
+}
+
+/// A key made for backup is refused on a device that cannot keep it from being wrapped under a
+/// key of anyone's making (measured: see [`keys::Enforcement`]), unless the script accepts
+/// that (`allow_untrusted_wrap = true`); said to the room either way.
+fn check_wrap_enforced(
+    context: &mut Context<'_>,
+    step: &Step,
+    name: &str,
+    backend: &dyn KeyBackend,
+) -> Result<(), CeremonyError> {
+    let Some(enforcement) = backend.enforcement()? else {
+        return Ok(());
+    };
+    let device = context.key_uri(name)?.device();
+    context.prompter.say(&format!(
+        "   {device}: {} ({})",
+        enforcement.summary(),
+        enforcement.basis
+    ));
+    if enforcement.wrap_only_trusted || context.script.keys[name].allow_untrusted_wrap {
+        return Ok(());
+    }
+    Err(step_error(step)(
+        format!(
+            "keys.{name} is to be generated for backup, but {device} cannot enforce \
+             wrap-with-trusted ({}): anyone holding its PIN or password could wrap the key \
+             under a key of their own and read it. Use a device that enforces it, or accept \
+             this with allow_untrusted_wrap = true under [keys.{name}]",
+            enforcement.basis
+        )
+        .into(),
+    ))
 }

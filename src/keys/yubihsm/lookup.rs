@@ -40,7 +40,8 @@ impl KeyDetails {
 
     /// The PKCS#11 view of the key's protection, mapped as Yubico's own PKCS#11 module maps it:
     /// a YubiHSM2 private key is always persistent and never readable; "extractable" means
-    /// exportable under wrap; sign, decrypt and derive follow the capabilities.
+    /// exportable under wrap; sign, decrypt and derive follow the capabilities, which are fixed
+    /// at birth (not modifiable, and there is no copy).
     pub fn protection(&self) -> KeyProtection {
         let has = |name: &str| self.capabilities.iter().any(|c| c == name);
         let born_inside = matches!(self.origin, "generated" | "wrapped-generated");
@@ -55,6 +56,12 @@ impl KeyDetails {
             decrypt: has("decrypt-pkcs") || has("decrypt-oaep"),
             unwrap: false,
             derive: has("derive-ecdh"),
+            // The device has no command that changes an object's capabilities or copies it.
+            modifiable: false,
+            copyable: false,
+            // No trusted flag either: who can export is who can make a wrap key (the
+            // authentication key's capabilities, see `YubiHsm::enforcement`).
+            wrap_with_trusted: false,
         }
     }
 }
@@ -248,6 +255,7 @@ impl YubiHsm {
             label: details.label.clone(),
             public_key: details.public_key.clone(),
             protection: Some(details.protection()),
+            enforcement: None,
         }
     }
 }

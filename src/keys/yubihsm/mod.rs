@@ -70,6 +70,7 @@
 mod audit;
 mod backup;
 mod connect;
+mod enforcement;
 mod generate;
 mod lookup;
 mod password;
@@ -93,7 +94,7 @@ pub use password::TEMPORARY_AUTH_KEY_LABEL;
 pub use sign::YubiHsmSigner;
 pub use uri::{format_id, ConnectorSpec, YubiHsmUri, DEFAULT_CONNECTOR_PORT, MAX_LABEL_LEN};
 
-use crate::keys::{KeyAlgorithm, KeyBackend, KeyError, KeyInfo, Signer};
+use crate::keys::{Enforcement, KeyAlgorithm, KeyBackend, KeyError, KeyInfo, Signer};
 
 /// A YubiHSM2 seen through the backend seam, as opened from one URI.
 pub struct YubiHsmBackend {
@@ -154,6 +155,10 @@ impl KeyBackend for YubiHsmBackend {
                 label: label.to_string(),
             })
         }
+    }
+
+    fn enforcement(&self) -> Result<Option<Enforcement>, KeyError> {
+        self.device.enforcement().map(Some)
     }
 
     fn list(&self) -> Result<Vec<KeyInfo>, KeyError> {
