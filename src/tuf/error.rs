@@ -56,6 +56,17 @@ pub enum TufError {
         #[source]
         source: KeyError,
     },
+    /// A key's token refused to sign (it was opened; the signature failed).
+    #[error("TUF key {name:?} ({uri}) could not sign: {source}")]
+    SigningFailed {
+        /// The key's name in the policy.
+        name: String,
+        /// The key's URI.
+        uri: String,
+        /// The backend's error.
+        #[source]
+        source: KeyError,
+    },
     /// A key is not ECDSA P-256, the one algorithm every TUF client verifies.
     #[error(
         "TUF key {name:?} ({uri}) is {algorithm}; TUF keys must be ECDSA P-256 \

@@ -87,7 +87,7 @@ impl HsmKeySource {
         let signature = self
             .signer
             .sign(metadata.canonical_signed())
-            .map_err(|source| TufError::KeyUnavailable {
+            .map_err(|source| TufError::SigningFailed {
                 name: self.name.clone(),
                 uri: self.signer.key_uri(),
                 source,

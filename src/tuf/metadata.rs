@@ -240,7 +240,7 @@ impl SignedMetadata {
         })?;
         let der = signer
             .sign(&self.canonical)
-            .map_err(|source| TufError::KeyUnavailable {
+            .map_err(|source| TufError::SigningFailed {
                 name: key.key_id.clone(),
                 uri: signer.key_uri(),
                 source,

@@ -723,7 +723,7 @@ fn a_token_failing_to_sign_mid_step_stops_the_step_and_the_resume_completes() {
     let stderr = appliance.run_failing(&out);
     assert_eq!(fired(), 2);
     assert!(
-        stderr.contains("PKCS#11 C_Sign with key pkcs11:token=custodian-")
+        stderr.contains("could not sign: PKCS#11 C_Sign with key pkcs11:token=custodian-")
             && stderr.contains("CKR_DEVICE_ERROR"),
         "{stderr}"
     );
