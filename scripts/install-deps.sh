@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what rootcellar's demo and tests need and the machine lacks: SoftHSM2 (the PKCS#11
 # token), OpenSC's pkcs11-tool and openssl (independent checkers), p11-kit's PKCS#11 header,
-# and python-tuf (the TUF reference client). Idempotent: a machine that has everything is left
-# alone.
+# python-tuf (the TUF reference client) and PyKCS11 (drives a token from outside rootcellar).
+# Idempotent: a machine that has everything is left alone.
 set -euo pipefail
 
 need_apt=()
@@ -22,7 +22,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 python=${PYTHON:-python3}
-if ! "$python" -c 'import tuf.ngclient, sigstore.models, securesystemslib, cryptography, jsonschema, yaml' >/dev/null 2>&1; then
-  echo "installing python-tuf and sigstore-python (independent clients the tests check against)"
+if ! "$python" -c 'import tuf.ngclient, sigstore.models, securesystemslib, cryptography, jsonschema, yaml, PyKCS11' >/dev/null 2>&1; then
+  echo "installing python-tuf, sigstore-python and PyKCS11 (independent clients the tests check against)"
   "$python" -m pip install --quiet --disable-pip-version-check -r "$(dirname "$0")/../tests/python/requirements.txt"
 fi

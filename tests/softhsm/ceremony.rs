@@ -779,6 +779,10 @@ fn a_backup_restored_into_a_fresh_token_signs_for_the_original_key() {
     let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(shown["protection"]["extractable"], false);
     assert_eq!(shown["protection"]["sensitive"], true);
+    assert_eq!(shown["protection"]["modifiable"], false, "{shown:#}");
+    assert_eq!(shown["protection"]["copyable"], false, "{shown:#}");
+    assert_eq!(shown["protection"]["sign"], true, "{shown:#}");
+    assert_eq!(shown["protection"]["derive"], false, "{shown:#}");
 
     // The custodians' TUF keys were generated non-extractable: a script backing them up fails
     // its check before any token is touched.
