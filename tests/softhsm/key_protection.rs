@@ -395,3 +395,89 @@ fn a_backup_stopped_at_any_token_change_resumes_with_no_wrap_key_left() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// Creates, as the user, a key on the root token made as rootcellar made keys for backup
+/// before issue #15 (extractable, modifiable, copyable, not wrap-with-trusted), labelled
+/// `legacy` (argv: module, user PIN).
+const PLANT_LEGACY_KEY: &str = r#"
+import sys, PyKCS11
+lib = PyKCS11.PyKCS11Lib(); lib.load(sys.argv[1])
+slot = [s for s in lib.getSlotList(tokenPresent=True) if lib.getTokenInfo(s).label.strip() == "root-ca"][0]
+session = lib.openSession(slot, PyKCS11.CKF_SERIAL_SESSION | PyKCS11.CKF_RW_SESSION)
+session.login(sys.argv[2])
+common = [(PyKCS11.CKA_TOKEN, True), (PyKCS11.CKA_LABEL, "legacy"), (PyKCS11.CKA_ID, b"legacy-key-id")]
+session.generateKeyPair(
+    common + [(PyKCS11.CKA_VERIFY, True), (PyKCS11.CKA_EC_PARAMS, bytes.fromhex("06052b81040022"))],
+    common + [(PyKCS11.CKA_PRIVATE, True), (PyKCS11.CKA_SENSITIVE, True), (PyKCS11.CKA_EXTRACTABLE, True),
+              (PyKCS11.CKA_SIGN, True), (PyKCS11.CKA_DECRYPT, False), (PyKCS11.CKA_UNWRAP, False),
+              (PyKCS11.CKA_DERIVE, False)],
+    PyKCS11.Mechanism(PyKCS11.CKM_EC_KEY_PAIR_GEN),
+)
+session.logout()
+"#;
+
+#[test]
+fn a_key_that_is_not_wrap_with_trusted_is_backed_up_only_when_the_script_accepts_it() {
+    let appliance = after_root_init();
+    let pin = std::fs::read_to_string(root_pin_file(&appliance)).unwrap();
+    let planted = Command::new("python3")
+        .env("SOFTHSM2_CONF", softhsm_conf(&appliance))
+        .args([
+            "-c",
+            PLANT_LEGACY_KEY,
+            softhsm_module().to_str().unwrap(),
+            pin.trim(),
+        ])
+        .output()
+        .unwrap();
+    assert!(planted.status.success(), "{}", text(&planted));
+    // backup-keys as it is, for the legacy key.
+    let script = std::fs::read_to_string(repo_file("ceremony/backup-keys.toml"))
+        .unwrap()
+        .replace("object=root-ca\"", "object=legacy\"");
+    let path = appliance.path("backup-legacy.toml");
+    std::fs::write(&path, &script).unwrap();
+    let run = |script: &Path, out: &str| {
+        rootcellar()
+            .args(["ceremony", "run"])
+            .arg(script)
+            .arg("--rehearsal")
+            .arg("--state")
+            .arg(appliance.path("state"))
+            .arg("--answers")
+            .arg(appliance.path("answers.toml"))
+            .arg("--out")
+            .arg(appliance.path(out))
+            .output()
+            .unwrap()
+    };
+    let refused = run(&path, "refused");
+    assert!(!refused.status.success());
+    let said = text(&refused);
+    assert!(
+        said.contains("keys.root-ca on token \"root-ca\" is not wrap-with-trusted")
+            && said.contains("allow_untrusted_wrap = true under [keys.root-ca]"),
+        "{said}"
+    );
+    assert!(!appliance.path("refused").exists());
+
+    let accepting = appliance.path("backup-legacy-accepted.toml");
+    std::fs::write(
+        &accepting,
+        script.replace(
+            "backup = true\n",
+            "backup = true\nallow_untrusted_wrap = true\n",
+        ),
+    )
+    .unwrap();
+    let run = run(&accepting, "backup");
+    assert!(run.status.success(), "{}", text(&run));
+    let backup = std::fs::read_to_string(appliance.path("backup/root-ca.backup.json")).unwrap();
+    assert!(backup.contains("\"label\": \"legacy\""), "{backup}");
+    let actions = journal_actions(&appliance);
+    assert!(
+        actions.iter().any(|a| a.starts_with("backup.wrap-key")
+            && a.contains("as an ordinary session key (allow_untrusted_wrap")),
+        "{actions:#?}"
+    );
+}
