@@ -16,8 +16,9 @@ pub enum KeyCommand {
         /// p256 or p384.
         #[arg(long, default_value = "p256")]
         algorithm: String,
-        /// Let the private key leave the token wrapped, for a backup (it stays sensitive).
-        /// Without this the key can never leave its token.
+        /// Let the private key leave the token wrapped, for a backup (it stays sensitive), and
+        /// only under a wrap key the token's security officer made trusted
+        /// (CKA_WRAP_WITH_TRUSTED). Without this the key can never leave its token.
         #[arg(long)]
         for_backup: bool,
         #[command(flatten)]
