@@ -108,7 +108,9 @@ impl Pkcs11Token {
                             | RvError::TemplateInconsistent,
                             _,
                         ) => KeyError::Backup(format!(
-                            "token {:?} would not make a trusted wrapping key under its                              security officer's login ({}): it cannot wrap keys generated                              wrap-with-trusted",
+                            "token {:?} would not make a trusted wrapping key under its \
+                             security officer's login ({}): it cannot wrap keys generated \
+                             wrap-with-trusted",
                             self.label(),
                             super::enforcement::rv_name(&e)
                         )),
@@ -126,13 +128,16 @@ impl Pkcs11Token {
                 let blob = session
                     .wrap_key(&Mechanism::AesKeyWrapPad, wrap_key, handle)
                     .map_err(|e| match e {
-                        CkError::Pkcs11(RvError::KeyUnextractable, _) => KeyError::Malformed(
-                            format!(
-                                "key {label:?} was generated non-extractable and cannot be                                  backed up"
-                            ),
-                        ),
+                        CkError::Pkcs11(RvError::KeyUnextractable, _) => {
+                            KeyError::Malformed(format!(
+                                "key {label:?} was generated non-extractable and cannot be \
+                                 backed up"
+                            ))
+                        }
                         CkError::Pkcs11(RvError::KeyNotWrappable, _) => KeyError::Backup(format!(
-                            "token {:?} refuses to wrap key {label:?} under the backup's wrap                              key (CKR_KEY_NOT_WRAPPABLE): the key is wrap-with-trusted, and the                              wrap key was not made trusted by the security officer",
+                            "token {:?} refuses to wrap key {label:?} under the backup's wrap \
+                             key (CKR_KEY_NOT_WRAPPABLE): the key is wrap-with-trusted, and the \
+                             wrap key was not made trusted by the security officer",
                             self.label()
                         )),
                         e => ck("C_WrapKey")(e),
