@@ -467,5 +467,8 @@ fn the_rehearsal_mark_is_read_back_and_has_one_encoding() {
     let spelt_out =
         edited(|fields| fields.push((Value::Text("rehearsal".into()), Value::Bool(false))));
     let err = refused(&spelt_out).to_string();
-    assert!(err.contains("\"rehearsal\" must be true when present"), "{err}");
+    assert!(
+        err.contains("\"rehearsal\" must be true when present"),
+        "{err}"
+    );
 }

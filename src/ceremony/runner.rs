@@ -123,14 +123,11 @@ pub fn run(
             dir: PathBuf::from("(no request given)"),
         });
     }
-    let instance = options
-        .state
-        .join("ceremonies")
-        .join(instance_id(
-            &script,
-            options.inputs.as_deref(),
-            options.rehearsal,
-        )?);
+    let instance = options.state.join("ceremonies").join(instance_id(
+        &script,
+        options.inputs.as_deref(),
+        options.rehearsal,
+    )?);
     let work = instance.join("work");
     super::delivery::check_out(&options.out, &script, &instance)?;
     let state_error = |reason: String| CeremonyError::State {

@@ -710,7 +710,13 @@ fn a_rehearsal_then_the_real_root_init_at_the_same_state_completes() {
     let listed = Command::new("pkcs11-tool")
         .env("SOFTHSM2_CONF", &hsm.conf)
         .args(["--module", hsm.module.to_str().unwrap()])
-        .args(["--token-label", "root-ca", "--list-objects", "--type", "pubkey"])
+        .args([
+            "--token-label",
+            "root-ca",
+            "--list-objects",
+            "--type",
+            "pubkey",
+        ])
         .output()
         .unwrap();
     assert!(
