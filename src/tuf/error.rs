@@ -54,7 +54,7 @@ pub enum TufError {
         uri: String,
         /// The backend's error.
         #[source]
-        source: KeyError,
+        source: Box<KeyError>,
     },
     /// A key's token refused to sign (it was opened; the signature failed).
     #[error("TUF key {name:?} ({uri}) could not sign: {source}")]
@@ -65,7 +65,7 @@ pub enum TufError {
         uri: String,
         /// The backend's error.
         #[source]
-        source: KeyError,
+        source: Box<KeyError>,
     },
     /// A key is not ECDSA P-256, the one algorithm every TUF client verifies.
     #[error(

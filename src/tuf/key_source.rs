@@ -90,7 +90,7 @@ impl HsmKeySource {
             .map_err(|source| TufError::SigningFailed {
                 name: self.name.clone(),
                 uri: self.signer.key_uri(),
-                source,
+                source: Box::new(source),
             })?;
         if !self
             .signer

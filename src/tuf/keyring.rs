@@ -38,7 +38,7 @@ pub(crate) fn resolve(
                     crate::keys::open_signer(uri).map_err(|source| TufError::KeyUnavailable {
                         name: name.clone(),
                         uri: uri.clone(),
-                        source,
+                        source: Box::new(source),
                     })?;
                 let source = HsmKeySource::new(name.clone(), signer)?;
                 let key = TufKey::from_public(source.public_key())

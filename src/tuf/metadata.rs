@@ -243,7 +243,7 @@ impl SignedMetadata {
             .map_err(|source| TufError::SigningFailed {
                 name: key.key_id.clone(),
                 uri: signer.key_uri(),
-                source,
+                source: Box::new(source),
             })?;
         if !signer.public_key().verify(&self.canonical, &der) {
             return Err(TufError::BadSignature {

@@ -103,7 +103,7 @@ pub fn sign_staged(
     let signer = crate::keys::open_signer(key_uri).map_err(|source| TufError::KeyUnavailable {
         name: key_uri.to_string(),
         uri: key_uri.to_string(),
-        source,
+        source: Box::new(source),
     })?;
     let key = HsmKeySource::new(signer.key_uri(), signer)?;
     let key_id = key.key_id().to_string();
