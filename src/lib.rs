@@ -14,6 +14,7 @@
 //! - [`files`]: output files that are created new and whole, never overwritten;
 //! - [`time`]: the ceremony's confirmed time, which everything signed is dated by.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod bundle;
 pub mod ceremony;

@@ -1,5 +1,7 @@
 //! The `rootcellar` command: parses arguments, calls the library, prints the result.
 
+#![forbid(unsafe_code)]
+
 mod cli;
 
 use std::process::ExitCode;
