@@ -52,15 +52,21 @@ CRASH_TEST_RUN = cargo test --locked --features test-hooks --test softhsm crash:
 crash-test: deps
 	ROOTCELLAR_CRASH_ROUNDS=$(ROUNDS) $(CRASH_TEST_RUN)
 
-# Fuzz the bundle decoder and the journal segment reader, FUZZ_SECONDS each (cargo-fuzz on the
-# stable toolchain: RUSTC_BOOTSTRAP=1 lets it pass its -Z sanitizer flags). The fuzz crate is
-# its own workspace under fuzz/, so `make test` never builds it.
+# Fuzz what comes from outside, FUZZ_SECONDS per target, one after another: the bundle decoder,
+# journal segments, the TUF client over hostile metadata, CSRs, ceremony scripts and answers
+# files, and a request's entries laid out for the scripts' inputs (`make fuzz FUZZ_TARGETS=...`
+# runs some). cargo-fuzz on the stable toolchain: RUSTC_BOOTSTRAP=1 lets it pass its -Z
+# sanitizer flags. The fuzz crate is its own workspace under fuzz/, so `make test` never builds
+# it; new inputs join fuzz/corpus/TARGET, where only the seeds (seed-*) are committed.
 FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?= bundle_decode journal_segment tuf_verify csr_parse ceremony_input request_layout
 .PHONY: fuzz
 fuzz:
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run bundle_decode -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536
-	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run journal_segment -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536
+	set -e; for target in $(FUZZ_TARGETS); do \
+	  (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run $$target -- \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=65536); \
+	done
 
 # The appliance image (images/README.md); `make test` runs the image test too.
 #   make image        install what is missing, build the bootable image (prints its SHA-256)

@@ -43,20 +43,10 @@ pub(super) fn extract_into_new_dir<'a>(
     let written = (|| {
         let mut places = Vec::new();
         for (place, data) in entries {
-            // Checked when the bundle was read; checked again at the one place it matters. An
-            // empty place is checked as an empty name, and refused as one.
-            let names: &[String] = if place.is_empty() {
-                &[String::new()]
-            } else {
-                &place
-            };
-            let mut relative = PathBuf::new();
-            for name in names {
-                check_entry_name(name)?;
-                relative.push(name);
-            }
+            // Checked when the bundle was read; checked again at the one place it matters.
+            let relative = place_path(&place)?;
             let path = temp.join(&relative);
-            if names.len() > 1 {
+            if place.len() > 1 {
                 // Inside the fresh temporary directory, below names just checked.
                 let parent = path.parent().unwrap_or(&temp);
                 std::fs::create_dir_all(parent).map_err(io(parent))?;
@@ -85,6 +75,21 @@ pub(super) fn extract_into_new_dir<'a>(
             Err(e)
         }
     }
+}
+
+/// The path below the extraction directory that `place` (a list of names) stands for, each name
+/// checked with [`check_entry_name`]; an empty place is checked as an empty name, and refused as
+/// one. What this accepts cannot name anything outside the directory.
+pub fn place_path(place: &[String]) -> Result<PathBuf, BundleError> {
+    if place.is_empty() {
+        check_entry_name("")?;
+    }
+    let mut relative = PathBuf::new();
+    for name in place {
+        check_entry_name(name)?;
+        relative.push(name);
+    }
+    Ok(relative)
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {

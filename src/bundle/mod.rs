@@ -50,6 +50,7 @@ mod software_key;
 
 pub use build::BundleBuilder;
 pub use error::{BundleError, NameProblem};
+pub use extract::place_path;
 pub use format::{BundleKind, EntryInfo, EntryType, JournalHead, Manifest, FORMAT_VERSION};
 pub use names::{check_entry_name, MAX_NAME_BYTES};
 pub use pin::PinnedKeys;

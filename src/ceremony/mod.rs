@@ -26,7 +26,7 @@ use std::path::PathBuf;
 
 pub use console::{console, ConsoleError, ConsoleOptions};
 pub use prompter::{Answers, Interactive, Prompter};
-pub use request::{extract_inputs, RequestError};
+pub use request::{extract_inputs, lay_out_inputs, RequestError};
 pub use runner::{run, CeremonyReport, RunOptions};
 pub use script::{Action, InputKind, InputSpec, KeySpec, PinMode, Script, Step};
 pub use transcript::Transcript;

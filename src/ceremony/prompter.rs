@@ -248,7 +248,15 @@ impl Answers {
             reason,
         };
         let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-        let mut answers: Answers = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        Answers::parse(&text, path)
+    }
+
+    /// Parses the text of an answers file read from `path` (which errors name).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, CeremonyError> {
+        let mut answers: Answers = toml::from_str(text).map_err(|e| CeremonyError::BadAnswers {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         answers.path = path.to_path_buf();
         Ok(answers)
     }

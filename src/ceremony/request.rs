@@ -99,7 +99,7 @@ pub fn extract_inputs(
     request: &VerifiedBundle,
     dir: &Path,
 ) -> Result<Vec<(String, PathBuf)>, RequestError> {
-    let places = lay_out(ceremony, inputs, request.entries().map(|(info, _)| info))?;
+    let places = lay_out_inputs(ceremony, inputs, request.entries().map(|(info, _)| info))?;
     request.extract_placed(dir, |info| places.get(&info.name).cloned())?;
     let mut written: Vec<(String, PathBuf)> = places
         .into_iter()
@@ -109,8 +109,10 @@ pub fn extract_inputs(
     Ok(written)
 }
 
-/// Each entry's place below the inputs directory, as plain names.
-fn lay_out<'a>(
+/// Each entry's place below the inputs directory `extract_inputs` writes, as plain names (see
+/// the module documentation): the whole decision, made before anything is written. Every entry
+/// has a place, or the request is refused.
+pub fn lay_out_inputs<'a>(
     ceremony: &str,
     inputs: &[InputSpec],
     entries: impl Iterator<Item = &'a EntryInfo>,
@@ -236,7 +238,7 @@ mod tests {
     }
 
     fn places(inputs: &[InputSpec], entries: &[EntryInfo]) -> Result<Vec<String>, RequestError> {
-        Ok(lay_out("c", inputs, entries.iter())?
+        Ok(lay_out_inputs("c", inputs, entries.iter())?
             .into_values()
             .map(|p| p.join("/"))
             .collect())

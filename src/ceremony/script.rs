@@ -278,9 +278,15 @@ impl Script {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        let mut script: Script = toml::from_str(&text).map_err(|e| {
+        Script::parse(&text, path)
+    }
+
+    /// Parses the text of a script read from `path` (which errors name, and which the files
+    /// the script names are relative to); syntax errors and unknown fields are reported here.
+    pub fn parse(text: &str, path: &Path) -> Result<Script, CeremonyError> {
+        let mut script: Script = toml::from_str(text).map_err(|e| {
             // The first error stops serde; read the parts one by one to name every problem.
-            let problems = match toml::from_str::<toml::Table>(&text) {
+            let problems = match toml::from_str::<toml::Table>(text) {
                 Ok(table) => shape_problems(table),
                 Err(_) => vec![],
             };
