@@ -143,6 +143,25 @@ fn refused(path: &Path) -> impl FnOnce(BundleError) -> ConsoleError + '_ {
     }
 }
 
+/// Makes a directory of its own for one console run of a ceremony: `NAME[-rehearsal]-STAMP`,
+/// with `-2`, `-3`… when runs start within the same second (a rehearsal followed at once by
+/// the real run). Created exclusively, so two runs never share inputs or outputs.
+fn new_run_dir(sessions: &Path, name: &str, rehearsal: bool) -> Result<PathBuf, ConsoleError> {
+    std::fs::create_dir_all(sessions).map_err(io_at(sessions))?;
+    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    let mode = if rehearsal { "-rehearsal" } else { "" };
+    for n in 1u32.. {
+        let suffix = if n == 1 { String::new() } else { format!("-{n}") };
+        let dir = sessions.join(format!("{name}{mode}-{stamp}{suffix}"));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(source) => return Err(ConsoleError::Io { path: dir, source }),
+        }
+    }
+    unreachable!("u32 run numbers within one second are not exhausted")
+}
+
 fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> ConsoleError + '_ {
     move |source| ConsoleError::Io {
         path: path.to_path_buf(),
@@ -406,13 +425,7 @@ impl<R: BufRead, W: Write> Console<'_, R, W> {
         state: &Path,
         rehearsal: bool,
     ) -> Result<(), ConsoleError> {
-        let stamp = jiff::Timestamp::now()
-            .strftime("%Y%m%dT%H%M%SZ")
-            .to_string();
-        let session = state
-            .join("console")
-            .join(format!("{}-{stamp}", entry.name));
-        std::fs::create_dir_all(&session).map_err(io_at(&session))?;
+        let session = new_run_dir(&state.join("console"), &entry.name, rehearsal)?;
         let inputs = if !entry.inputs.is_empty() {
             let inputs = session.join("inputs");
             self.mount()?;
@@ -866,5 +879,30 @@ impl Lock {
 impl Drop for Lock {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_run_dir;
+
+    #[test]
+    fn runs_started_in_the_same_second_get_their_own_directories() {
+        let state = tempfile::tempdir().unwrap();
+        let sessions = state.path().join("console");
+        // Far more than one second's worth can take: every call makes a new directory.
+        let dirs: Vec<_> = (0..5)
+            .flat_map(|_| [false, true])
+            .map(|rehearsal| new_run_dir(&sessions, "root-init", rehearsal).unwrap())
+            .collect();
+        let mut unique = dirs.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), dirs.len(), "{dirs:?}");
+        for (dir, rehearsal) in dirs.iter().zip([false, true].iter().cycle()) {
+            let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(dir.is_dir(), "{name}");
+            assert_eq!(name.starts_with("root-init-rehearsal-"), *rehearsal, "{name}");
+        }
     }
 }
