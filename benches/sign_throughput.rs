@@ -75,11 +75,14 @@ fn main() {
         pin_file.display()
     );
 
-    keys::open_backend(&uri)
+    // Kept for the whole bench: dropping the provider would finalize the module.
+    let hsm = keys::HsmConfig::default().open();
+    let location = keys::KeyLocation::parse(&uri).unwrap();
+    hsm.backend(&location)
         .unwrap()
         .generate(LABEL, KeyAlgorithm::EcdsaP256)
         .unwrap();
-    let signer = keys::open_signer(&uri).unwrap();
+    let signer = hsm.signer(&location).unwrap();
 
     // The baseline: the same module (already initialised by rootcellar), its own session, the
     // same key, C_Sign(CKM_ECDSA) on a precomputed digest and nothing else.

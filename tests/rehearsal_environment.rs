@@ -1,15 +1,15 @@
-//! A rehearsal points the process at throwaway SoftHSM2 tokens (`SOFTHSM2_CONF` and the
-//! PKCS#11 module). The appliance console runs ceremony after ceremony in one process, so when a
-//! rehearsal ends every token session is closed and the environment put back: a real ceremony
-//! that follows must not find, or stay logged in to, the rehearsal's tokens.
+//! A rehearsal reaches its throwaway SoftHSM2 tokens through a provider of its own, and the
+//! process is left as it was: the appliance console runs ceremony after ceremony in one
+//! process, and a real ceremony that follows must neither find the rehearsal's tokens nor stay
+//! logged in to them, nor find its own configuration changed.
 //!
-//! Its own test binary: it changes the process environment.
+//! Its own test binary: it sets the process environment a real ceremony would read.
 
 mod support;
 
 use std::path::Path;
 
-use rootcellar::keys;
+use rootcellar::keys::{HsmConfig, KeyError, KeyLocation, MODULE_ENV};
 
 const SOFTHSM_MODULES: [&str; 2] = [
     "/usr/lib/softhsm/libsofthsm2.so",
@@ -20,9 +20,12 @@ const SOFTHSM_MODULES: [&str; 2] = [
 fn a_rehearsal_leaves_the_process_as_it_found_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let workspace = support::Workspace::new(d, &[]);
-    // The "real" set-up: another module, and a SoftHSM2 configuration with no tokens.
-    let real_module = d.join("real-module.so");
+    let mut workspace = support::Workspace::new(d, &[]);
+    let softhsm = SOFTHSM_MODULES
+        .iter()
+        .find(|m| Path::new(m).exists())
+        .expect("SoftHSM2 is installed");
+    // The "real" set-up: SoftHSM2 as the real module, with a configuration that has no tokens.
     let real_tokens = d.join("real-tokens");
     std::fs::create_dir(&real_tokens).unwrap();
     let real_conf = d.join("real-softhsm2.conf");
@@ -31,8 +34,10 @@ fn a_rehearsal_leaves_the_process_as_it_found_it() {
         format!("directories.tokendir = {}\n", real_tokens.display()),
     )
     .unwrap();
-    std::env::set_var(keys::MODULE_ENV, &real_module);
     std::env::set_var("SOFTHSM2_CONF", &real_conf);
+    std::env::set_var(MODULE_ENV, softhsm);
+    let real = HsmConfig::from_environment();
+    workspace.hsm = real.clone();
 
     let script = workspace.script("root-init", &[]);
     let report = workspace.run(&script, None, &d.join("out"), Some("bundle-key"));
@@ -40,32 +45,26 @@ fn a_rehearsal_leaves_the_process_as_it_found_it() {
     assert!(d.join("out/root.pem").is_file());
     assert!(d.join("state/rehearsal/tokens").is_dir());
 
-    assert_eq!(
-        std::env::var_os(keys::MODULE_ENV).as_deref(),
-        Some(real_module.as_os_str())
-    );
+    // The environment is as it was, whatever the rehearsal pointed SoftHSM2 at.
     assert_eq!(
         std::env::var_os("SOFTHSM2_CONF").as_deref(),
         Some(real_conf.as_os_str())
     );
-    // The root CA's URI now reaches the real module, which is not there.
-    let err = keys::open_signer("pkcs11:token=root-ca;object=root-ca")
+    assert_eq!(
+        std::env::var_os(MODULE_ENV).as_deref(),
+        Some(Path::new(softhsm).as_os_str())
+    );
+    // A real provider made afterwards loads SoftHSM2 afresh (the rehearsal's provider was
+    // dropped, which finalized it) with the real configuration: the rehearsal's root CA token
+    // is out of its reach, and no session of the rehearsal's is left to use.
+    let root_ca = KeyLocation::parse("pkcs11:token=root-ca;object=root-ca").unwrap();
+    let err = real
+        .open()
+        .signer(&root_ca)
         .err()
         .expect("the rehearsal's token is out of reach");
-    assert!(err.to_string().contains("real-module.so"), "{err}");
-    // Even through SoftHSM2 named explicitly: the module was unloaded (the session the
-    // rehearsal logged in with is gone) and reads the real configuration, which has no tokens.
-    let softhsm = SOFTHSM_MODULES
-        .iter()
-        .find(|m| Path::new(m).exists())
-        .expect("SoftHSM2 is installed");
-    let err = keys::open_signer(&format!(
-        "pkcs11:token=root-ca;object=root-ca?module-path={softhsm}"
-    ))
-    .err()
-    .expect("no session outlives the rehearsal");
     assert!(
-        err.to_string().contains("no token labelled \"root-ca\""),
+        matches!(&err, KeyError::TokenNotFound { present, .. } if !present.contains("root-ca")),
         "{err}"
     );
 }

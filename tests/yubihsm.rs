@@ -1,22 +1,59 @@
 //! The YubiHSM2 backend against the `yubihsm` crate's MockHsm, in process.
 //!
 //! Each test registers its own mock devices (`yubihsm::Connector::mockhsm()`) under fresh names
-//! with `keys::yubihsm::register_connector`, then reaches them only through `yubihsm:` URIs and
-//! the library's public seam (`open_backend`, `open_signer`, x509, tuf), as production code does.
+//! in an `HsmConfig`, each with its provider (`Hsm`), then reaches them only through `yubihsm:`
+//! URIs and the library's public seam (`Hsm::backend`, `Hsm::signer`, x509, tuf), as production
+//! code does.
 //! A second clone of each connector lets a test look at the device from outside rootcellar.
 //! The mock's default authentication key is 0x0001 with the password "password".
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rootcellar::keys::yubihsm::{
     audit_log, backup_keys, mark_audit_log_read, restore_keys, KeySpec, WrappedKeys, YubiHsm,
 };
 use rootcellar::keys::{
-    self, open_backend, open_signer, KeyAlgorithm, KeyError, PublicKey, ShareError, YubiHsmUri,
+    self, Hsm, HsmConfig, KeyAlgorithm, KeyBackend, KeyError, KeyLocation, PublicKey, ShareError,
+    Signer, YubiHsmUri,
 };
+
+/// Each registered mock's provider, by connector name: a device keeps its sessions across the
+/// calls of a test, as in a process that opened it once.
+fn providers() -> &'static Mutex<HashMap<String, Arc<Hsm>>> {
+    static PROVIDERS: OnceLock<Mutex<HashMap<String, Arc<Hsm>>>> = OnceLock::new();
+    PROVIDERS.get_or_init(Default::default)
+}
+
+/// The provider whose configuration has the connector `uri` names (an empty one for a name
+/// nobody registered).
+fn provider(uri: &str) -> Arc<Hsm> {
+    let name = match KeyLocation::parse(uri) {
+        Ok(KeyLocation::YubiHsm(parsed)) => parsed.connector.to_string(),
+        _ => String::new(),
+    };
+    providers()
+        .lock()
+        .unwrap()
+        .get(&name)
+        .cloned()
+        .unwrap_or_else(|| Arc::new(HsmConfig::default().open()))
+}
+
+fn at(uri: &str) -> KeyLocation {
+    KeyLocation::parse(uri).unwrap()
+}
+
+fn open_backend(uri: &str) -> Result<Box<dyn KeyBackend>, KeyError> {
+    provider(uri).backend(&KeyLocation::parse(uri)?)
+}
+
+fn open_signer(uri: &str) -> Result<Arc<dyn Signer>, KeyError> {
+    provider(uri).signer(&KeyLocation::parse(uri)?)
+}
 
 /// A registered mock YubiHSM2, with a password file for its default authentication key.
 struct Mock {
@@ -31,7 +68,12 @@ impl Mock {
         let name = format!("{what}-{}", COUNT.fetch_add(1, Ordering::SeqCst));
         let connector = yubihsm::Connector::mockhsm();
         let outside = connector.clone();
-        keys::yubihsm::register_connector(&name, connector).unwrap();
+        let mut config = HsmConfig::default();
+        config.register_connector(&name, connector).unwrap();
+        providers()
+            .lock()
+            .unwrap()
+            .insert(name.clone(), Arc::new(config.open()));
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("password"), "password\n").unwrap();
         Mock { name, outside, dir }
@@ -47,7 +89,8 @@ impl Mock {
     }
 
     fn device(&self) -> Arc<YubiHsm> {
-        YubiHsm::open(&YubiHsmUri::parse(&self.uri("")).unwrap()).unwrap()
+        let uri = self.uri("");
+        at(&uri).yubihsm(&provider(&uri)).unwrap().unwrap()
     }
 
     /// Generates a key through the backend seam and returns its URI (with the query).
@@ -57,6 +100,13 @@ impl Mock {
             .generate(label, KeyAlgorithm::EcdsaP256)
             .unwrap()
             .uri
+    }
+
+    /// Registers this device in `config` too (a provider reaching several devices).
+    fn register_in(&self, config: &mut HsmConfig) {
+        config
+            .register_connector(&self.name, self.outside.clone())
+            .unwrap();
     }
 
     /// A client of our own on the same device, for checks from outside rootcellar.
@@ -103,12 +153,14 @@ fn generated_keys_are_sign_only_and_found_by_id_and_label() {
 
     // Found by id alone, by label alone, and by both; listed.
     let by_id = backend
-        .show(&mock.uri(&format!(";id={}", keys::yubihsm::format_id(id))))
+        .show(&at(
+            &mock.uri(&format!(";id={}", keys::yubihsm::format_id(id)))
+        ))
         .unwrap();
-    let by_label = backend.show(&mock.uri(";label=tuf-root-1")).unwrap();
+    let by_label = backend.show(&at(&mock.uri(";label=tuf-root-1"))).unwrap();
     assert_eq!(by_id.public_key, info.public_key);
     assert_eq!(by_label.public_key, info.public_key);
-    assert_eq!(backend.show(&info.uri).unwrap().uri, info.uri);
+    assert_eq!(backend.show(&at(&info.uri)).unwrap().uri, info.uri);
     let second = backend
         .generate("tuf-root-2", KeyAlgorithm::EcdsaP256)
         .unwrap();
@@ -426,10 +478,15 @@ fn tuf_repository_signed_by_yubihsm_keys_is_accepted_by_python_tuf() {
     let target = dir.join("trusted_root.json");
     std::fs::write(&target, br#"{"mediaType": "test"}"#).unwrap();
     let repo = dir.join("repo");
+    let mut config = HsmConfig::default();
+    for mock in [&custodian_1, &custodian_2, &online] {
+        mock.register_in(&mut config);
+    }
     let report = rootcellar::tuf::init_repository(
         &policy,
         std::slice::from_ref(&target),
         &repo,
+        &config.open(),
         clock_time(),
         &mut rootcellar::tuf::Unrecorded,
     )
@@ -744,7 +801,7 @@ fn who_can_export_a_key_follows_the_authentication_keys_capabilities() {
     // What the MockHsm itself enforces: a key without exportable-under-wrap is not exported,
     // whatever wrap key is used; a key's capabilities show as fixed and not copyable.
     let uri = mock.generate("fixed");
-    let info = open_backend(&uri).unwrap().show(&uri).unwrap();
+    let info = open_backend(&uri).unwrap().show(&at(&uri)).unwrap();
     let protection = info.protection.unwrap();
     assert!(
         !protection.modifiable && !protection.copyable,

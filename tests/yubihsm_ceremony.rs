@@ -14,7 +14,11 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use rootcellar::keys::{self, Share};
+use rootcellar::keys::{self, HsmConfig, KeyLocation, Share};
+
+fn at(uri: &str) -> KeyLocation {
+    KeyLocation::parse(uri).unwrap()
+}
 use support::{openssl, python_tuf_accepts, rootcellar, run_ok, Workspace, MOCK_PASSWORD};
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -62,13 +66,18 @@ fn ceremonies_run_with_yubihsm_keys_beside_softhsm_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let root_device = yubihsm::Connector::mockhsm();
-    keys::yubihsm::register_connector("mock-root", root_device.clone()).unwrap();
-    keys::yubihsm::register_connector("mock-custodian-2", yubihsm::Connector::mockhsm()).unwrap();
-    keys::yubihsm::register_connector("mock-root-2", yubihsm::Connector::mockhsm()).unwrap();
-    keys::yubihsm::register_connector("mock-custodian-4", yubihsm::Connector::mockhsm()).unwrap();
+    let mut hsm = HsmConfig::default();
+    for (name, connector) in [
+        ("mock-root", root_device.clone()),
+        ("mock-custodian-2", yubihsm::Connector::mockhsm()),
+        ("mock-root-2", yubihsm::Connector::mockhsm()),
+        ("mock-custodian-4", yubihsm::Connector::mockhsm()),
+    ] {
+        hsm.register_connector(name, connector).unwrap();
+    }
     let root_ca = "yubihsm:connector=mock-root;label=root-ca?auth-key=0x0001";
     let custodian_2 = "yubihsm:connector=mock-custodian-2;label=tuf-root?auth-key=0x0001";
-    let ws = Workspace::new(
+    let mut ws = Workspace::new(
         dir,
         &[
             "yubihsm-mock-root-auth-0x0001",
@@ -77,6 +86,7 @@ fn ceremonies_run_with_yubihsm_keys_beside_softhsm_tokens() {
             "yubihsm-mock-custodian-4-auth-0x0001",
         ],
     );
+    ws.hsm = hsm.clone();
     let state = ws.state.clone();
     let answers = ws.answers.clone();
 
@@ -85,13 +95,14 @@ fn ceremonies_run_with_yubihsm_keys_beside_softhsm_tokens() {
     // key of its own and export under it (as rootcellar's backup on a YubiHSM2 needs): the
     // device cannot keep the key from being exported by whoever holds that key's password, so
     // the script as it is refuses it before any key is made, and says how to accept it.
-    let refused_ws = Workspace::new(
+    let mut refused_ws = Workspace::new(
         &dir.join("refused"),
         &[
             "yubihsm-mock-root-auth-0x0001",
             "yubihsm-mock-custodian-2-auth-0x0001",
         ],
     );
+    refused_ws.hsm = hsm.clone();
     let refused_script = refused_ws.script(
         "root-init",
         &[("root-ca", root_ca), ("tuf-root-2", custodian_2)],
@@ -121,13 +132,15 @@ fn ceremonies_run_with_yubihsm_keys_beside_softhsm_tokens() {
     // The TUF root lists custodian 2's key from the YubiHSM2, and python-tuf accepts the
     // repository and downloads the root certificate from it.
     let custodian_2_pem = std::fs::read_to_string(init_out.join("tuf-root-2.pub.pem")).unwrap();
-    let device_custodian_key = keys::open_backend(&format!(
-        "yubihsm:connector=mock-custodian-2?auth-key=0x0001&password-source={}",
-        ws.dir.join("mock.password").display()
-    ))
-    .unwrap()
-    .list()
-    .unwrap();
+    let device_custodian_key = ws
+        .provider()
+        .backend(&at(&format!(
+            "yubihsm:connector=mock-custodian-2?auth-key=0x0001&password-source={}",
+            ws.dir.join("mock.password").display()
+        )))
+        .unwrap()
+        .list()
+        .unwrap();
     assert_eq!(device_custodian_key.len(), 1);
     assert_eq!(
         device_custodian_key[0].public_key.spki_pem(),
@@ -178,9 +191,11 @@ fn ceremonies_run_with_yubihsm_keys_beside_softhsm_tokens() {
     let rebuilt_file = dir.join("rebuilt.password");
     std::fs::write(&rebuilt_file, &rebuilt).unwrap();
     let root_ca_login = format!("{root_ca}&password-source={}", rebuilt_file.display());
-    let device_key = keys::open_backend(&root_ca_login)
+    let device_key = ws
+        .provider()
+        .backend(&at(&root_ca_login))
         .unwrap()
-        .show(&root_ca_login)
+        .show(&at(&root_ca_login))
         .unwrap();
     let cert_key = openssl(&["x509", "-in", root_pem_s, "-noout", "-pubkey"]);
     assert_eq!(cert_key, device_key.public_key.spki_pem());
@@ -381,11 +396,13 @@ fn ceremonies_run_with_yubihsm_keys_beside_softhsm_tokens() {
         format!("root-ca SHA256:{}", device_key.public_key.fingerprint())
     );
     // The restored key signs for the root certificate's public key.
-    let signer = keys::open_signer(&format!(
-        "yubihsm:connector=mock-root-2;label=root-ca?auth-key=0x0001&password-source={}",
-        ws.dir.join("mock.password").display()
-    ))
-    .unwrap();
+    let signer = ws
+        .provider()
+        .signer(&at(&format!(
+            "yubihsm:connector=mock-root-2;label=root-ca?auth-key=0x0001&password-source={}",
+            ws.dir.join("mock.password").display()
+        )))
+        .unwrap();
     let message = b"signed by the restored root CA key";
     let signature = signer.sign(message).unwrap();
     assert!(device_key.public_key.verify(message, &signature));

@@ -8,15 +8,17 @@
 
 mod support;
 
-use rootcellar::keys;
+use rootcellar::keys::KeyLocation;
 use support::{openssl, python_tuf_accepts, Workspace};
 
 #[test]
 fn root_init_with_the_root_ca_on_softhsm_and_a_custodian_on_a_mock_yubihsm() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    keys::yubihsm::register_connector("mock-custodian-2", yubihsm::Connector::mockhsm()).unwrap();
-    let ws = Workspace::new(dir, &["yubihsm-mock-custodian-2-auth-0x0001"]);
+    let mut ws = Workspace::new(dir, &["yubihsm-mock-custodian-2-auth-0x0001"]);
+    ws.hsm
+        .register_connector("mock-custodian-2", yubihsm::Connector::mockhsm())
+        .unwrap();
     let custodian_2 = "yubihsm:connector=mock-custodian-2;label=tuf-root?auth-key=0x0001";
     let script = ws.script("root-init", &[("tuf-root-2", custodian_2)]);
     let out = dir.join("root-init");
@@ -37,7 +39,12 @@ fn root_init_with_the_root_ca_on_softhsm_and_a_custodian_on_a_mock_yubihsm() {
         "{custodian_2}&password-source={}",
         ws.dir.join("mock.password").display()
     );
-    let device_keys = keys::open_backend(&login).unwrap().list().unwrap();
+    let device_keys = ws
+        .provider()
+        .backend(&KeyLocation::parse(&login).unwrap())
+        .unwrap()
+        .list()
+        .unwrap();
     assert_eq!(device_keys.len(), 1);
     let from_device = device_keys[0].public_key.spki_pem();
     assert_eq!(

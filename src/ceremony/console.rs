@@ -33,6 +33,7 @@ use super::runner::RunOptions;
 use super::script::InputSpec;
 use super::CeremonyError;
 use crate::bundle::{Bundle, BundleError, BundleKind, Limits, PinnedKeys, VerifiedBundle};
+use crate::keys::HsmConfig;
 use crate::keys::PublicKey;
 
 /// The script key that signs response bundles, when a script has one.
@@ -73,6 +74,9 @@ pub struct ConsoleOptions {
     pub poweroff: Vec<String>,
     /// The terminal's name, shown in the `console ready on …` line that ends each screen.
     pub terminal: Option<String>,
+    /// What real ceremonies may reach of the HSMs; each ceremony opens its own provider from
+    /// it (a rehearsal, one of its own) and drops it when it ends.
+    pub hsm: HsmConfig,
 }
 
 /// Why a console action failed (shown to the operator; the menu comes back).
@@ -148,10 +152,16 @@ fn refused(path: &Path) -> impl FnOnce(BundleError) -> ConsoleError + '_ {
 /// the real run). Created exclusively, so two runs never share inputs or outputs.
 fn new_run_dir(sessions: &Path, name: &str, rehearsal: bool) -> Result<PathBuf, ConsoleError> {
     std::fs::create_dir_all(sessions).map_err(io_at(sessions))?;
-    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    let stamp = jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string();
     let mode = if rehearsal { "-rehearsal" } else { "" };
     for n in 1u32.. {
-        let suffix = if n == 1 { String::new() } else { format!("-{n}") };
+        let suffix = if n == 1 {
+            String::new()
+        } else {
+            format!("-{n}")
+        };
         let dir = sessions.join(format!("{name}{mode}-{stamp}{suffix}"));
         match std::fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
@@ -444,6 +454,7 @@ impl<R: BufRead, W: Write> Console<'_, R, W> {
             out: out.clone(),
             rehearsal,
             bundle_key: entry.has_bundle_key.then(|| BUNDLE_KEY.to_string()),
+            hsm: self.options.hsm.clone(),
         };
         let report = {
             let mut prompter = Interactive::new(&mut self.input, &mut self.output);
@@ -902,7 +913,11 @@ mod tests {
         for (dir, rehearsal) in dirs.iter().zip([false, true].iter().cycle()) {
             let name = dir.file_name().unwrap().to_string_lossy().into_owned();
             assert!(dir.is_dir(), "{name}");
-            assert_eq!(name.starts_with("root-init-rehearsal-"), *rehearsal, "{name}");
+            assert_eq!(
+                name.starts_with("root-init-rehearsal-"),
+                *rehearsal,
+                "{name}"
+            );
         }
     }
 }

@@ -13,7 +13,7 @@ use super::script::{PinMode, Script, Step};
 use super::CeremonyError;
 use crate::journal::{Digest as JournalDigest, Journal, Record};
 use crate::keys::yubihsm as yubihsm_keys;
-use crate::keys::{KeyLocation, Pin, PinSource};
+use crate::keys::{Hsm, KeyLocation, Pin, PinSource, Signer};
 use crate::time::ConfirmedTime;
 
 /// Everything a step needs while it runs.
@@ -48,6 +48,10 @@ pub(super) struct Context<'a> {
     /// While a step runs again after an interruption: what the interrupted run wrote, by
     /// output name, for the action to reconcile (adopt a certificate it signed, or discard it).
     pub(super) leftovers: Option<PathBuf>,
+    /// The ceremony's HSM provider: every key is reached through it, and every token logged
+    /// out when the ceremony ends and drops it (a rehearsal's reaches its throwaway tokens
+    /// only).
+    pub(super) hsm: Hsm,
 }
 
 impl Context<'_> {
@@ -69,6 +73,12 @@ impl Context<'_> {
         }
         self.journal.append(record)?;
         Ok(())
+    }
+
+    /// A signer for script key `name` (its device unlocked first).
+    pub(super) fn signer(&mut self, name: &str) -> Result<Arc<dyn Signer>, CeremonyError> {
+        self.unlock(name)?;
+        Ok(self.hsm.signer(&self.key_uri(name)?)?)
     }
 
     /// Where a script key lives, as this machine reaches it.
@@ -98,7 +108,7 @@ impl Context<'_> {
                 &self.script.roles.custodians,
                 self.rehearsal_shares.as_deref(),
             )?);
-            match location.log_in(&rebuilt) {
+            match location.log_in(&self.hsm, &rebuilt) {
                 Ok(()) => {
                     let mut confirmed = set.clone();
                     confirmed.pending = false;
@@ -141,12 +151,12 @@ impl Context<'_> {
                     }
                 };
                 let pin = Arc::new(pin);
-                location.log_in(&pin)?;
+                location.log_in(&self.hsm, &pin)?;
                 pin
             }
         };
         self.pins.insert(token.clone(), pin);
-        if let Some(device) = location.yubihsm()? {
+        if let Some(device) = location.yubihsm(&self.hsm)? {
             let last = yubihsm_keys::audit_log(&device)?
                 .entries
                 .last()

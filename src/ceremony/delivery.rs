@@ -21,7 +21,6 @@ use super::transcript::Transcript;
 use super::tree::{collect_files, copy_tree, sha256_tree};
 use super::CeremonyError;
 use crate::journal::Digest as JournalDigest;
-use crate::keys;
 use crate::keys::yubihsm as yubihsm_keys;
 use crate::time::ConfirmedTime;
 
@@ -269,7 +268,7 @@ fn record_device_audits(
     staging: &Path,
 ) -> Result<(), CeremonyError> {
     for (name, (location, start)) in context.yubihsms.clone() {
-        let Some(device) = location.yubihsm()? else {
+        let Some(device) = location.yubihsm(&context.hsm)? else {
             continue;
         };
         let log = yubihsm_keys::audit_log(&device)?;
@@ -380,8 +379,7 @@ fn response_bundle(
             "--bundle-key {key:?} is not a key of this script"
         )));
     }
-    context.unlock(key)?;
-    let signer = keys::open_signer(&context.key_uri(key)?.to_string())?;
+    let signer = context.signer(key)?;
     let bytes = builder
         .sign(signer.as_ref())
         .map_err(|e| fail(e.to_string()))?;

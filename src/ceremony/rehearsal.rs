@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::{CeremonyError, Script};
 use crate::keys::yubihsm::ConnectorSpec;
-use crate::keys::{KeyLocation, Pin, Pkcs11Uri};
+use crate::keys::{Hsm, HsmConfig, KeyLocation, Pin, Pkcs11Uri};
 use zeroize::Zeroizing;
 
 /// Where Debian installs SoftHSM2's PKCS#11 module.
@@ -22,41 +22,16 @@ const SOFTHSM_MODULES: [&str; 2] = [
     "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
 ];
 
-/// The process environment a rehearsal points at its tokens, put back when the rehearsal
-/// ends: a real ceremony that follows in the same process (the appliance console runs one after
-/// another) must find its own module, not SoftHSM2's. (The runner logs out of every token when
-/// any ceremony ends, which unloads the modules, so the next use reads the environment again.)
-pub struct RehearsalEnvironment {
-    saved: Vec<(&'static str, Option<std::ffi::OsString>)>,
+/// A rehearsal's tokens, made and ready: the provider that reaches them (and nothing else),
+/// each token's PIN file, and what was repaired in them before this run.
+pub struct RehearsalTokens {
+    /// The rehearsal's own provider ([`HsmConfig::rehearsal`]): dropped when the rehearsal
+    /// ends, with every session it opened.
+    pub hsm: Hsm,
+    /// Each token's PIN file, by token label.
+    pub pin_files: BTreeMap<String, PathBuf>,
     /// What was repaired in the rehearsal tokens before this run, for the operator.
     pub repairs: Vec<String>,
-}
-
-impl RehearsalEnvironment {
-    fn set(vars: [(&'static str, &Path); 2]) -> Self {
-        let saved = vars
-            .iter()
-            .map(|(k, _)| (*k, std::env::var_os(k)))
-            .collect();
-        for (key, value) in vars {
-            std::env::set_var(key, value);
-        }
-        RehearsalEnvironment {
-            saved,
-            repairs: Vec::new(),
-        }
-    }
-}
-
-impl Drop for RehearsalEnvironment {
-    fn drop(&mut self) {
-        for (key, value) in &self.saved {
-            match value {
-                Some(value) => std::env::set_var(key, value),
-                None => std::env::remove_var(key),
-            }
-        }
-    }
 }
 
 /// SoftHSM2 rewrites a token's `token.object` in place (on a PIN change, for one), and a kill
@@ -167,12 +142,7 @@ pub(super) fn so_pin(pin_file: &Path) -> Result<Pin, CeremonyError> {
 /// A run killed in between finds the `.new` file and finishes (or adopts) the token with the
 /// PIN it recorded, instead of meeting a token whose PIN nobody knows.
 /// The new token's `token.object` is copied aside at once (see [`repair_token_files`]).
-fn make_token(
-    module: &Path,
-    tokens: &Path,
-    label: &str,
-    pin_file: &Path,
-) -> Result<(), CeremonyError> {
+fn make_token(hsm: &Hsm, tokens: &Path, label: &str, pin_file: &Path) -> Result<(), CeremonyError> {
     let intended = pin_file.with_extension("pin.new");
     let pin = match std::fs::read_to_string(&intended) {
         Ok(text) => Pin::new(Zeroizing::new(text.trim().to_string())),
@@ -187,7 +157,7 @@ fn make_token(
         }
     };
     let so_pin = so_pin_for(&pin);
-    crate::keys::initialize_token(module, label, &so_pin, &pin)?;
+    hsm.initialize_token(label, &so_pin, &pin)?;
     super::progress::crash_point("rehearsal", format_args!("made-token-{label}"));
     let state = |e: std::io::Error| CeremonyError::State {
         path: tokens.to_path_buf(),
@@ -204,13 +174,15 @@ fn make_token(
     })
 }
 
-/// Creates the script's tokens if needed and points this process at them; returns the PIN
-/// file of each token, and the environment to put back when the rehearsal ends. Every session
-/// of the process is closed first: SoftHSM2 reads `SOFTHSM2_CONF` when it is initialised.
+/// Creates the script's tokens if needed, and a provider confined to them (made from
+/// `config`, whose registered YubiHSM2 connectors it keeps: those are throwaway devices too).
+/// The script's keys are pointed at the rehearsal tokens. Nothing of the process changes: the
+/// SoftHSM2 configuration is the provider's.
 pub fn prepare_tokens(
     state: &Path,
     script: &mut Script,
-) -> Result<(BTreeMap<String, PathBuf>, RehearsalEnvironment), CeremonyError> {
+    config: &HsmConfig,
+) -> Result<RehearsalTokens, CeremonyError> {
     // Absolute paths: the configuration outlives this process and its working directory.
     let state = std::path::absolute(state).unwrap_or_else(|_| state.to_path_buf());
     let dir = state.join("rehearsal");
@@ -236,14 +208,8 @@ pub fn prepare_tokens(
         ),
     )
     .map_err(|e| fail(e.to_string()))?;
-    crate::keys::close_all_sessions();
     let repairs = repair_token_files(&tokens, &pins).map_err(|e| fail(e.to_string()))?;
-    let mut environment = RehearsalEnvironment::set([
-        ("SOFTHSM2_CONF", &conf),
-        (crate::keys::MODULE_ENV, Path::new(module)),
-    ]);
-
-    environment.repairs = repairs;
+    let hsm = config.rehearsal(Path::new(module), &conf).open();
     let mut files = BTreeMap::new();
     for spec in script.keys.values_mut() {
         let location = KeyLocation::parse(&spec.uri)?;
@@ -260,13 +226,27 @@ pub fn prepare_tokens(
                 .to_string();
                 location.device()
             }
-            KeyLocation::Pkcs11(uri) => uri.token_label().to_string(),
+            // The same token label, in the rehearsal's SoftHSM2: a module the script names is
+            // the real one, and not the rehearsal's to reach.
+            KeyLocation::Pkcs11(uri) => {
+                spec.uri = Pkcs11Uri {
+                    module_path: None,
+                    pin_source: None,
+                    ..uri.clone()
+                }
+                .to_string();
+                uri.token_label().to_string()
+            }
         };
         let pin_file = pins.join(format!("{label}.pin"));
         if !pin_file.exists() {
-            make_token(Path::new(module), &tokens, &label, &pin_file)?;
+            make_token(&hsm, &tokens, &label, &pin_file)?;
         }
         files.insert(label, pin_file);
     }
-    Ok((files, environment))
+    Ok(RehearsalTokens {
+        hsm,
+        pin_files: files,
+        repairs,
+    })
 }

@@ -33,7 +33,7 @@ use super::transcript::{StepEntry, Transcript};
 use super::tree::{copy_tree, sha256_tree};
 use super::CeremonyError;
 use crate::journal::{Journal, Record};
-use crate::keys::{self, KeyLocation};
+use crate::keys::{HsmConfig, KeyLocation};
 use crate::time::TimePolicy;
 
 /// How to run a ceremony.
@@ -51,6 +51,9 @@ pub struct RunOptions {
     pub rehearsal: bool,
     /// A script key (by name) that signs the response bundle written with the outputs.
     pub bundle_key: Option<String>,
+    /// What the ceremony may reach of the HSMs: it opens its own provider from this (a
+    /// rehearsal, one confined to its throwaway tokens) and drops it when it ends.
+    pub hsm: HsmConfig,
 }
 
 /// What a finished ceremony produced.
@@ -99,16 +102,6 @@ fn instance_id(
         if rehearsal { "-rehearsal" } else { "" },
         &hex::encode(hasher.finalize())[..12]
     ))
-}
-
-/// Closes every token session when dropped: a ceremony logs in to the tokens it uses, and out
-/// of them when it ends, however it ends.
-struct LogOutAtEnd;
-
-impl Drop for LogOutAtEnd {
-    fn drop(&mut self) {
-        keys::close_all_sessions();
-    }
 }
 
 /// Runs (or resumes) the ceremony described by `options.script`.
@@ -241,17 +234,17 @@ pub fn run(
     } else {
         options.state.clone()
     })?;
-    // Whatever happens from here, the tokens are logged out when the ceremony ends (and a
-    // rehearsal's environment put back).
-    let _log_out = LogOutAtEnd;
-    let (pin_files, _rehearsal_environment) = if rehearsal {
-        let (files, environment) = super::rehearsal::prepare_tokens(&options.state, &mut script)?;
-        for repair in &environment.repairs {
+    // The ceremony's own provider: whatever happens from here, its tokens are logged out and
+    // its modules unloaded when it is dropped, as the ceremony ends. A rehearsal's reaches only
+    // the rehearsal's tokens.
+    let (hsm, pin_files) = if rehearsal {
+        let prepared = super::rehearsal::prepare_tokens(&options.state, &mut script, &options.hsm)?;
+        for repair in &prepared.repairs {
             prompter.say(repair);
         }
-        (files, Some(environment))
+        (prepared.hsm, prepared.pin_files)
     } else {
-        (BTreeMap::new(), None)
+        (options.hsm.open(), BTreeMap::new())
     };
     let mut context = Context {
         script: &script,
@@ -270,6 +263,7 @@ pub fn run(
         operator: present["operator"].join(", "),
         yubihsms: BTreeMap::new(),
         leftovers: None,
+        hsm,
     };
     let mut transcript = Transcript::new(&script, &instance, time, &present, rehearsal);
     if let Some((begun, _)) = context.progress.started() {

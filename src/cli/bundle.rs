@@ -10,7 +10,7 @@ use rootcellar::bundle::{
     VerifiedBundle,
 };
 use rootcellar::journal::{Digest, Journal, Record, Selection};
-use rootcellar::keys::Signer;
+use rootcellar::keys::{Hsm, HsmConfig, KeyLocation, Signer};
 
 use super::journal::{check_carried_segment, journal_to, StateArg};
 use super::{CliError, SigningTime};
@@ -357,9 +357,9 @@ fn is_token_key(spec: &str) -> bool {
     spec.starts_with("pkcs11:") || spec.starts_with("yubihsm:")
 }
 
-fn open_signer(spec: &str) -> Result<Arc<dyn Signer>, CliError> {
+fn open_signer(hsm: &Hsm, spec: &str) -> Result<Arc<dyn Signer>, CliError> {
     if is_token_key(spec) {
-        Ok(rootcellar::keys::open_signer(spec)?)
+        Ok(hsm.signer(&KeyLocation::parse(spec)?)?)
     } else {
         Ok(Arc::new(SoftwareKey::from_pem_file(Path::new(spec))?))
     }
@@ -608,7 +608,8 @@ fn bundle_record(
     Ok(record)
 }
 
-pub fn run(command: BundleCommand) -> Result<(), CliError> {
+pub fn run(command: BundleCommand, hsm: &HsmConfig) -> Result<(), CliError> {
+    let hsm = hsm.open();
     match command {
         BundleCommand::New {
             kind,
@@ -625,7 +626,7 @@ pub fn run(command: BundleCommand) -> Result<(), CliError> {
             };
             // Before the key is opened: never sign what cannot be written.
             rootcellar::files::ensure_absent([common.out.as_path()])?;
-            let signer = open_signer(&sign_key)?;
+            let signer = open_signer(&hsm, &sign_key)?;
             write_bundle(kind, signer.as_ref(), common, false)?;
         }
         BundleCommand::Respond { key, common } => {
@@ -636,7 +637,7 @@ pub fn run(command: BundleCommand) -> Result<(), CliError> {
                 ));
             }
             rootcellar::files::ensure_absent([common.out.as_path()])?;
-            let signer = rootcellar::keys::open_signer(&key)?;
+            let signer = open_signer(&hsm, &key)?;
             write_bundle(BundleKind::Response, signer.as_ref(), common, true)?;
         }
         BundleCommand::Inspect {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use rootcellar::ceremony::{self, Answers, ConsoleOptions, Interactive, Prompter, RunOptions};
+use rootcellar::keys::HsmConfig;
 
 use super::CliError;
 
@@ -110,7 +111,7 @@ fn words(command: &str) -> Vec<String> {
     command.split_whitespace().map(str::to_string).collect()
 }
 
-pub fn run(command: CeremonyCommand) -> Result<(), CliError> {
+pub fn run(command: CeremonyCommand, hsm: &HsmConfig) -> Result<(), CliError> {
     match command {
         CeremonyCommand::Check { script } => {
             let script = ceremony::check(&script)?;
@@ -139,6 +140,7 @@ pub fn run(command: CeremonyCommand) -> Result<(), CliError> {
                 out,
                 rehearsal,
                 bundle_key,
+                hsm: hsm.clone(),
             };
             let mut prompter: Box<dyn Prompter> = match answers {
                 Some(path) => Box::new(Answers::load(&path)?),
@@ -163,6 +165,7 @@ pub fn run(command: CeremonyCommand) -> Result<(), CliError> {
                 shell: words(&args.shell_command),
                 poweroff: words(&args.poweroff_command),
                 terminal: args.terminal.filter(|t| !t.is_empty()),
+                hsm: hsm.clone(),
             };
             ceremony::console(&options, std::io::stdin().lock(), std::io::stdout())?;
         }

@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 use rootcellar::journal::{Digest, Record};
-use rootcellar::keys::{self, KeyAlgorithm, KeyInfo};
+use rootcellar::keys::{HsmConfig, KeyAlgorithm, KeyInfo, KeyLocation};
 
 use super::CliError;
 
@@ -74,7 +74,8 @@ impl Output {
     }
 }
 
-pub fn run(command: KeyCommand) -> Result<(), CliError> {
+pub fn run(command: KeyCommand, hsm: &HsmConfig) -> Result<(), CliError> {
+    let hsm = hsm.open();
     match command {
         KeyCommand::Generate {
             uri,
@@ -90,8 +91,9 @@ pub fn run(command: KeyCommand) -> Result<(), CliError> {
                 None => None,
             };
             let algorithm = KeyAlgorithm::from_name(&algorithm)?;
-            let label = keys::uri_label(&uri)?.unwrap_or_default();
-            let backend = keys::open_backend(&uri)?;
+            let location = KeyLocation::parse(&uri)?;
+            let label = location.key_label().unwrap_or_default().to_string();
+            let backend = hsm.backend(&location)?;
             let info = if for_backup {
                 backend.generate_for_backup(&label, algorithm)?
             } else {
@@ -111,7 +113,7 @@ pub fn run(command: KeyCommand) -> Result<(), CliError> {
             output.print(&[info], true);
         }
         KeyCommand::List { uri, output } => {
-            let backend = keys::open_backend(&uri)?;
+            let backend = hsm.backend(&KeyLocation::parse(&uri)?)?;
             let enforcement = backend.enforcement()?;
             let mut keys = backend.list()?;
             for key in &mut keys {
@@ -120,8 +122,9 @@ pub fn run(command: KeyCommand) -> Result<(), CliError> {
             output.print(&keys, false);
         }
         KeyCommand::Show { uri, output } => {
-            let backend = keys::open_backend(&uri)?;
-            let mut key = backend.show(&uri)?;
+            let location = KeyLocation::parse(&uri)?;
+            let backend = hsm.backend(&location)?;
+            let mut key = backend.show(&location)?;
             key.enforcement = backend.enforcement()?;
             output.print(&[key], true);
         }

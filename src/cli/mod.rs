@@ -90,13 +90,15 @@ pub enum CliError {
 
 /// Runs one parsed command.
 pub fn run(cli: Cli) -> Result<(), CliError> {
+    // The one place the environment names a PKCS#11 module; everything below is handed this.
+    let hsm = rootcellar::keys::HsmConfig::from_environment();
     match cli.command {
-        Command::Key(cmd) => key::run(cmd),
-        Command::X509(cmd) => x509::run(cmd),
-        Command::Tuf(cmd) => tuf::run(cmd),
+        Command::Key(cmd) => key::run(cmd, &hsm),
+        Command::X509(cmd) => x509::run(cmd, &hsm),
+        Command::Tuf(cmd) => tuf::run(cmd, &hsm),
         Command::Trustroot(cmd) => trustroot::run(cmd),
-        Command::Ceremony(cmd) => ceremony::run(cmd),
-        Command::Bundle(cmd) => bundle::run(cmd),
+        Command::Ceremony(cmd) => ceremony::run(cmd, &hsm),
+        Command::Bundle(cmd) => bundle::run(cmd, &hsm),
         Command::Journal(cmd) => journal::run(cmd),
         Command::Import(args) => import::run(args),
     }

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
+use rootcellar::keys::{HsmConfig, KeyLocation};
 use rootcellar::tuf::{self, Policy, TargetChange};
 
 use super::CliError;
@@ -206,7 +207,8 @@ fn print(json: bool, value: serde_json::Value, text: String) {
     }
 }
 
-pub fn run(command: TufCommand) -> Result<(), CliError> {
+pub fn run(command: TufCommand, hsm: &HsmConfig) -> Result<(), CliError> {
+    let hsm = hsm.open();
     match command {
         TufCommand::Init {
             policy,
@@ -221,7 +223,7 @@ pub fn run(command: TufCommand) -> Result<(), CliError> {
             let policy = Policy::load(&policy, keys.as_deref())?;
             let mut record =
                 journal_before(&state, now, "tuf.init", out.display().to_string(), &out);
-            let report = tuf::init_repository(&policy, &targets, &out, now, &mut record)?;
+            let report = tuf::init_repository(&policy, &targets, &out, &hsm, now, &mut record)?;
             print(json, report.to_json(), report.to_text());
         }
         TufCommand::Rotate {
@@ -241,7 +243,7 @@ pub fn run(command: TufCommand) -> Result<(), CliError> {
                 format!("{}: root drafted", repo.display()),
                 &repo,
             );
-            let report = tuf::draft_root(&repo, &policy, now, &mut record)?;
+            let report = tuf::draft_root(&repo, &policy, &hsm, now, &mut record)?;
             print(json, report.to_json(), report.to_text());
         }
         TufCommand::Sign {
@@ -252,18 +254,15 @@ pub fn run(command: TufCommand) -> Result<(), CliError> {
             json,
         } => {
             let now = time.confirm(state.resolve().as_deref())?;
+            let key = KeyLocation::parse(&key)?;
             let mut record = journal_before(
                 &state,
                 now,
                 "tuf.sign",
-                format!(
-                    "{} signed in {}",
-                    key.split('?').next().unwrap_or_default(),
-                    repo.display()
-                ),
+                format!("{} signed in {}", key.without_query(), repo.display()),
                 &repo,
             );
-            let report = tuf::sign_staged(&repo, &key, now, &mut record)?;
+            let report = tuf::sign_staged(&repo, &hsm, &key, now, &mut record)?;
             print(json, report.to_json(), report.to_text());
         }
         TufCommand::Status {
@@ -297,7 +296,7 @@ pub fn run(command: TufCommand) -> Result<(), CliError> {
                 repo.display().to_string(),
                 &repo,
             );
-            let report = tuf::publish(&repo, &policy, now, &mut record)?;
+            let report = tuf::publish(&repo, &policy, &hsm, now, &mut record)?;
             let validity =
                 tuf::repository_status(&repo, Some(&policy), now.timestamp())?.validity();
             let mut value = report.to_json();

@@ -1,6 +1,7 @@
 //! `rootcellar x509 …`
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Subcommand;
 use rootcellar::journal::{Digest, Record};
@@ -8,6 +9,8 @@ use rootcellar::x509::{
     write_certificate, CrlOrder, IntermediateOrder, IssuedCertificate, Profile, RootCaOrder,
     RootCaSpec, Serial, Validity,
 };
+
+use rootcellar::keys::{Hsm, HsmConfig, KeyLocation, Signer};
 
 use super::CliError;
 
@@ -137,7 +140,14 @@ fn print(cert: &IssuedCertificate, out: &std::path::Path, json: bool) {
     }
 }
 
-pub fn run(command: X509Command) -> Result<(), CliError> {
+/// Opens the key `uri` names, once the order's inputs are checked (a refused input costs no
+/// PIN attempt).
+fn open_key(hsm: &Hsm, uri: &str) -> Result<Arc<dyn Signer>, CliError> {
+    Ok(hsm.signer(&KeyLocation::parse(uri)?)?)
+}
+
+pub fn run(command: X509Command, hsm: &HsmConfig) -> Result<(), CliError> {
+    let hsm = hsm.open();
     match command {
         X509Command::Root {
             key,
@@ -159,7 +169,6 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
                 .or_else(|| spec.as_ref().and_then(|s| s.validity_days))
                 .unwrap_or(RootCaSpec::DEFAULT_DAYS);
             let order = RootCaOrder {
-                key_uri: key,
                 subject,
                 validity: Validity {
                     not_before: time.confirm(state.resolve().as_deref())?,
@@ -169,11 +178,13 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
                 out,
             };
             // Journaled before the file appears: no certificate leaves unrecorded.
-            let cert = order.sign()?;
+            order.check()?;
+            let signer = open_key(&hsm, &key)?;
+            let cert = order.sign(signer.as_ref())?;
             journal_certificate(
                 &state,
                 "x509.root",
-                &order.key_uri,
+                &signer.key_uri(),
                 &cert,
                 &order.out,
                 order.validity.not_before,
@@ -198,7 +209,6 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
                 csr,
                 profile,
                 issuer_cert,
-                issuer_key_uri: issuer_key,
                 subject,
                 validity: Validity {
                     not_before: time.confirm(state.resolve().as_deref())?,
@@ -207,11 +217,13 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
                 serial: Serial::random(),
                 out,
             };
-            let cert = order.sign()?;
+            order.check()?;
+            let signer = open_key(&hsm, &issuer_key)?;
+            let cert = order.sign(signer.as_ref())?;
             journal_certificate(
                 &state,
                 "x509.issue",
-                &order.issuer_key_uri,
+                &signer.key_uri(),
                 &cert,
                 &order.out,
                 order.validity.not_before,
@@ -230,20 +242,21 @@ pub fn run(command: X509Command) -> Result<(), CliError> {
         } => {
             let order = CrlOrder {
                 issuer_cert,
-                issuer_key_uri: issuer_key,
                 revoke,
                 this_update: time.confirm(state.resolve().as_deref())?,
                 days,
                 out,
             };
-            let crl = order.sign()?;
+            order.check()?;
+            let signer = open_key(&hsm, &issuer_key)?;
+            let crl = order.sign(signer.as_ref())?;
             super::journal_action(
                 &state,
                 Record::new(order.this_update, super::actor(), "x509.crl")
                     .detail(format!(
                         "CRL {} by {} revoking [{}]",
                         crl.number,
-                        order.issuer_key_uri.split('?').next().unwrap_or_default(),
+                        signer.key_uri(),
                         crl.revoked.join(", ")
                     ))
                     .output(Digest::of(

@@ -19,6 +19,21 @@ pub enum KeyError {
         "no PKCS#11 module given: add module-path=/path/to/module.so to the URI query or set ROOTCELLAR_PKCS11_MODULE"
     )]
     NoModule,
+    /// The PKCS#11 module is loaded by another provider in this process (a module is a
+    /// process-wide library with one set of sessions): the other must be dropped first.
+    #[error(
+        "PKCS#11 module {path} is in use by another HSM provider in this process (a ceremony or rehearsal that has not ended)"
+    )]
+    ModuleInUse {
+        /// The module path.
+        path: PathBuf,
+    },
+    /// A rehearsal's provider was asked for something outside its throwaway tokens.
+    #[error("a rehearsal reaches only its own throwaway tokens, not {what}")]
+    OutsideRehearsal {
+        /// What was asked for.
+        what: String,
+    },
     /// The PKCS#11 module could not be loaded or initialised.
     #[error("cannot load PKCS#11 module {path}: {reason}")]
     ModuleLoad {
@@ -116,7 +131,7 @@ pub enum KeyError {
     /// A `yubihsm:` URI names a connector that is neither `usb`, a loopback `http://` address,
     /// nor a name registered in this process.
     #[error(
-        "no YubiHSM2 connector named {name:?}: use connector=usb, connector=http://127.0.0.1:PORT (yubihsm-connector), or a name registered with keys::yubihsm::register_connector (registered: {registered})"
+        "no YubiHSM2 connector named {name:?}: use connector=usb, connector=http://127.0.0.1:PORT (yubihsm-connector), or a name registered with HsmConfig::register_connector (registered: {registered})"
     )]
     UnknownConnector {
         /// The name in the URI.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use super::yubihsm::{self, Password, PasswordSource, YubiHsm, YubiHsmUri};
-use super::{KeyError, Pin, PinSource, Pkcs11Token, Pkcs11Uri};
+use super::{Hsm, KeyError, Pin, PinSource, Pkcs11Token, Pkcs11Uri};
 
 /// A parsed key URI of either backend.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,15 +103,18 @@ impl KeyLocation {
         }
     }
 
-    /// Logs in to the device with `secret`, once per process: later signers and backends on
+    /// Logs in to the device with `secret`, once per provider: later signers and backends on
     /// the same device use this session. A wrong secret is [`KeyError::is_wrong_secret`].
-    pub fn log_in(&self, secret: &Arc<Pin>) -> Result<(), KeyError> {
+    pub fn log_in(&self, hsm: &Hsm, secret: &Arc<Pin>) -> Result<(), KeyError> {
         match self {
             KeyLocation::Pkcs11(uri) => {
-                Pkcs11Token::open_with(uri, &PinSource::Given(secret.clone()))?;
+                hsm.pkcs11_token(uri, Some(&PinSource::Given(secret.clone())))?;
             }
             KeyLocation::YubiHsm(uri) => {
-                YubiHsm::open_with(uri, &PasswordSource::Given(Arc::new(password(secret))))?;
+                hsm.yubihsm_device(
+                    uri,
+                    Some(&PasswordSource::Given(Arc::new(password(secret)))),
+                )?;
             }
         }
         Ok(())
@@ -120,26 +123,41 @@ impl KeyLocation {
     /// Replaces the device's secret `old` by `new` (the device must have been logged in to
     /// with `old`): `C_SetPIN` on a PKCS#11 token; a replaced authentication key on a YubiHSM2
     /// (see [`YubiHsm::change_password`]).
-    pub fn change_secret(&self, old: &Arc<Pin>, new: &Pin) -> Result<(), KeyError> {
+    pub fn change_secret(&self, hsm: &Hsm, old: &Arc<Pin>, new: &Pin) -> Result<(), KeyError> {
         match self {
-            KeyLocation::Pkcs11(uri) => {
-                Pkcs11Token::open_with(uri, &PinSource::Given(old.clone()))?.change_pin(old, new)
-            }
+            KeyLocation::Pkcs11(uri) => hsm
+                .pkcs11_token(uri, Some(&PinSource::Given(old.clone())))?
+                .change_pin(old, new),
             KeyLocation::YubiHsm(uri) => {
                 let device =
-                    YubiHsm::open_with(uri, &PasswordSource::Given(Arc::new(password(old))))?;
+                    hsm.yubihsm_device(uri, Some(&PasswordSource::Given(Arc::new(password(old)))))?;
                 device.change_password(&password(new))?;
                 Ok(())
             }
         }
     }
 
+    /// The PKCS#11 token this location's device is, logged in with `pin`; `None` for a
+    /// YubiHSM2.
+    pub fn pkcs11_token(
+        &self,
+        hsm: &Hsm,
+        pin: &Arc<Pin>,
+    ) -> Result<Option<Arc<Pkcs11Token>>, KeyError> {
+        match self {
+            KeyLocation::Pkcs11(uri) => Ok(Some(
+                hsm.pkcs11_token(uri, Some(&PinSource::Given(pin.clone())))?,
+            )),
+            KeyLocation::YubiHsm(_) => Ok(None),
+        }
+    }
+
     /// The YubiHSM2 session this location's device is logged in with (after
     /// [`log_in`](Self::log_in)); `None` for a PKCS#11 token.
-    pub fn yubihsm(&self) -> Result<Option<Arc<YubiHsm>>, KeyError> {
+    pub fn yubihsm(&self, hsm: &Hsm) -> Result<Option<Arc<YubiHsm>>, KeyError> {
         match self {
             KeyLocation::Pkcs11(_) => Ok(None),
-            KeyLocation::YubiHsm(uri) => Ok(Some(YubiHsm::open(uri)?)),
+            KeyLocation::YubiHsm(uri) => Ok(Some(hsm.yubihsm_device(uri, None)?)),
         }
     }
 }

@@ -1,5 +1,8 @@
 //! Keys: the seam between signing logic and where keys live.
 //!
+//! Keys are reached through one value, the [`Hsm`] provider made from an [`HsmConfig`]: no
+//! module path, session or device comes from a global or the environment (see `provider`).
+//!
 //! `x509` and `tuf` see only [`Signer`] ("here is your public key; sign these bytes"); they never
 //! know whether the key is in a PKCS#11 token or elsewhere. Backends implement [`KeyBackend`]
 //! for one token: generate a key inside it, list its keys, hand out signers. Keys are named by
@@ -19,6 +22,7 @@ mod intent;
 mod location;
 mod pin;
 mod pkcs11;
+mod provider;
 mod public_key;
 pub mod shares;
 mod uri;
@@ -32,8 +36,8 @@ pub use error::KeyError;
 pub use intent::{IntentOutcome, KeyIntent};
 pub use location::KeyLocation;
 pub use pin::{Pin, PinSource};
-pub(crate) use pkcs11::initialize_token;
-pub use pkcs11::{KeyProtection, Pkcs11Token, MODULE_ENV};
+pub use pkcs11::{KeyProtection, Pkcs11Token};
+pub use provider::{Hsm, HsmConfig, MODULE_ENV};
 pub use public_key::{KeyAlgorithm, PublicKey};
 pub use shares::{combine_shares, split_secret, Share, ShareError};
 pub use uri::Pkcs11Uri;
@@ -169,36 +173,9 @@ pub trait KeyBackend {
         Ok(0)
     }
 
-    /// Describes the single key `uri` names.
-    fn show(&self, uri: &str) -> Result<KeyInfo, KeyError>;
+    /// Describes the single key `location` names.
+    fn show(&self, location: &KeyLocation) -> Result<KeyInfo, KeyError>;
 
-    /// A signer for the single key `uri` names.
-    fn signer(&self, uri: &str) -> Result<Arc<dyn Signer>, KeyError>;
-}
-
-/// Opens the backend that `uri` names (`pkcs11:` or `yubihsm:`).
-pub fn open_backend(uri: &str) -> Result<Box<dyn KeyBackend>, KeyError> {
-    match KeyLocation::parse(uri)? {
-        KeyLocation::Pkcs11(parsed) => Ok(Box::new(Pkcs11Token::open(&parsed)?)),
-        KeyLocation::YubiHsm(parsed) => Ok(Box::new(YubiHsmBackend::open(&parsed)?)),
-    }
-}
-
-/// Opens a signer for the key `uri` names, logging in to its token once per process.
-pub fn open_signer(uri: &str) -> Result<Arc<dyn Signer>, KeyError> {
-    open_backend(uri)?.signer(uri)
-}
-
-/// Logs out of every token and device this process opened and unloads the PKCS#11 modules,
-/// so that the next use starts afresh (and sees the tokens present then). The ceremony runner
-/// calls it when a ceremony ends: no token stays logged in after its ceremony.
-pub fn close_all_sessions() {
-    pkcs11::close_all();
-    yubihsm::close_all();
-}
-
-/// The key label a URI names (`object=` of a `pkcs11:` URI, `label=` of a `yubihsm:` URI), for
-/// commands that create a key from a URI.
-pub fn uri_label(uri: &str) -> Result<Option<String>, KeyError> {
-    Ok(KeyLocation::parse(uri)?.key_label().map(str::to_string))
+    /// A signer for the single key `location` names.
+    fn signer(&self, location: &KeyLocation) -> Result<Arc<dyn Signer>, KeyError>;
 }

@@ -1,12 +1,15 @@
 //! The PKCS#11 backend (`cryptoki`): SoftHSM2, YubiHSM2's PKCS#11 module, OpenSC, vendor HSMs.
 //!
-//! A module is loaded and initialised once per process, and each token is logged in to once:
-//! a second login attempt after a wrong PIN would spend another of the few tries a token allows.
+//! A module is loaded and initialised once per provider ([`crate::keys::Hsm`]), and each token
+//! is logged in to once: a second login attempt after a wrong PIN would spend another of the
+//! few tries a token allows.
 
 use crate::test_hooks::around_token_change;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
+
+use super::provider::ModuleClaim;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -17,12 +20,9 @@ use cryptoki::slot::Slot;
 use rand::RngCore;
 
 use super::{
-    Enforcement, IntentOutcome, KeyAlgorithm, KeyBackend, KeyError, KeyInfo, KeyIntent, PinSource,
-    Pkcs11Uri, PublicKey, Signer,
+    Enforcement, IntentOutcome, KeyAlgorithm, KeyBackend, KeyError, KeyInfo, KeyIntent,
+    KeyLocation, PinSource, Pkcs11Uri, PublicKey, Signer,
 };
-
-/// Environment variable naming the PKCS#11 module when a URI has no `module-path`.
-pub const MODULE_ENV: &str = "ROOTCELLAR_PKCS11_MODULE";
 
 /// The protection attributes of a private key, as the token reports them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -111,21 +111,106 @@ pub struct Pkcs11Token {
 
 type TokenKey = (PathBuf, String, Option<String>);
 
-fn contexts() -> &'static Mutex<HashMap<PathBuf, Pkcs11>> {
-    static CONTEXTS: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
-    CONTEXTS.get_or_init(Default::default)
+/// One provider's loaded modules and logged-in tokens (see [`crate::keys::Hsm`]).
+#[derive(Default)]
+pub(crate) struct Pkcs11Sessions {
+    contexts: Mutex<HashMap<PathBuf, (Pkcs11, ModuleClaim)>>,
+    tokens: Mutex<HashMap<TokenKey, Arc<Pkcs11Token>>>,
 }
 
-fn tokens() -> &'static Mutex<HashMap<TokenKey, Arc<Pkcs11Token>>> {
-    static TOKENS: OnceLock<Mutex<HashMap<TokenKey, Arc<Pkcs11Token>>>> = OnceLock::new();
-    TOKENS.get_or_init(Default::default)
+impl Pkcs11Sessions {
+    /// The module at `module`, loaded and initialised on first use. `softhsm_conf` is the
+    /// SoftHSM2 configuration it must read (a rehearsal's): SoftHSM2 takes it only from the
+    /// `SOFTHSM2_CONF` environment variable, and only in `C_Initialize`, so it is set for that
+    /// call alone and put back at once.
+    pub(crate) fn context(
+        &self,
+        module: &Path,
+        softhsm_conf: Option<&Path>,
+    ) -> Result<Pkcs11, KeyError> {
+        let mut contexts = lock(&self.contexts);
+        if let Some((ctx, _)) = contexts.get(module) {
+            return Ok(ctx.clone());
+        }
+        let claim = super::provider::claim_module(module)?;
+        let load_error = |reason: String| KeyError::ModuleLoad {
+            path: module.to_path_buf(),
+            reason,
+        };
+        let ctx = Pkcs11::new(module).map_err(|e| load_error(e.to_string()))?;
+        let initialized = with_softhsm_conf(softhsm_conf, || {
+            ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        });
+        match initialized {
+            Ok(()) => {}
+            // Loaded by something else in the process than a provider (its owner keeps it).
+            Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {
+                return Err(KeyError::ModuleInUse {
+                    path: module.to_path_buf(),
+                })
+            }
+            Err(e) => return Err(load_error(e.to_string())),
+        }
+        contexts.insert(module.to_path_buf(), (ctx.clone(), claim));
+        Ok(ctx)
+    }
+
+    /// Opens (or reuses) a logged-in session on the token `uri` names in `module`.
+    pub(crate) fn open_token(
+        &self,
+        module: &Path,
+        softhsm_conf: Option<&Path>,
+        uri: &Pkcs11Uri,
+        pin_source: &PinSource,
+    ) -> Result<Arc<Pkcs11Token>, KeyError> {
+        let key = (
+            module.to_path_buf(),
+            uri.token_label().to_string(),
+            uri.serial.clone(),
+        );
+        if let Some(token) = lock(&self.tokens).get(&key) {
+            return Ok(token.clone());
+        }
+        let ctx = self.context(module, softhsm_conf)?;
+        let token = Pkcs11Token::log_in(&ctx, module, uri, pin_source)?;
+        lock(&self.tokens).insert(key, token.clone());
+        Ok(token)
+    }
+
+    /// Closes every session (a token is logged out when its last session closes), then
+    /// finalizes every module and gives up its claim.
+    pub(crate) fn close(&self) {
+        lock(&self.tokens).clear();
+        let contexts: Vec<_> = lock(&self.contexts).drain().map(|(_, c)| c).collect();
+        for (ctx, claim) in contexts {
+            // Already finalized: nothing to undo.
+            let _ = ctx.finalize();
+            drop(claim);
+        }
+    }
+}
+
+/// Runs `f` with `SOFTHSM2_CONF` set to `conf` (when given), then puts the variable back.
+fn with_softhsm_conf<T>(conf: Option<&Path>, f: impl FnOnce() -> T) -> T {
+    const VAR: &str = "SOFTHSM2_CONF";
+    let Some(conf) = conf else {
+        return f();
+    };
+    let saved = std::env::var_os(VAR);
+    std::env::set_var(VAR, conf);
+    let result = f();
+    match saved {
+        Some(value) => std::env::set_var(VAR, value),
+        None => std::env::remove_var(VAR),
+    }
+    result
 }
 
 fn ck(operation: &'static str) -> impl FnOnce(CkError) -> KeyError {
     move |source| KeyError::Pkcs11 { operation, source }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave a PKCS#11 session half-updated in our memory,
     // so a poisoned lock is still usable.
     mutex
@@ -133,59 +218,17 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn module_path(uri: &Pkcs11Uri) -> Result<PathBuf, KeyError> {
-    match &uri.module_path {
-        Some(path) => Ok(path.clone()),
-        None => std::env::var_os(MODULE_ENV)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .ok_or(KeyError::NoModule),
-    }
-}
-
-fn context(module: &Path) -> Result<Pkcs11, KeyError> {
-    let mut contexts = lock(contexts());
-    if let Some(ctx) = contexts.get(module) {
-        return Ok(ctx.clone());
-    }
-    let load_error = |reason: String| KeyError::ModuleLoad {
-        path: module.to_path_buf(),
-        reason,
-    };
-    let ctx = Pkcs11::new(module).map_err(|e| load_error(e.to_string()))?;
-    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-        Err(e) => return Err(load_error(e.to_string())),
-    }
-    contexts.insert(module.to_path_buf(), ctx.clone());
-    Ok(ctx)
-}
-
-/// Closes every session this process opened on PKCS#11 tokens (a token is logged out when its
-/// last session closes) and finalizes every module, so that the next use initialises it afresh
-/// and sees the tokens present then. The appliance console runs many ceremonies in one process:
-/// no token should stay logged in after its ceremony, and SoftHSM2 reads its configuration and
-/// token directory only when it is initialised.
-pub(crate) fn close_all() {
-    lock(tokens()).clear();
-    let contexts: Vec<Pkcs11> = lock(contexts()).drain().map(|(_, ctx)| ctx).collect();
-    for ctx in contexts {
-        // Already finalized or never initialised: nothing to undo either way.
-        let _ = ctx.finalize();
-    }
-}
-
 /// Initialises a new token labelled `label` in the module's free slot (`C_InitToken`), with
 /// `so_pin` for its security officer and `user_pin` for its user (`C_InitPIN`). For rehearsal
 /// tokens in SoftHSM2, which always offers one free slot: the PINs stay in this process, where
 /// `softhsm2-util` would take them on its command line.
 pub(crate) fn initialize_token(
+    ctx: &Pkcs11,
     module: &Path,
     label: &str,
     so_pin: &super::Pin,
     user_pin: &super::Pin,
 ) -> Result<(), KeyError> {
-    let ctx = context(module)?;
     let refused = |reason: &str| KeyError::TokenInit {
         label: label.to_string(),
         reason: format!("{reason} (module {})", module.display()),
@@ -281,30 +324,15 @@ fn find_slot(ctx: &Pkcs11, uri: &Pkcs11Uri, module: &Path) -> Result<Slot, KeyEr
 }
 
 impl Pkcs11Token {
-    /// Opens (or reuses) a logged-in session on the token `uri` names. The PIN comes from the
-    /// URI's `pin-source` file, or else from the console prompt.
-    pub fn open(uri: &Pkcs11Uri) -> Result<Arc<Self>, KeyError> {
-        let pin_source = match &uri.pin_source {
-            Some(path) => PinSource::File(path.clone()),
-            None => PinSource::Prompt,
-        };
-        Self::open_with(uri, &pin_source)
-    }
-
-    /// Like [`Pkcs11Token::open`], with the PIN from `pin_source`.
-    pub fn open_with(uri: &Pkcs11Uri, pin_source: &PinSource) -> Result<Arc<Self>, KeyError> {
-        let module = module_path(uri)?;
-        let key = (
-            module.clone(),
-            uri.token_label().to_string(),
-            uri.serial.clone(),
-        );
-        let mut tokens = lock(tokens());
-        if let Some(token) = tokens.get(&key) {
-            return Ok(token.clone());
-        }
-        let ctx = context(&module)?;
-        let slot = find_slot(&ctx, uri, &module)?;
+    /// Logs in to the token `uri` names in the initialised module `ctx` (through
+    /// [`crate::keys::Hsm`], which keeps the session for later uses).
+    fn log_in(
+        ctx: &Pkcs11,
+        module: &Path,
+        uri: &Pkcs11Uri,
+        pin_source: &PinSource,
+    ) -> Result<Arc<Self>, KeyError> {
+        let slot = find_slot(ctx, uri, module)?;
         let session = ctx.open_rw_session(slot).map_err(ck("C_OpenSession"))?;
         let label = uri.token_label().to_string();
         let pin = pin_source.read(&label)?;
@@ -321,16 +349,14 @@ impl Pkcs11Token {
         let token_uri = Pkcs11Uri {
             object: None,
             id: None,
-            module_path: Some(module),
+            module_path: Some(module.to_path_buf()),
             ..uri.clone()
         };
-        let token = Arc::new(Pkcs11Token {
+        Ok(Arc::new(Pkcs11Token {
             label,
             token_uri,
             session: Mutex::new(session),
-        });
-        tokens.insert(key, token.clone());
-        Ok(token)
+        }))
     }
 
     /// The token's label.
@@ -466,11 +492,10 @@ impl Pkcs11Token {
     }
 
     /// Finds the one private key `uri` names, by label and/or id.
-    fn find_private_key(&self, uri: &str) -> Result<ObjectHandle, KeyError> {
-        let parsed = Pkcs11Uri::parse(uri)?;
+    fn find_private_key(&self, parsed: &Pkcs11Uri) -> Result<ObjectHandle, KeyError> {
         if parsed.object.is_none() && parsed.id.is_none() {
             return Err(KeyError::InvalidUri {
-                uri: uri.to_string(),
+                uri: parsed.without_query().to_string(),
                 reason: "names no key: add object=LABEL and/or id=…".into(),
             });
         }
@@ -760,12 +785,33 @@ impl KeyBackend for Arc<Pkcs11Token> {
         Ok(keys)
     }
 
-    fn show(&self, uri: &str) -> Result<KeyInfo, KeyError> {
-        let handle = self.find_private_key(uri)?;
+    fn show(&self, location: &KeyLocation) -> Result<KeyInfo, KeyError> {
+        let handle = self.find_private_key(pkcs11_uri(location)?)?;
         Ok(self.key_info(handle)?.0)
     }
 
-    fn signer(&self, uri: &str) -> Result<Arc<dyn Signer>, KeyError> {
+    fn signer(&self, location: &KeyLocation) -> Result<Arc<dyn Signer>, KeyError> {
+        self.signer_for(pkcs11_uri(location)?)
+    }
+}
+
+/// The PKCS#11 URI of `location`; a YubiHSM2 URI names no key in a PKCS#11 token.
+fn pkcs11_uri(location: &KeyLocation) -> Result<&Pkcs11Uri, KeyError> {
+    match location {
+        KeyLocation::Pkcs11(uri) => Ok(uri),
+        KeyLocation::YubiHsm(_) => Err(KeyError::InvalidUri {
+            uri: location.without_query(),
+            reason: "a yubihsm: URI names no key in a PKCS#11 token".into(),
+        }),
+    }
+}
+
+impl Pkcs11Token {
+    /// A signer for the one private key `uri` names.
+    pub(crate) fn signer_for(
+        self: &Arc<Self>,
+        uri: &Pkcs11Uri,
+    ) -> Result<Arc<dyn Signer>, KeyError> {
         let handle = self.find_private_key(uri)?;
         let (info, id) = self.key_info(handle)?;
         let key_uri = self

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::metadata::TufKey;
 use super::{HsmKeySource, KeySpec, Policy, Role, TufError};
-use crate::keys::PublicKey;
+use crate::keys::{Hsm, PublicKey};
 
 /// A key the policy names, resolved.
 #[derive(Clone, Debug)]
@@ -26,6 +26,7 @@ pub struct ResolvedKey {
 pub(crate) fn resolve(
     policy: &Policy,
     names: &[String],
+    hsm: &Hsm,
 ) -> Result<BTreeMap<String, ResolvedKey>, TufError> {
     let mut resolved = BTreeMap::new();
     for name in names {
@@ -33,11 +34,12 @@ pub(crate) fn resolve(
             continue;
         }
         let key = match policy.key_spec(name) {
-            Some(KeySpec::Uri(uri)) => {
-                let signer =
-                    crate::keys::open_signer(uri).map_err(|source| TufError::KeyUnavailable {
+            Some(KeySpec::Hsm(location)) => {
+                let signer = hsm
+                    .signer(location)
+                    .map_err(|source| TufError::KeyUnavailable {
                         name: name.clone(),
-                        uri: uri.clone(),
+                        uri: location.without_query(),
                         source: Box::new(source),
                     })?;
                 let source = HsmKeySource::new(name.clone(), signer)?;
@@ -86,8 +88,11 @@ pub(crate) fn resolve(
 }
 
 /// Resolves every key of the policy and refuses two names for one key within a role.
-pub(crate) fn resolve_all(policy: &Policy) -> Result<BTreeMap<String, ResolvedKey>, TufError> {
-    let keys = resolve(policy, &policy.key_names())?;
+pub(crate) fn resolve_all(
+    policy: &Policy,
+    hsm: &Hsm,
+) -> Result<BTreeMap<String, ResolvedKey>, TufError> {
+    let keys = resolve(policy, &policy.key_names(), hsm)?;
     for role in Role::ALL {
         let mut ids: BTreeMap<&str, &str> = BTreeMap::new();
         for name in &policy.role(role).keys {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::TufError;
+use crate::keys::KeyLocation;
 
 /// A top-level TUF role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -113,8 +114,9 @@ impl Mode {
 /// Where a key named by the policy lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeySpec {
-    /// In a token, named by its URI: the appliance can sign with it.
-    Uri(String),
+    /// In a token, named by its URI (parsed when the policy is read): the appliance can sign
+    /// with it.
+    Hsm(KeyLocation),
     /// Elsewhere: only its public key is known, as a PEM SubjectPublicKeyInfo file (the path is
     /// resolved against the directory of the file that names it).
     PublicKeyFile(PathBuf),
@@ -162,7 +164,13 @@ impl KeyEntry {
     /// A `[keys]` value: a URI string, or `{ public_key = "file.pem" }`.
     fn parse(name: &str, value: toml::Value, file: &Path) -> Result<KeyEntry, TufError> {
         let spec = match value {
-            toml::Value::String(uri) => KeySpec::Uri(uri),
+            toml::Value::String(uri) if uri.trim().is_empty() => {
+                return Err(invalid(file, format!("keys.{name}"), "the URI is empty"))
+            }
+            toml::Value::String(uri) => KeySpec::Hsm(
+                KeyLocation::parse(&uri)
+                    .map_err(|e| invalid(file, format!("keys.{name}"), e.to_string()))?,
+            ),
             toml::Value::Table(table) => {
                 let mut path = None;
                 for (field, value) in table {
@@ -340,7 +348,7 @@ impl Policy {
                 ));
             }
             let empty = match &entry.spec {
-                KeySpec::Uri(uri) => uri.trim().is_empty(),
+                KeySpec::Hsm(_) => false,
                 KeySpec::PublicKeyFile(path) => path.as_os_str().is_empty(),
             };
             if empty {
@@ -438,7 +446,7 @@ impl Policy {
                 ));
             };
             let location = match &entry.spec {
-                KeySpec::Uri(uri) => uri.clone(),
+                KeySpec::Hsm(location) => location.to_string(),
                 KeySpec::PublicKeyFile(path) => path.display().to_string(),
             };
             if let Some(other) = uris.insert(location, name.as_str()) {
@@ -503,10 +511,11 @@ impl Policy {
         &self.roles[&role]
     }
 
-    /// The URI of the key `name`, if a `[keys]` table gives one (not for external keys).
-    pub fn key_uri(&self, name: &str) -> Option<&str> {
+    /// Where the key `name` lives in a token, if a `[keys]` table gives its URI (not for
+    /// external keys).
+    pub fn key_location(&self, name: &str) -> Option<&KeyLocation> {
         match self.key_spec(name) {
-            Some(KeySpec::Uri(uri)) => Some(uri.as_str()),
+            Some(KeySpec::Hsm(location)) => Some(location),
             _ => None,
         }
     }
@@ -613,10 +622,13 @@ mod tests {
         assert_eq!((root.threshold, root.expires_days), (2, 182));
         assert_eq!(policy.role(Role::Timestamp).expires_days, 7);
         assert_eq!(
-            policy.key_uri("root-2"),
+            policy
+                .key_location("root-2")
+                .map(|l| l.to_string())
+                .as_deref(),
             Some("pkcs11:token=c2;object=root-2")
         );
-        assert_eq!(policy.key_uri("nobody"), None);
+        assert_eq!(policy.key_location("nobody"), None);
     }
 
     #[test]
@@ -642,7 +654,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(policy.role(Role::Root).threshold, 2);
-        assert!(policy.key_uri("timestamp").unwrap().starts_with("pkcs11:"));
+        assert!(policy
+            .key_location("timestamp")
+            .unwrap()
+            .to_string()
+            .starts_with("pkcs11:"));
     }
 
     #[test]
@@ -794,7 +810,7 @@ mod tests {
                 "/etc/rootcellar/timestamp.pem"
             )))
         );
-        assert_eq!(policy.key_uri("snapshot"), None);
+        assert_eq!(policy.key_location("snapshot"), None);
 
         // Offline, the appliance must hold them.
         let err = online(GOOD, ONLINE_KEYS).unwrap_err().to_string();

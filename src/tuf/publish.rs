@@ -18,6 +18,7 @@ use super::record::{BeforeWrite, PendingFile};
 use super::status::Staged;
 use super::verify::{self, DirectorySource, OverlaySource, VerifyOptions};
 use super::{Mode, Policy, Role, TufError};
+use crate::keys::Hsm;
 
 /// One role as published.
 #[derive(Clone, Debug)]
@@ -99,6 +100,7 @@ impl PublishReport {
 pub fn publish(
     dir: &Path,
     policy: &Policy,
+    hsm: &Hsm,
     now: crate::time::ConfirmedTime,
     record: &mut dyn BeforeWrite,
 ) -> Result<PublishReport, TufError> {
@@ -205,7 +207,7 @@ pub fn publish(
             Some(bytes) => bytes.clone(),
             None => read(&repo.metadata_path(&format!("{targets_version}.targets.json")))?,
         };
-        let signers = online_role_signers(policy, root)?;
+        let signers = online_role_signers(policy, root, hsm)?;
         let snapshot_version = repo.latest_version(Role::Snapshot)?.unwrap_or(0) + 1;
         let snapshot_expires = expiry(policy, Role::Snapshot, now)?;
         let payload = metadata::snapshot_payload(
@@ -335,11 +337,12 @@ fn write_rank(path: &str) -> (u8, u64) {
 fn online_role_signers(
     policy: &Policy,
     root: &verify::TrustedRoot,
+    hsm: &Hsm,
 ) -> Result<BTreeMap<Role, Vec<super::HsmKeySource>>, TufError> {
     let mut signers = BTreeMap::new();
     for role in [Role::Snapshot, Role::Timestamp] {
         let names = &policy.role(role).keys;
-        let keys = keyring::resolve(policy, names)?;
+        let keys = keyring::resolve(policy, names, hsm)?;
         let listed = &root.role(role).keyids;
         let mut usable = Vec::new();
         for name in names {

@@ -16,6 +16,7 @@ use super::metadata::{self, MetaFile, SignedMetadata};
 use super::record::{BeforeWrite, PendingFile};
 use super::{verify, Mode, Policy, Role, TufError};
 use crate::files::{ensure_absent, OutputError};
+use crate::keys::Hsm;
 
 /// What [`init_repository`] wrote: printed by the CLI and kept in ceremony records.
 #[derive(Clone, Debug)]
@@ -160,6 +161,7 @@ pub fn init_repository(
     policy: &Policy,
     targets: &[PathBuf],
     out_dir: &Path,
+    hsm: &Hsm,
     now: crate::time::ConfirmedTime,
     record: &mut dyn BeforeWrite,
 ) -> Result<InitReport, TufError> {
@@ -172,7 +174,7 @@ pub fn init_repository(
     let signed_roles = signed_roles(policy);
     for &role in &signed_roles {
         for name in &policy.role(role).keys {
-            if policy.key_uri(name).is_none() {
+            if policy.key_location(name).is_none() {
                 return Err(TufError::PolicyInvalid {
                     file: policy.file().to_path_buf(),
                     field: format!("roles.{role}.keys"),
@@ -184,7 +186,7 @@ pub fn init_repository(
             }
         }
     }
-    let keys = keyring::resolve_all(policy)?;
+    let keys = keyring::resolve_all(policy, hsm)?;
 
     std::fs::create_dir(&temp_dir).map_err(|source| io_error(&temp_dir, source))?;
     let guard = RemoveOnDrop(Some(temp_dir.clone()));

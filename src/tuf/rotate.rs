@@ -16,6 +16,7 @@ use super::metadata::{self, format_time, SignedMetadata};
 use super::record::{BeforeWrite, PendingFile};
 use super::status::KeyLabel;
 use super::{Policy, Role, TufError};
+use crate::keys::Hsm;
 
 /// What changed in one role between the current root and the draft.
 #[derive(Clone, Debug)]
@@ -139,6 +140,7 @@ impl RotateReport {
 pub fn draft_root(
     dir: &Path,
     policy: &Policy,
+    hsm: &Hsm,
     now: crate::time::ConfirmedTime,
     record: &mut dyn BeforeWrite,
 ) -> Result<RotateReport, TufError> {
@@ -154,7 +156,7 @@ pub fn draft_root(
         });
     }
     let current = repo.current_root()?;
-    let keys = keyring::resolve_all(policy)?;
+    let keys = keyring::resolve_all(policy, hsm)?;
     let names = keyring::names_by_id(&keys);
     let label = |id: &String| KeyLabel {
         key_id: id.clone(),

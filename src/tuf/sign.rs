@@ -10,6 +10,7 @@ use super::layout::{Draft, Repo};
 use super::record::{BeforeWrite, PendingFile};
 use super::status::{draft_json, draft_text, DraftStatus, KeyLabel, Staged};
 use super::{HsmKeySource, Role, TufError};
+use crate::keys::{Hsm, KeyLocation};
 
 /// One draft the key signed (or had signed already).
 #[derive(Clone, Debug)]
@@ -79,12 +80,13 @@ impl SignReport {
     }
 }
 
-/// Signs the drafts staged in `dir` that the key `key_uri` may sign: a root draft if the key is
+/// Signs the drafts staged in `dir` that the key `key` (reached through `hsm`) may sign: a root draft if the key is
 /// a root key of the current root or of the draft; a targets draft if it is a targets key of the
 /// root the draft will be published under. Refuses drafts that have expired at `now`.
 pub fn sign_staged(
     dir: &Path,
-    key_uri: &str,
+    hsm: &Hsm,
+    key: &KeyLocation,
     now: crate::time::ConfirmedTime,
     record: &mut dyn BeforeWrite,
 ) -> Result<SignReport, TufError> {
@@ -100,9 +102,10 @@ pub fn sign_staged(
                 .into(),
         });
     }
-    let signer = crate::keys::open_signer(key_uri).map_err(|source| TufError::KeyUnavailable {
-        name: key_uri.to_string(),
-        uri: key_uri.to_string(),
+    // Opened only now that there is something to sign.
+    let signer = hsm.signer(key).map_err(|source| TufError::KeyUnavailable {
+        name: key.without_query(),
+        uri: key.without_query(),
         source: Box::new(source),
     })?;
     let key = HsmKeySource::new(signer.key_uri(), signer)?;

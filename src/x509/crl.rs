@@ -15,7 +15,7 @@ use super::hsm_key::LintingSigner;
 use super::issue::{issuer_facts, read_certificate, signed_der};
 use super::X509Error;
 use crate::files;
-use crate::keys::{self, Signer};
+use crate::keys::Signer;
 
 /// A signed, checked CRL.
 #[derive(Clone, Debug)]
@@ -143,12 +143,9 @@ pub fn issue_crl(
 }
 
 /// Everything `x509 crl` needs.
-#[derive(Debug)]
 pub struct CrlOrder {
     /// The issuing CA's certificate.
     pub issuer_cert: PathBuf,
-    /// The issuing CA's key URI.
-    pub issuer_key_uri: String,
     /// Serials to revoke, hex.
     pub revoke: Vec<String>,
     /// `thisUpdate`: the confirmed ceremony time.
@@ -160,11 +157,27 @@ pub struct CrlOrder {
 }
 
 impl CrlOrder {
-    /// Checks inputs, signs with the HSM, checks the result, writes the PEM.
-    pub fn execute(&self) -> Result<IssuedCrl, X509Error> {
-        let crl = self.sign()?;
+    /// Checks inputs, signs with the issuer's `key`, checks the result, writes the PEM.
+    pub fn execute(&self, key: &dyn Signer) -> Result<IssuedCrl, X509Error> {
+        let crl = self.sign(key)?;
         self.write(&crl)?;
         Ok(crl)
+    }
+
+    /// Checks the inputs, touching no key (see [`crate::x509::RootCaOrder::check`]).
+    pub fn check(&self) -> Result<(), X509Error> {
+        self.checked().map(|_| ())
+    }
+
+    fn checked(&self) -> Result<(Vec<Vec<u8>>, Vec<u8>), X509Error> {
+        let serials = self
+            .revoke
+            .iter()
+            .map(|s| parse_serial(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let issuer_der = read_certificate(&self.issuer_cert)?;
+        files::ensure_absent([self.out.as_path()])?;
+        Ok((serials, issuer_der))
     }
 
     /// Writes the signed CRL's PEM to `out`, which must not exist; it appears whole.
@@ -173,23 +186,10 @@ impl CrlOrder {
         Ok(())
     }
 
-    /// Checks inputs, signs with the HSM and checks the result, writing nothing: a caller that
+    /// Checks inputs, signs with `key` and checks the result, writing nothing: a caller that
     /// journals records the CRL before [`CrlOrder::write`] makes it appear.
-    pub fn sign(&self) -> Result<IssuedCrl, X509Error> {
-        let serials = self
-            .revoke
-            .iter()
-            .map(|s| parse_serial(s))
-            .collect::<Result<Vec<_>, _>>()?;
-        let issuer_der = read_certificate(&self.issuer_cert)?;
-        files::ensure_absent([self.out.as_path()])?;
-        let signer = keys::open_signer(&self.issuer_key_uri)?;
-        issue_crl(
-            &issuer_der,
-            signer.as_ref(),
-            &serials,
-            self.this_update,
-            self.days,
-        )
+    pub fn sign(&self, key: &dyn Signer) -> Result<IssuedCrl, X509Error> {
+        let (serials, issuer_der) = self.checked()?;
+        issue_crl(&issuer_der, key, &serials, self.this_update, self.days)
     }
 }

@@ -367,10 +367,7 @@ fn intermediate_rules(
 }
 
 /// Everything `x509 root` needs: subject, validity, key and output path.
-#[derive(Debug)]
 pub struct RootCaOrder {
-    /// The root CA key URI.
-    pub key_uri: String,
     /// Subject text (`CN=…`).
     pub subject: String,
     /// Validity.
@@ -382,28 +379,27 @@ pub struct RootCaOrder {
 }
 
 impl RootCaOrder {
-    /// Checks the inputs, signs with the HSM, checks the result, writes the PEM.
-    pub fn execute(&self) -> Result<IssuedCertificate, X509Error> {
-        let cert = self.sign()?;
-        write_certificate(&self.out, &cert)?;
-        Ok(cert)
-    }
-
-    /// Checks the inputs, signs with the HSM and checks the result, writing nothing: a caller
-    /// that journals records the certificate before [`write_certificate`] makes it appear.
-    pub fn sign(&self) -> Result<IssuedCertificate, X509Error> {
-        let subject = name::parse_subject(&self.subject)?;
+    /// Checks the inputs, touching no key: a caller checks them before it opens the key (a
+    /// refused input then costs no PIN attempt).
+    pub fn check(&self) -> Result<(), X509Error> {
+        name::parse_subject(&self.subject)?;
         self.validity.bounds()?;
         files::ensure_absent([self.out.as_path()])?;
-        let signer = keys::open_signer(&self.key_uri)?;
-        issue_root_ca(signer.as_ref(), subject, &self.validity, &self.serial)
+        Ok(())
     }
 
-    /// The certificate an interrupted run of this order signed, if `found` is it: this
-    /// order's serial, the key's own certificate, every rule met, the signature verifying.
-    pub fn adopt(&self, found: &[u8]) -> Result<IssuedCertificate, X509Error> {
-        let signer = keys::open_signer(&self.key_uri)?;
-        let public_key = signer.public_key();
+    /// Checks the inputs, signs with `key` and checks the result, writing nothing: a caller
+    /// that journals records the certificate before [`write_certificate`] makes it appear.
+    pub fn sign(&self, key: &dyn Signer) -> Result<IssuedCertificate, X509Error> {
+        self.check()?;
+        let subject = name::parse_subject(&self.subject)?;
+        issue_root_ca(key, subject, &self.validity, &self.serial)
+    }
+
+    /// The certificate an interrupted run of this order signed with `key`, if `found` is it:
+    /// this order's serial, the key's own certificate, every rule met, the signature verifying.
+    pub fn adopt(&self, found: &[u8], key: &dyn Signer) -> Result<IssuedCertificate, X509Error> {
+        let public_key = key.public_key();
         check_found(
             found,
             &self.serial,
@@ -415,7 +411,6 @@ impl RootCaOrder {
 }
 
 /// Everything `x509 issue` needs.
-#[derive(Debug)]
 pub struct IntermediateOrder {
     /// The CSR file (PEM or DER).
     pub csr: PathBuf,
@@ -423,8 +418,6 @@ pub struct IntermediateOrder {
     pub profile: Profile,
     /// The issuer certificate file.
     pub issuer_cert: PathBuf,
-    /// The issuer key URI.
-    pub issuer_key_uri: String,
     /// Subject text overriding the CSR's.
     pub subject: Option<String>,
     /// Validity.
@@ -436,16 +429,17 @@ pub struct IntermediateOrder {
 }
 
 impl IntermediateOrder {
-    /// Checks every input before touching the HSM, signs, checks the result, writes the PEM.
-    pub fn execute(&self) -> Result<IssuedCertificate, X509Error> {
-        let cert = self.sign()?;
-        write_certificate(&self.out, &cert)?;
-        Ok(cert)
+    /// Checks every input (CSR, subject, issuer certificate, validity, output), touching no
+    /// key (see [`RootCaOrder::check`]).
+    pub fn check(&self) -> Result<(), X509Error> {
+        self.checked().map(|_| ())
     }
 
-    /// Checks every input before touching the HSM, signs and checks the result, writing
-    /// nothing (see [`RootCaOrder::sign`]).
-    pub fn sign(&self) -> Result<IssuedCertificate, X509Error> {
+    /// The parsed request, subject and issuer certificate, once every input is checked.
+    #[allow(clippy::type_complexity)]
+    fn checked(
+        &self,
+    ) -> Result<(CertificateRequest, Option<DistinguishedName>, Vec<u8>), X509Error> {
         let request = self.request()?;
         let subject = self
             .subject
@@ -455,12 +449,18 @@ impl IntermediateOrder {
         let issuer_der = read_certificate(&self.issuer_cert)?;
         self.validity.bounds()?;
         files::ensure_absent([self.out.as_path()])?;
-        let signer = keys::open_signer(&self.issuer_key_uri)?;
+        Ok((request, subject, issuer_der))
+    }
+
+    /// Checks every input before touching the key, signs with the issuer's `key` and checks
+    /// the result, writing nothing (see [`RootCaOrder::sign`]).
+    pub fn sign(&self, key: &dyn Signer) -> Result<IssuedCertificate, X509Error> {
+        let (request, subject, issuer_der) = self.checked()?;
         issue_intermediate(
             &request,
             self.profile,
             &issuer_der,
-            signer.as_ref(),
+            key,
             subject,
             &self.validity,
             &self.serial,
@@ -470,11 +470,10 @@ impl IntermediateOrder {
     /// The certificate an interrupted run of this order signed, if `found` is it: this
     /// order's serial, the CSR's key, the issuer's name and key id, every rule of the profile
     /// met, the signature verifying with the issuer's key.
-    pub fn adopt(&self, found: &[u8]) -> Result<IssuedCertificate, X509Error> {
+    pub fn adopt(&self, found: &[u8], key: &dyn Signer) -> Result<IssuedCertificate, X509Error> {
         let request = self.request()?;
         let issuer_der = read_certificate(&self.issuer_cert)?;
-        let signer = keys::open_signer(&self.issuer_key_uri)?;
-        let issuer_public = signer.public_key();
+        let issuer_public = key.public_key();
         let rules = intermediate_rules(&request, self.profile, &issuer_der, issuer_public)?;
         check_found(
             found,
@@ -497,21 +496,26 @@ impl IntermediateOrder {
 pub trait CertificateOrder {
     /// Sets the serial to sign under.
     fn set_serial(&mut self, serial: Serial);
-    /// Checks the inputs, signs and checks the result, writing nothing.
-    fn sign(&self) -> Result<IssuedCertificate, X509Error>;
-    /// The certificate an interrupted run of this order signed, if `found` is it.
-    fn adopt(&self, found: &[u8]) -> Result<IssuedCertificate, X509Error>;
+    /// Checks the inputs, touching no key.
+    fn check(&self) -> Result<(), X509Error>;
+    /// Checks the inputs, signs with `key` and checks the result, writing nothing.
+    fn sign(&self, key: &dyn Signer) -> Result<IssuedCertificate, X509Error>;
+    /// The certificate an interrupted run of this order signed with `key`, if `found` is it.
+    fn adopt(&self, found: &[u8], key: &dyn Signer) -> Result<IssuedCertificate, X509Error>;
 }
 
 impl CertificateOrder for RootCaOrder {
     fn set_serial(&mut self, serial: Serial) {
         self.serial = serial;
     }
-    fn sign(&self) -> Result<IssuedCertificate, X509Error> {
-        RootCaOrder::sign(self)
+    fn check(&self) -> Result<(), X509Error> {
+        RootCaOrder::check(self)
     }
-    fn adopt(&self, found: &[u8]) -> Result<IssuedCertificate, X509Error> {
-        RootCaOrder::adopt(self, found)
+    fn sign(&self, key: &dyn Signer) -> Result<IssuedCertificate, X509Error> {
+        RootCaOrder::sign(self, key)
+    }
+    fn adopt(&self, found: &[u8], key: &dyn Signer) -> Result<IssuedCertificate, X509Error> {
+        RootCaOrder::adopt(self, found, key)
     }
 }
 
@@ -519,11 +523,14 @@ impl CertificateOrder for IntermediateOrder {
     fn set_serial(&mut self, serial: Serial) {
         self.serial = serial;
     }
-    fn sign(&self) -> Result<IssuedCertificate, X509Error> {
-        IntermediateOrder::sign(self)
+    fn check(&self) -> Result<(), X509Error> {
+        IntermediateOrder::check(self)
     }
-    fn adopt(&self, found: &[u8]) -> Result<IssuedCertificate, X509Error> {
-        IntermediateOrder::adopt(self, found)
+    fn sign(&self, key: &dyn Signer) -> Result<IssuedCertificate, X509Error> {
+        IntermediateOrder::sign(self, key)
+    }
+    fn adopt(&self, found: &[u8], key: &dyn Signer) -> Result<IssuedCertificate, X509Error> {
+        IntermediateOrder::adopt(self, found, key)
     }
 }
 

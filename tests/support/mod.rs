@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rootcellar::ceremony::{self, Answers, RunOptions};
+use rootcellar::keys::{Hsm, HsmConfig};
 
 /// The MockHsm's factory authentication key 0x0001 opens with this password.
 pub const MOCK_PASSWORD: &str = "password";
@@ -43,6 +44,8 @@ pub struct Workspace {
     pub dir: PathBuf,
     pub state: PathBuf,
     pub answers: PathBuf,
+    /// What the ceremonies may reach (tests register their MockHsm connectors in it).
+    pub hsm: HsmConfig,
 }
 
 impl Workspace {
@@ -89,6 +92,7 @@ custodian-4 = ["Dana Custodian"]
             dir: dir.to_path_buf(),
             state: dir.join("state"),
             answers: answers_path,
+            hsm: HsmConfig::default(),
         }
     }
 
@@ -123,6 +127,12 @@ custodian-4 = ["Dana Custodian"]
         path
     }
 
+    /// A provider made from this workspace's configuration (the tests look at the devices
+    /// after a ceremony, which logged out of them when it ended).
+    pub fn provider(&self) -> Hsm {
+        self.hsm.open()
+    }
+
     /// Rehearses `script` through the library, with the answers file.
     pub fn run(
         &self,
@@ -138,6 +148,7 @@ custodian-4 = ["Dana Custodian"]
             out: out.to_path_buf(),
             rehearsal: true,
             bundle_key: bundle_key.map(str::to_string),
+            hsm: self.hsm.clone(),
         };
         let mut prompter = Answers::load(&self.answers).unwrap();
         ceremony::run(&options, &mut prompter)

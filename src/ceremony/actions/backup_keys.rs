@@ -104,7 +104,9 @@ impl Perform for BackupKeys {
                     })
                     .collect::<Result<Vec<_>, CeremonyError>>()?;
                 let user_pin = context.pins[&token_label].clone();
-                let token = Pkcs11Token::open_with(uri, &PinSource::Given(user_pin.clone()))?;
+                let token = context
+                    .hsm
+                    .pkcs11_token(uri, Some(&PinSource::Given(user_pin.clone())))?;
                 remove_leftover_wrap_keys(context, &token)?;
                 let trusted = needs_trusted_wrap(context, step, &token, names)?;
                 let so_pin = if trusted {
@@ -161,7 +163,9 @@ impl Perform for BackupKeys {
             KeyLocation::YubiHsm(_) => {
                 // The YubiHSM2 way: a wrap key made for the backup, the keys exported under
                 // it (Export Wrapped), the wrap key split and deleted from the device.
-                let device = location.yubihsm()?.expect("a YubiHSM2 location");
+                let device = location
+                    .yubihsm(&context.hsm)?
+                    .expect("a YubiHSM2 location");
                 let enforcement = device.enforcement()?;
                 if let Some(name) = names
                     .iter()
@@ -255,8 +259,10 @@ fn needs_trusted_wrap(
 ) -> Result<bool, CeremonyError> {
     let mut trusted = false;
     for name in names {
-        let uri = context.key_uri(name)?.to_string();
-        let protection = token.show(&uri)?.protection.unwrap_or_default();
+        let protection = token
+            .show(&context.key_uri(name)?)?
+            .protection
+            .unwrap_or_default();
         if protection.wrap_with_trusted {
             trusted = true;
         } else if !context.script.keys[name].allow_untrusted_wrap {

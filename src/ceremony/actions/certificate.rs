@@ -14,17 +14,20 @@ use crate::ceremony::script::Step;
 use crate::ceremony::CeremonyError;
 use crate::x509::{CertificateOrder, IssuedCertificate, Serial};
 
-/// Signs the certificate `output` of `order` under a serial recorded in advance (set on the
-/// order here), or adopts the one an interrupted run of this step signed; writes its PEM into
-/// `scratch`.
+/// Signs the certificate `output` of `order` with script key `key` under a serial recorded in
+/// advance (set on the order here), or adopts the one an interrupted run of this step signed;
+/// writes its PEM into `scratch`. The order's inputs are checked before the key is opened.
 pub(super) fn sign_or_adopt(
     context: &mut Context<'_>,
     step: &Step,
     output: &str,
     scratch: &Path,
     mut order: impl CertificateOrder,
+    key: &str,
 ) -> Result<IssuedCertificate, CeremonyError> {
     let fail = step_error(step);
+    order.check().map_err(|e| fail(Box::new(e)))?;
+    let key = context.signer(key)?;
     for (serial, adopted_before) in context.progress.open_certificate_intents(&step.id, output) {
         let found = context
             .leftovers
@@ -32,7 +35,9 @@ pub(super) fn sign_or_adopt(
             .map(|dir| dir.join(output))
             .and_then(|path| std::fs::read(path).ok());
         order.set_serial(serial.clone());
-        let checked = found.as_deref().map(|bytes| order.adopt(bytes));
+        let checked = found
+            .as_deref()
+            .map(|bytes| order.adopt(bytes, key.as_ref()));
         match checked {
             Some(Ok(cert)) => {
                 if !adopted_before {
@@ -90,7 +95,7 @@ pub(super) fn sign_or_adopt(
     )?;
     crash_point(&step.id, format_args!("intent-{output}"));
     order.set_serial(serial);
-    let cert = order.sign().map_err(|e| fail(Box::new(e)))?;
+    let cert = order.sign(key.as_ref()).map_err(|e| fail(Box::new(e)))?;
     crate::files::write_new(&scratch.join(output), cert.pem().as_bytes())?;
     crash_point(&step.id, format_args!("signed-{output}"));
     Ok(cert)

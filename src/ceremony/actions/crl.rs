@@ -58,7 +58,6 @@ impl Perform for Crl {
             std::fs::read_to_string(context.path(&self.revoke)).map_err(|e| fail(Box::new(e)))?;
         let order = crate::x509::CrlOrder {
             issuer_cert: context.path(&self.issuer),
-            issuer_key_uri: context.key_uri(&self.key)?.to_string(),
             revoke: list
                 .lines()
                 .map(str::trim)
@@ -69,7 +68,9 @@ impl Perform for Crl {
             days: self.days,
             out: scratch.join(output),
         };
-        let crl = order.execute().map_err(|e| fail(Box::new(e)))?;
+        order.check().map_err(|e| fail(Box::new(e)))?;
+        let key = context.signer(&self.key)?;
+        let crl = order.execute(key.as_ref()).map_err(|e| fail(Box::new(e)))?;
         Ok(vec![format!(
             "{output}: CRL number {}, revoked [{}], next update {}",
             crl.number,

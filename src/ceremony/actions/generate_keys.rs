@@ -14,7 +14,7 @@ use crate::ceremony::progress::{crash_point, Event};
 use crate::ceremony::script::{Script, Step};
 use crate::ceremony::CeremonyError;
 use crate::journal::Digest as JournalDigest;
-use crate::keys::{self, IntentOutcome, KeyAlgorithm, KeyBackend, KeyInfo, KeyIntent, KeyLocation};
+use crate::keys::{IntentOutcome, KeyAlgorithm, KeyBackend, KeyInfo, KeyIntent, KeyLocation};
 
 /// Generate keys inside their tokens.
 #[derive(Clone, Debug, Deserialize)]
@@ -51,7 +51,7 @@ impl Perform for GenerateKeys {
         let mut details = Vec::new();
         for name in &self.keys {
             let uri = context.key_uri(name)?;
-            let backend = keys::open_backend(&uri.to_string())?;
+            let backend = context.hsm.backend(&uri)?;
             let info = generate_or_adopt(context, step, name, &uri, backend.as_ref())?;
             details.push(format!(
                 "key {name}: {} SHA256:{}",
@@ -79,7 +79,7 @@ fn generate_or_adopt(
     let fail = step_error(step);
     // Recorded the moment the token made it (or adopted): nothing left to reconcile.
     if let Some((recorded_uri, fingerprint)) = context.progress.generated_key(&step.id, name) {
-        let info = backend.show(recorded_uri)?;
+        let info = backend.show(&KeyLocation::parse(recorded_uri)?)?;
         if info.public_key.fingerprint() != fingerprint {
             return Err(fail(
                 format!("key {name} on the token is not the one this ceremony generated").into(),

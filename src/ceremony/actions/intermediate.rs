@@ -87,7 +87,6 @@ impl Perform for Intermediate {
             csr: context.path(&self.csr),
             profile,
             issuer_cert: context.path(&self.issuer),
-            issuer_key_uri: context.key_uri(&self.key)?.to_string(),
             subject: None,
             validity: crate::x509::Validity {
                 not_before: context.time,
@@ -97,7 +96,7 @@ impl Perform for Intermediate {
             serial: Serial::random(),
             out: scratch.join(output),
         };
-        let cert = sign_or_adopt(context, step, output, scratch, order)?;
+        let cert = sign_or_adopt(context, step, output, scratch, order, &self.key)?;
         Ok(vec![format!(
             "{output}: {} serial {} SHA256:{}",
             cert.subject,

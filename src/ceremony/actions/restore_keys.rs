@@ -90,9 +90,9 @@ impl Perform for RestoreKeys {
                 let wrap_key = crate::keys::combine_shares(&shares).map_err(|e| {
                     fail(format!("the shares of {backup} do not combine: {e}").into())
                 })?;
-                let token = Pkcs11Token::open_with(
+                let token = context.hsm.pkcs11_token(
                     uri,
-                    &PinSource::Given(context.pins[&token_label].clone()),
+                    Some(&PinSource::Given(context.pins[&token_label].clone())),
                 )?;
                 let mut publics = BTreeMap::new();
                 let mut missing = Vec::new();
@@ -120,7 +120,7 @@ impl Perform for RestoreKeys {
                     keys.threshold,
                     &custodians,
                 )?;
-                let device = location.yubihsm()?.expect("a YubiHSM2 location");
+                let device = location.yubihsm(&context.hsm)?.expect("a YubiHSM2 location");
                 yubihsm_keys::restore_keys(&device, &keys, &shares)?
                     .into_iter()
                     .map(|d| (d.label.clone(), d.public_key))

@@ -65,7 +65,6 @@ impl Perform for RootCertificate {
         let subject = subject_for(context, &self.subject);
         crate::x509::parse_subject(&subject).map_err(|e| fail(Box::new(e)))?;
         let order = RootCaOrder {
-            key_uri: context.key_uri(&self.key)?.to_string(),
             subject,
             validity: Validity {
                 not_before: context.time,
@@ -75,7 +74,7 @@ impl Perform for RootCertificate {
             serial: Serial::random(),
             out: scratch.join(output),
         };
-        let cert = sign_or_adopt(context, step, output, scratch, order)?;
+        let cert = sign_or_adopt(context, step, output, scratch, order, &self.key)?;
         Ok(vec![format!(
             "{output}: serial {} SHA256:{}",
             cert.serial_hex,

@@ -75,7 +75,7 @@ impl Perform for SplitPin {
             pending: true,
         };
         context.pin_sets.put(&token_label, set.clone())?;
-        uri.change_secret(&old, &new)?;
+        uri.change_secret(&context.hsm, &old, &new)?;
         set.pending = false;
         context.pin_sets.put(&token_label, set)?;
         context.pins.insert(token_label.clone(), Arc::new(new));

@@ -60,8 +60,14 @@ impl Perform for TufInit {
             .tuf_policy_for(&self.policy, &self.keys, context.rehearsal)?;
         let targets: Vec<PathBuf> = self.targets.iter().map(|t| context.path(t)).collect();
         let out = scratch.join(&self.output);
-        let report =
-            crate::tuf::init_repository(&policy, &targets, &out, context.time, &mut Unrecorded)?;
+        let report = crate::tuf::init_repository(
+            &policy,
+            &targets,
+            &out,
+            &context.hsm,
+            context.time,
+            &mut Unrecorded,
+        )?;
         for role in &report.roles {
             details.push(format!(
                 "{} v{} expires {}",

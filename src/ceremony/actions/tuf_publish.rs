@@ -41,7 +41,8 @@ impl Perform for TufPublish {
     ) -> Result<Vec<String>, CeremonyError> {
         let mut details = Vec::new();
         let (policy, repo) = self.0.open(context, step, scratch)?;
-        let report = crate::tuf::publish(&repo, &policy, context.time, &mut Unrecorded)?;
+        let report =
+            crate::tuf::publish(&repo, &policy, &context.hsm, context.time, &mut Unrecorded)?;
         for role in &report.roles {
             details.push(format!(
                 "{} v{} published, expires {}",

@@ -41,7 +41,8 @@ impl Perform for TufRotate {
         scratch: &Path,
     ) -> Result<Vec<String>, CeremonyError> {
         let (policy, repo) = self.0.open(context, step, scratch)?;
-        let report = crate::tuf::draft_root(&repo, &policy, context.time, &mut Unrecorded)?;
+        let report =
+            crate::tuf::draft_root(&repo, &policy, &context.hsm, context.time, &mut Unrecorded)?;
         Ok(vec![format!(
             "root v{} drafted (from v{}), expires {}",
             report.version, report.current_version, report.expires

@@ -46,9 +46,11 @@ impl Perform for TufSign {
         let key = &self.key;
         let repo =
             copy_repository(context, &self.repository, scratch, &self.output).map_err(&fail)?;
+        let location = context.key_uri(key)?;
         let report = crate::tuf::sign_staged(
             &repo,
-            &context.key_uri(key)?.to_string(),
+            &context.hsm,
+            &location,
             context.time,
             &mut Unrecorded,
         )?;

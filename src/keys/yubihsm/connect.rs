@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use zeroize::Zeroizing;
 
-use super::uri::{format_id, valid_connector_name, ConnectorSpec, YubiHsmUri};
+use super::uri::{format_id, ConnectorSpec, YubiHsmUri};
 use crate::keys::KeyError;
 
 /// A YubiHSM2 authentication key's password, held in memory that is wiped when dropped.
@@ -95,23 +95,35 @@ impl PasswordSource {
     }
 }
 
-fn registry() -> &'static Mutex<BTreeMap<String, yubihsm::Connector>> {
-    static REGISTRY: OnceLock<Mutex<BTreeMap<String, yubihsm::Connector>>> = OnceLock::new();
-    REGISTRY.get_or_init(Default::default)
-}
-
-/// One open, authenticated device per (connector, serial, authentication key) in the process.
+/// One open, authenticated device per (connector, serial, authentication key) in a provider.
 type DeviceKey = (ConnectorSpec, Option<String>, u16);
+type Devices = Mutex<HashMap<DeviceKey, Arc<YubiHsm>>>;
 
-fn devices() -> &'static Mutex<HashMap<DeviceKey, Arc<YubiHsm>>> {
-    static DEVICES: OnceLock<Mutex<HashMap<DeviceKey, Arc<YubiHsm>>>> = OnceLock::new();
-    DEVICES.get_or_init(Default::default)
+/// One provider's open device sessions (see [`crate::keys::Hsm`]).
+#[derive(Default)]
+pub(crate) struct YubiHsmSessions {
+    /// Shared with each device, which replaces itself here when its password changes.
+    devices: Arc<Devices>,
 }
 
-/// Drops every open device session of the process (see [`crate::keys::close_all_sessions`]);
-/// registered connectors stay registered.
-pub(crate) fn close_all() {
-    lock(devices()).clear();
+impl YubiHsmSessions {
+    /// Opens (or reuses) an authenticated session with the device `uri` names, reached through
+    /// `connectors` when the URI names a registered one; the password from `password_source`.
+    ///
+    /// A wrong password is reported once and not retried; so is an unknown authentication key.
+    pub(crate) fn open(
+        &self,
+        connectors: &BTreeMap<String, yubihsm::Connector>,
+        uri: &YubiHsmUri,
+        password_source: &PasswordSource,
+    ) -> Result<Arc<YubiHsm>, KeyError> {
+        YubiHsm::open_in(&self.devices, connectors, uri, password_source)
+    }
+
+    /// Drops every open device session.
+    pub(crate) fn close(&self) {
+        lock(&self.devices).clear();
+    }
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -121,32 +133,10 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Makes `connector` reachable as `yubihsm:connector=NAME;…` in this process.
-///
-/// This is the seam for tests: the library never compiles the `yubihsm` crate's MockHsm, but a
-/// test builds `yubihsm::Connector::mockhsm()` and registers it here. It also lets an embedding
-/// program hand over a connector it configured itself. A name is lowercase letters, digits and
-/// `-` (not `usb` or `http`) and is registered once: replacing the device behind a name that
-/// key URIs already use would silently move keys.
-pub fn register_connector(name: &str, connector: yubihsm::Connector) -> Result<(), KeyError> {
-    let refuse = |reason: &str| KeyError::ConnectorRegistration {
-        name: name.to_string(),
-        reason: reason.to_string(),
-    };
-    if !valid_connector_name(name) {
-        return Err(refuse(
-            "a name is lowercase letters, digits and '-', starts with a letter, and is not usb or http",
-        ));
-    }
-    let mut registry = lock(registry());
-    if registry.contains_key(name) {
-        return Err(refuse("the name is already registered in this process"));
-    }
-    registry.insert(name.to_string(), connector);
-    Ok(())
-}
-
-fn connector_for(uri: &YubiHsmUri) -> Result<yubihsm::Connector, KeyError> {
+fn connector_for(
+    connectors: &BTreeMap<String, yubihsm::Connector>,
+    uri: &YubiHsmUri,
+) -> Result<yubihsm::Connector, KeyError> {
     match &uri.connector {
         ConnectorSpec::Usb => {
             let serial = uri
@@ -169,7 +159,7 @@ fn connector_for(uri: &YubiHsmUri) -> Result<yubihsm::Connector, KeyError> {
             ..Default::default()
         })),
         ConnectorSpec::Registered(name) => {
-            let registry = lock(registry());
+            let registry = connectors;
             registry
                 .get(name)
                 .cloned()
@@ -195,7 +185,7 @@ fn describe(connector: &ConnectorSpec, serial: Option<&str>) -> String {
 
 /// An open, authenticated session with one YubiHSM2.
 ///
-/// Obtained with [`YubiHsm::open`]; shared by every key backend, signer, backup and audit call
+/// Obtained from a provider ([`crate::keys::Hsm`]); shared by every key backend, signer, backup and audit call
 /// on that device in this process, so the password is asked for once. The session re-opens by
 /// itself after the device's idle timeout (the derived authentication key stays in zeroized
 /// memory for that, as a PKCS#11 login stays open).
@@ -208,6 +198,8 @@ pub struct YubiHsm {
     /// Signatures asked of the device by this process (shared with a session that replaces
     /// this one), for a witness to compare with the device's audit log.
     signatures: Arc<AtomicU64>,
+    /// The provider's sessions this one is kept in (weak: the provider owns the device).
+    cache: Weak<Devices>,
 }
 
 impl std::fmt::Debug for YubiHsm {
@@ -219,16 +211,9 @@ impl std::fmt::Debug for YubiHsm {
 }
 
 impl YubiHsm {
-    /// Opens (or reuses) an authenticated session with the device `uri` names. The password
-    /// comes from the URI's `password-source` file, or else the console prompt.
-    pub fn open(uri: &YubiHsmUri) -> Result<Arc<Self>, KeyError> {
-        Self::open_with(uri, &PasswordSource::for_uri(uri))
-    }
-
-    /// Like [`YubiHsm::open`], with the password from `password_source`.
-    ///
-    /// A wrong password is reported once and not retried; so is an unknown authentication key.
-    pub fn open_with(
+    fn open_in(
+        cache: &Arc<Devices>,
+        connectors: &BTreeMap<String, yubihsm::Connector>,
         uri: &YubiHsmUri,
         password_source: &PasswordSource,
     ) -> Result<Arc<Self>, KeyError> {
@@ -237,12 +222,12 @@ impl YubiHsm {
             reason: "auth-key=0xNNNN is required to open the device: the authentication key to log in with (the factory default is 0x0001)".into(),
         })?;
         let cache_key = (uri.connector.clone(), uri.serial.clone(), auth_key);
-        let mut devices = lock(devices());
+        let mut devices = lock(cache);
         if let Some(device) = devices.get(&cache_key) {
             return Ok(device.clone());
         }
         let description = describe(&uri.connector, uri.serial.as_deref());
-        let connector = connector_for(uri)?;
+        let connector = connector_for(connectors, uri)?;
         let password = password_source.read(&description, auth_key)?;
         let credentials = yubihsm::Credentials::from_password(auth_key, password.as_bytes());
         drop(password);
@@ -271,6 +256,7 @@ impl YubiHsm {
             description: describe(&uri.connector, Some(&serial)),
             serial,
             signatures: Arc::default(),
+            cache: Arc::downgrade(cache),
         });
         // Also under the serial: a later URI that names it reuses this session rather than
         // opening a second one (a USB device can be claimed once).
@@ -291,12 +277,15 @@ impl YubiHsm {
             serial: self.serial.clone(),
             description: self.description.clone(),
             signatures: self.signatures.clone(),
+            cache: self.cache.clone(),
         });
         // Every cache entry of the old session (under the URI it was opened with, and under its
         // serial) now leads to the new one.
-        for cached in lock(devices()).values_mut() {
-            if std::ptr::eq(Arc::as_ptr(cached), self) {
-                *cached = device.clone();
+        if let Some(cache) = self.cache.upgrade() {
+            for cached in lock(&cache).values_mut() {
+                if std::ptr::eq(Arc::as_ptr(cached), self) {
+                    *cached = device.clone();
+                }
             }
         }
         device
@@ -422,21 +411,36 @@ mod tests {
 
     #[test]
     fn registration_refuses_bad_and_repeated_names() {
+        let mut config = crate::keys::HsmConfig::default();
         let name = "unit-test-registration";
-        assert!(register_connector("usb", yubihsm::Connector::mockhsm()).is_err());
-        assert!(register_connector("Bad Name", yubihsm::Connector::mockhsm()).is_err());
-        register_connector(name, yubihsm::Connector::mockhsm()).unwrap();
-        let err = register_connector(name, yubihsm::Connector::mockhsm()).unwrap_err();
+        assert!(config
+            .register_connector("usb", yubihsm::Connector::mockhsm())
+            .is_err());
+        assert!(config
+            .register_connector("Bad Name", yubihsm::Connector::mockhsm())
+            .is_err());
+        config
+            .register_connector(name, yubihsm::Connector::mockhsm())
+            .unwrap();
+        let err = config
+            .register_connector(name, yubihsm::Connector::mockhsm())
+            .unwrap_err();
         assert!(err.to_string().contains("already registered"), "{err}");
     }
 
     #[test]
     fn unknown_connector_and_missing_auth_key_are_clear() {
+        let sessions = YubiHsmSessions::default();
+        let none = BTreeMap::new();
         let uri = YubiHsmUri::parse("yubihsm:connector=nobody-here?auth-key=0x0001").unwrap();
-        let err = YubiHsm::open_with(&uri, &PasswordSource::Prompt).unwrap_err();
+        let err = sessions
+            .open(&none, &uri, &PasswordSource::Prompt)
+            .unwrap_err();
         assert!(matches!(err, KeyError::UnknownConnector { .. }), "{err}");
         let uri = YubiHsmUri::parse("yubihsm:connector=nobody-here").unwrap();
-        let err = YubiHsm::open_with(&uri, &PasswordSource::Prompt).unwrap_err();
+        let err = sessions
+            .open(&none, &uri, &PasswordSource::Prompt)
+            .unwrap_err();
         assert!(
             err.to_string().contains("auth-key=0xNNNN is required"),
             "{err}"

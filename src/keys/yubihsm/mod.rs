@@ -13,7 +13,8 @@
 //! - `connector=` (required): `usb` (the device directly, over libusb);
 //!   `http://127.0.0.1:PORT` (Yubico's `yubihsm-connector` on this machine; the port defaults to
 //!   12345; loopback addresses only, as keys are never driven across a network); or a name
-//!   registered in this process with [`register_connector`] (below).
+//!   registered in the provider's configuration with
+//!   [`HsmConfig::register_connector`](crate::keys::HsmConfig::register_connector) (below).
 //! - `serial=`: the device's 10-digit serial number. Over USB it picks the device; otherwise it
 //!   is checked against the device reached. Key URIs that rootcellar prints always carry it.
 //! - `id=`: the key's object id, written `0x` and exactly four hex digits (`id=0x0102`), so that
@@ -43,14 +44,14 @@
 //! assertions, so the library never includes it (`mockhsm` is a dev-dependency feature). What
 //! the library holds is a `yubihsm::Connector`, which exists without the mock. A test builds
 //! `yubihsm::Connector::mockhsm()` (one independent device each), registers it under a name
-//! with [`register_connector`], and from then on `yubihsm:connector=NAME;…` URIs reach it
-//! through [`crate::keys::open_backend`] and [`crate::keys::open_signer`] like a real device:
-//! the same URI parsing, authentication, key lookup and signing code runs. A name is registered
-//! once per process.
+//! in an [`HsmConfig`](crate::keys::HsmConfig), and from then on `yubihsm:connector=NAME;…`
+//! URIs reach it through that configuration's provider ([`crate::keys::Hsm::backend`],
+//! [`crate::keys::Hsm::signer`]) like a real device: the same URI parsing, authentication, key
+//! lookup and signing code runs. A name is registered once per configuration.
 //!
 //! # Sessions and passwords
 //!
-//! A device is opened once per process for each (connector, serial, authentication key): the
+//! A device is opened once per provider for each (connector, serial, authentication key): the
 //! password is read once (from the prompt or the `password-source` file, into zeroized
 //! memory), the authentication key's secret is derived from it (PBKDF2, as Yubico's tools do;
 //! the password itself is wiped at once), and every backend, signer, backup and audit call on
@@ -86,15 +87,16 @@ pub use audit::{
 pub use backup::{
     backup_keys, restore_keys, WrappedBackup, WrappedKey, WrappedKeys, BACKUP_FORMAT,
 };
-pub(crate) use connect::close_all;
-pub use connect::{register_connector, Password, PasswordSource, YubiHsm};
+pub(crate) use connect::YubiHsmSessions;
+pub use connect::{Password, PasswordSource, YubiHsm};
 pub use generate::KeySpec;
 pub use lookup::KeyDetails;
 pub use password::TEMPORARY_AUTH_KEY_LABEL;
 pub use sign::YubiHsmSigner;
+pub(crate) use uri::valid_connector_name;
 pub use uri::{format_id, ConnectorSpec, YubiHsmUri, DEFAULT_CONNECTOR_PORT, MAX_LABEL_LEN};
 
-use crate::keys::{Enforcement, KeyAlgorithm, KeyBackend, KeyError, KeyInfo, Signer};
+use crate::keys::{Enforcement, KeyAlgorithm, KeyBackend, KeyError, KeyInfo, KeyLocation, Signer};
 
 /// A YubiHSM2 seen through the backend seam, as opened from one URI.
 pub struct YubiHsmBackend {
@@ -104,12 +106,18 @@ pub struct YubiHsmBackend {
 }
 
 impl YubiHsmBackend {
-    /// Opens the device `uri` names (see [`YubiHsm::open`]).
-    pub fn open(uri: &YubiHsmUri) -> Result<Self, KeyError> {
-        Ok(YubiHsmBackend {
-            device: YubiHsm::open(uri)?,
-            opened_with: uri.clone(),
-        })
+    /// The backend of `device`, as opened from `uri` (by [`crate::keys::Hsm`]).
+    pub(crate) fn new(device: Arc<YubiHsm>, uri: YubiHsmUri) -> Self {
+        YubiHsmBackend {
+            device,
+            opened_with: uri,
+        }
+    }
+
+    /// A signer for the one key `uri` names.
+    pub(crate) fn signer_for(&self, uri: &YubiHsmUri) -> Result<Arc<dyn Signer>, KeyError> {
+        let details = self.device.find_key(uri)?;
+        Ok(Arc::new(YubiHsmSigner::new(self.device.clone(), &details)))
     }
 
     /// The device.
@@ -170,13 +178,23 @@ impl KeyBackend for YubiHsmBackend {
             .collect())
     }
 
-    fn show(&self, uri: &str) -> Result<KeyInfo, KeyError> {
-        let details = self.device.find_key(&YubiHsmUri::parse(uri)?)?;
+    fn show(&self, location: &KeyLocation) -> Result<KeyInfo, KeyError> {
+        let details = self.device.find_key(yubihsm_uri(location)?)?;
         Ok(self.device.key_info(&details))
     }
 
-    fn signer(&self, uri: &str) -> Result<Arc<dyn Signer>, KeyError> {
-        let details = self.device.find_key(&YubiHsmUri::parse(uri)?)?;
-        Ok(Arc::new(YubiHsmSigner::new(self.device.clone(), &details)))
+    fn signer(&self, location: &KeyLocation) -> Result<Arc<dyn Signer>, KeyError> {
+        self.signer_for(yubihsm_uri(location)?)
+    }
+}
+
+/// The YubiHSM2 URI of `location`; a PKCS#11 URI names no key in a YubiHSM2.
+fn yubihsm_uri(location: &KeyLocation) -> Result<&YubiHsmUri, KeyError> {
+    match location {
+        KeyLocation::YubiHsm(uri) => Ok(uri),
+        KeyLocation::Pkcs11(_) => Err(KeyError::InvalidUri {
+            uri: location.without_query(),
+            reason: "a pkcs11: URI names no key in a YubiHSM2".into(),
+        }),
     }
 }

@@ -55,7 +55,8 @@ pub enum ConnectorSpec {
         port: u16,
     },
     /// A connector registered in this process with
-    /// [`register_connector`](super::register_connector) (tests register MockHsm devices).
+    /// [`HsmConfig::register_connector`](crate::keys::HsmConfig::register_connector) (tests
+    /// register MockHsm devices).
     Registered(String),
 }
 
