@@ -11,6 +11,13 @@ use std::path::Path;
 
 use rootcellar::keys::{HsmConfig, KeyError, KeyLocation, MODULE_ENV};
 
+/// SoftHSM2 is one library per process, loaded by one provider at a time: these tests take
+/// turns.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 const SOFTHSM_MODULES: [&str; 2] = [
     "/usr/lib/softhsm/libsofthsm2.so",
     "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
@@ -18,6 +25,7 @@ const SOFTHSM_MODULES: [&str; 2] = [
 
 #[test]
 fn a_rehearsal_leaves_the_process_as_it_found_it() {
+    let _turn = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let mut workspace = support::Workspace::new(d, &[]);
@@ -67,4 +75,26 @@ fn a_rehearsal_leaves_the_process_as_it_found_it() {
         matches!(&err, KeyError::TokenNotFound { present, .. } if !present.contains("root-ca")),
         "{err}"
     );
+}
+
+#[test]
+fn a_rehearsal_never_loads_the_module_a_script_names() {
+    let _turn = one_at_a_time();
+    // A script whose root CA names the production module: rehearsed, the key is made in the
+    // rehearsal's own SoftHSM2 token of that label, and the production module is never loaded
+    // (here it does not even exist, so loading it would fail the run).
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut workspace = support::Workspace::new(d, &[]);
+    workspace.hsm = HsmConfig::with_module(Some(d.join("production-hsm.so")));
+    let production = format!(
+        "pkcs11:token=root-ca;object=root-ca?module-path={}",
+        d.join("production-hsm.so").display()
+    );
+    let script = workspace.script("root-init", &[("root-ca", &production)]);
+    let report = workspace.run(&script, None, &d.join("out"), Some("bundle-key"));
+    assert!(report.is_ok(), "{:?}", report.err());
+    let text = std::fs::read_to_string(d.join("out/transcript.md")).unwrap();
+    assert!(!text.contains("production-hsm.so"), "{text}");
+    assert!(d.join("state/rehearsal/pins/root-ca.pin").is_file());
 }
