@@ -22,6 +22,7 @@ pub mod files;
 pub mod import;
 pub mod journal;
 pub mod keys;
+pub mod readout;
 pub mod test_hooks;
 pub mod time;
 pub mod trustroot;

@@ -341,7 +341,10 @@ fn present_text(present: &BTreeMap<String, Vec<String>>) -> String {
         .join("; ")
 }
 
-/// What a step will do, shown before it runs.
+/// What a step will do, shown before it runs: what it reads (digests), the keys it signs with
+/// (fingerprints, read from the tokens, which are unlocked by now), what the action shows of
+/// the thing it signs (a CSR's subject and key, a TUF root's changes), and what it writes.
+/// The witnesses compare the fingerprints with those on their papers.
 fn preview(context: &Context<'_>, step: &Step) -> Result<Vec<String>, CeremonyError> {
     let action = step.action.performer();
     let mut lines = Vec::new();
@@ -351,12 +354,23 @@ fn preview(context: &Context<'_>, step: &Step) -> Result<Vec<String>, CeremonyEr
                 name: read.clone(),
                 dir: context.work.clone(),
             })?;
-        lines.push(format!("reads {read}: SHA-256 {digest}"));
+        lines.push(format!(
+            "reads {read}: SHA-256 {}",
+            crate::readout::groups(&digest)
+        ));
     }
+    let made = action.makes_keys();
     for name in action.keys() {
-        let spec = &context.script.keys[name];
-        let location = KeyLocation::parse(&spec.uri)?;
+        if made.contains(&name) {
+            continue;
+        }
+        let location = KeyLocation::parse(&context.script.keys[name].uri)?;
+        let key = context.hsm.signer(&location)?;
         lines.push(format!("uses key {name}: {}", location.without_query()));
+        lines.push(format!(
+            "   key {name}: {}",
+            key.public_key().fingerprint_read_aloud()
+        ));
     }
     lines.extend(action.preview(context));
     for write in action.writes() {
@@ -365,7 +379,18 @@ fn preview(context: &Context<'_>, step: &Step) -> Result<Vec<String>, CeremonyEr
     Ok(lines)
 }
 
-/// Runs one step: shown and confirmed, its keys unlocked, begun (journal, then progress),
+/// The code the operator types to perform a step: a digest of everything the preview shows
+/// (fingerprints included) and of the mode, so that a rehearsal's codes never pass for the
+/// real run's.
+fn confirmation_code(rehearsal: bool, preview: &[String]) -> String {
+    let mode = if rehearsal { "rehearsal" } else { "real" };
+    let mut hasher = Sha256::new();
+    hasher.update(format!("rootcellar step confirmation, {mode}\n"));
+    hasher.update(preview.join("\n"));
+    hex::encode(hasher.finalize())[..8].to_string()
+}
+
+/// Runs one step: its keys unlocked, shown and confirmed, begun (journal, then progress),
 /// performed in a clean scratch directory, its outputs moved into place, then completed
 /// (journal, then progress).
 fn run_step(context: &mut Context<'_>, step: &Step) -> Result<StepEntry, CeremonyError> {
@@ -373,17 +398,18 @@ fn run_step(context: &mut Context<'_>, step: &Step) -> Result<StepEntry, Ceremon
     context
         .prompter
         .say(&format!("-- step {}: {}", step.id, step.title));
+    // Every key a step names is unlocked first, including those a TUF step only needs the
+    // public half of: the token session is how the key's public half is read, shown and
+    // matched.
+    for name in action.keys() {
+        context.unlock(name)?;
+    }
     let preview = preview(context, step)?;
     for line in &preview {
         context.prompter.say(&format!("   {line}"));
     }
-    let code = hex::encode(Sha256::digest(preview.join("\n").as_bytes()))[..8].to_string();
+    let code = confirmation_code(context.rehearsal, &preview);
     context.prompter.confirm_step(&step.id, &code)?;
-    // Every key a step names is unlocked, including those a TUF step only needs the public
-    // half of: the token session is how the key's public half is read and matched.
-    for name in action.keys() {
-        context.unlock(name)?;
-    }
     context.journal("ceremony.step.begin", step.id.clone(), vec![], vec![])?;
     context.progress.record(Event::Begin {
         step: step.id.clone(),
@@ -488,5 +514,24 @@ fn remove_any(path: &Path) -> std::io::Result<()> {
         Ok(_) => std::fs::remove_file(path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::confirmation_code;
+
+    #[test]
+    fn a_rehearsals_codes_never_pass_for_the_real_runs() {
+        let preview = vec!["uses key root-ca: pkcs11:token=root-ca;object=root-ca".to_string()];
+        let rehearsal = confirmation_code(true, &preview);
+        let real = confirmation_code(false, &preview);
+        assert_ne!(rehearsal, real);
+        assert_eq!(real.len(), 8);
+        assert!(real.bytes().all(|b| b.is_ascii_hexdigit()));
+        // Any change to what is shown changes the code.
+        let mut other = preview.clone();
+        other.push("writes root.pem".into());
+        assert_ne!(confirmation_code(false, &other), real);
     }
 }

@@ -195,6 +195,11 @@ impl PublicKey {
         hex::encode(Sha256::digest(self.spki_der()))
     }
 
+    /// The fingerprint as people read it aloud: `SHA256 a3f0 91bc …` (see [`crate::readout`]).
+    pub fn fingerprint_read_aloud(&self) -> String {
+        crate::readout::sha256(&self.fingerprint())
+    }
+
     /// Verifies a DER ECDSA signature over `message` (hashed with the algorithm's digest).
     pub fn verify(&self, message: &[u8], der_signature: &[u8]) -> bool {
         use p256::ecdsa::signature::Verifier;

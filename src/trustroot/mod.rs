@@ -6,12 +6,14 @@
 //! listed with a closed `validFor.end`, so signatures made while it was current still verify.
 
 mod build;
+mod changes;
 mod model;
 
 pub use build::{
     build_signing_config, build_trusted_root, read_trusted_root, CaFile, CaInput, LogFile,
     LogInput, ServiceUrls, TrustRootConfig, TrustRootOutputs,
 };
+pub use changes::{compare, Change, TrustChange};
 pub use model::{
     CertificateAuthority, SigningConfig, TimeRange, TransparencyLog, TrustedRoot,
     SIGNING_CONFIG_MEDIA_TYPE, TRUSTED_ROOT_MEDIA_TYPE,

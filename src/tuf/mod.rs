@@ -25,6 +25,7 @@
 //! PEM SPKI, signatures hex DER) so that python-tuf, go-tuf and tough all verify them. Signed
 //! bytes are canonical JSON (OLPC), as every TUF implementation computes them.
 
+mod diff;
 mod error;
 mod key_source;
 mod keyring;
@@ -41,6 +42,7 @@ mod targets;
 mod validity;
 mod verify;
 
+pub use diff::{describe_drafts, staged_target_change, StagedChange};
 pub use error::TufError;
 pub use key_source::HsmKeySource;
 pub(crate) use layout::{hash_prefixed_target, METADATA_DIR, TARGETS_DIR};

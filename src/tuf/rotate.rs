@@ -4,7 +4,6 @@
 //! at a time with `tuf sign`, and `tuf publish` moves it into `metadata/` once a threshold of the
 //! current root's keys and a threshold of its own have signed.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
@@ -183,24 +182,7 @@ pub fn draft_root(
         reason,
     })?;
 
-    let mut changes = Vec::new();
-    for role in Role::ALL {
-        let old = current.role(role);
-        let (new_ids, new_threshold) = &role_table[&role];
-        let old_set: BTreeSet<&String> = old.keyids.iter().collect();
-        let new_set: BTreeSet<&String> = new_ids.iter().collect();
-        let added: Vec<KeyLabel> = new_set.difference(&old_set).map(|k| label(k)).collect();
-        let removed: Vec<KeyLabel> = old_set.difference(&new_set).map(|k| label(k)).collect();
-        if !added.is_empty() || !removed.is_empty() || old.threshold != *new_threshold {
-            changes.push(RoleChange {
-                role,
-                added,
-                removed,
-                old_threshold: old.threshold,
-                new_threshold: *new_threshold,
-            });
-        }
-    }
+    let changes = super::diff::role_changes(&current, &role_table, label);
 
     super::record::record(
         record,

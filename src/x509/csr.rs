@@ -13,6 +13,9 @@ use crate::keys::PublicKey;
 pub struct CertificateRequest {
     /// The requested subject.
     pub subject: rcgen::DistinguishedName,
+    /// The requested subject as text (`CN=…, O=…`), for people to read (its attributes hold
+    /// no control characters: such a request is refused).
+    pub subject_text: String,
     /// The key to certify (ECDSA P-256 or P-384).
     pub public_key: PublicKey,
     /// Human-readable list of requested extensions that the profile overrides.
@@ -57,6 +60,7 @@ impl CertificateRequest {
             .collect();
         Ok(CertificateRequest {
             subject: super::name::from_x509_name(&info.subject)?,
+            subject_text: info.subject.to_string(),
             public_key,
             ignored_extensions,
         })

@@ -298,6 +298,47 @@ fn root_init_and_intermediates_rehearsal_outputs_verify() {
             String::from_utf8_lossy(&verified.stderr)
         );
     }
+    // Before signing, the preview showed each request's subject and the fingerprint of its
+    // key, as openssl computes it from the CSR, for the witnesses to compare with the
+    // requester's form.
+    let transcript = std::fs::read_to_string(r.path("intermediates/transcript.md")).unwrap();
+    for name in ["fulcio", "tsa"] {
+        let der = openssl(&[
+            "req",
+            "-in",
+            request.join(format!("{name}.csr")).to_str().unwrap(),
+            "-pubkey",
+            "-noout",
+        ]);
+        let pem = r.path(&format!("{name}.pub.pem"));
+        std::fs::write(&pem, &der.stdout).unwrap();
+        let spki = openssl(&[
+            "pkey",
+            "-pubin",
+            "-in",
+            pem.to_str().unwrap(),
+            "-outform",
+            "DER",
+        ]);
+        let hex: String = sha2::Digest::finalize(sha2::Digest::chain_update(
+            <sha2::Sha256 as sha2::Digest>::new(),
+            &spki.stdout,
+        ))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+        let step = transcript
+            .split("\n### ")
+            .find(|s| s.contains(&format!("certifies O=Example, CN={name}, key ecdsa-p256")))
+            .unwrap_or_else(|| panic!("{name}: {transcript}"));
+        assert!(
+            step.contains(&format!(
+                "request key: SHA256 {}",
+                rootcellar::readout::groups(&hex)
+            )),
+            "{step}"
+        );
+    }
 
     // A finished ceremony is not run twice.
     let again = r.run("ceremony/root-init.toml", None, "root-init-again", None);
@@ -873,6 +914,51 @@ fn rotation_and_trust_root_ceremonies_verify_with_both_clients() {
     assert!(
         transcript.contains("Dana") && transcript.contains("tuf-root-4 signed root v2"),
         "{transcript}"
+    );
+    // Before each custodian signed, the preview showed what root v2 changes: custodian 4's
+    // key added and custodian 3's removed, each with the fingerprint of its public key (as
+    // openssl computes it from the PEM the ceremony delivered), and the payload's digest.
+    let read_aloud = |pem: &Path| {
+        let der = openssl(&[
+            "pkey",
+            "-pubin",
+            "-in",
+            pem.to_str().unwrap(),
+            "-outform",
+            "DER",
+        ]);
+        assert!(der.status.success());
+        let hex: String = sha2::Digest::finalize(sha2::Digest::chain_update(
+            <sha2::Sha256 as sha2::Digest>::new(),
+            &der.stdout,
+        ))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+        format!("SHA256 {}", rootcellar::readout::groups(&hex))
+    };
+    let added = read_aloud(&r.path("rotated/tuf-root-4.pub.pem"));
+    let removed = read_aloud(&r.path("root-init/tuf-root-3.pub.pem"));
+    for custodian in ["sign-custodian-1", "sign-custodian-2", "sign-custodian-4"] {
+        let step = transcript
+            .split("\n### ")
+            .find(|s| s.contains(&format!("(`{custodian}`)")))
+            .unwrap_or_else(|| panic!("{custodian}: {transcript}"));
+        assert!(step.contains("signs root v2 (a rotation of v1)"), "{step}");
+        assert!(step.contains("root: threshold 2 (unchanged)"), "{step}");
+        assert!(
+            step.contains(&format!("+ root-custodian-4 (")) && step.contains(&added),
+            "{step}"
+        );
+        assert!(step.contains(&format!(": {removed}")), "{step}");
+        assert!(step.contains("root v2 payload: SHA-256 "), "{step}");
+    }
+    // And the custodian signing targets v2 saw what trusted_root.json changes.
+    let published = std::fs::read_to_string(r.path("published/transcript.md")).unwrap();
+    assert!(
+        published.contains("trusted_root.json: certificate authority added: ")
+            && published.contains("https://fulcio.example"),
+        "{published}"
     );
 }
 

@@ -29,6 +29,31 @@ impl Perform for GenerateKeys {
         self.keys.iter().map(String::as_str).collect()
     }
 
+    fn makes_keys(&self) -> Vec<&str> {
+        self.keys()
+    }
+
+    fn preview(&self, context: &Context<'_>) -> Vec<String> {
+        self.keys
+            .iter()
+            .map(|name| {
+                let spec = &context.script.keys[name];
+                let at = KeyLocation::parse(&spec.uri)
+                    .map(|l| l.without_query())
+                    .unwrap_or_else(|_| spec.uri.clone());
+                format!(
+                    "generates key {name} ({}{}) at {at}",
+                    spec.algorithm.as_deref().unwrap_or("?"),
+                    if spec.backup {
+                        "; exportable only wrapped under a trusted key, for its backup"
+                    } else {
+                        "; never leaves the token"
+                    }
+                )
+            })
+            .collect()
+    }
+
     fn writes(&self) -> Vec<String> {
         // Each generated key's public half, so the transcript and outputs can carry it.
         self.keys.iter().map(|k| format!("{k}.pub.pem")).collect()
@@ -57,6 +82,14 @@ impl Perform for GenerateKeys {
                 "key {name}: {} SHA256:{}",
                 info.public_key.algorithm().name(),
                 info.public_key.fingerprint()
+            ));
+            // For the witnesses to read back, and the TUF key id an auditor finds in roots.
+            let tuf_id = crate::tuf::TufKey::from_public(&info.public_key)
+                .map(|k| format!(", TUF key id {}", k.key_id))
+                .unwrap_or_default();
+            details.push(format!(
+                "key {name} read aloud: {}{tuf_id}",
+                info.public_key.fingerprint_read_aloud()
             ));
             let pem_name = format!("{name}.pub.pem");
             crate::files::write_new(

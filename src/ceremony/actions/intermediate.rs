@@ -10,7 +10,7 @@ use super::Perform;
 use crate::ceremony::context::{step_error, Context};
 use crate::ceremony::script::{InputKind, Script, Step};
 use crate::ceremony::CeremonyError;
-use crate::x509::{IntermediateOrder, Serial};
+use crate::x509::{CertificateRequest, IntermediateOrder, Serial};
 
 /// Issue an intermediate from a CSR under a profile.
 #[derive(Clone, Debug, Deserialize)]
@@ -64,13 +64,37 @@ impl Perform for Intermediate {
         problems
     }
 
+    /// What is certified, before anything is signed: the request's subject and key, for the
+    /// witnesses to compare with what the requester gave them out of band.
     fn preview(&self, context: &Context<'_>) -> Vec<String> {
-        vec![format!(
+        let mut lines = vec![format!(
             "profile {}, valid {} days from {}",
             self.profile,
             self.days.map(|d| d.to_string()).unwrap_or("default".into()),
             context.time
-        )]
+        )];
+        let request = std::fs::read(context.path(&self.csr))
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| CertificateRequest::parse(&bytes).map_err(|e| e.to_string()));
+        match request {
+            Ok(request) => {
+                lines.push(format!(
+                    "certifies {}, key {}",
+                    request.subject_text,
+                    request.public_key.algorithm().name()
+                ));
+                lines.push(format!(
+                    "   request key: {}",
+                    request.public_key.fingerprint_read_aloud()
+                ));
+                for ignored in &request.ignored_extensions {
+                    lines.push(format!("   ignored from the request: {ignored}"));
+                }
+            }
+            // Refused again, by name, when the step runs; nothing is signed.
+            Err(e) => lines.push(format!("the request {} is refused: {e}", self.csr)),
+        }
+        lines
     }
 
     fn perform(

@@ -56,6 +56,12 @@ pub(super) trait Perform {
         vec![]
     }
 
+    /// The script keys (among [`keys`](Self::keys)) the step makes: not there yet, so the
+    /// preview shows no fingerprint for them.
+    fn makes_keys(&self) -> Vec<&str> {
+        vec![]
+    }
+
     /// Lines the operator is shown before the step runs, beside what it reads, the keys it
     /// uses and what it writes.
     fn preview(&self, _context: &Context<'_>) -> Vec<String> {

@@ -38,6 +38,10 @@ impl Perform for RestoreKeys {
         vec![&self.into]
     }
 
+    fn makes_keys(&self) -> Vec<&str> {
+        vec![&self.into]
+    }
+
     fn reads(&self) -> Vec<String> {
         vec![self.backup.clone()]
     }

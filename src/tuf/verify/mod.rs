@@ -441,6 +441,11 @@ impl VerifyingKey {
         Some(VerifyingKey { public, parsed })
     }
 
+    /// The public key.
+    pub fn public(&self) -> &PublicKey {
+        &self.public
+    }
+
     /// Whether `der` is a valid ECDSA P-256 / SHA-256 signature of `message` by this key.
     pub fn verify(&self, message: &[u8], der: &[u8]) -> bool {
         self.parsed.verify_sig(message, der).is_ok()
