@@ -947,7 +947,7 @@ fn rotation_and_trust_root_ceremonies_verify_with_both_clients() {
         assert!(step.contains("signs root v2 (a rotation of v1)"), "{step}");
         assert!(step.contains("root: threshold 2 (unchanged)"), "{step}");
         assert!(
-            step.contains(&format!("+ root-custodian-4 (")) && step.contains(&added),
+            step.contains("+ root-custodian-4 (") && step.contains(&added),
             "{step}"
         );
         assert!(step.contains(&format!(": {removed}")), "{step}");
