@@ -4,7 +4,8 @@
 #               with the clock 40 and 400 days ahead (faketime), TEST_CRASH_ROUNDS kill-anywhere
 #               rounds, then the appliance image's (build it, boot it under QEMU, rehearse from
 #               its console, rebuild and compare)
-#   make bench  signing throughput of the key backend against raw PKCS#11
+#   make bench  signing throughput of the key backend against raw PKCS#11, TUF verification
+#               against python-tuf, and `make demo` on the built tree
 OUT ?= demo-out
 
 .PHONY: deps build demo test bench lint
@@ -35,6 +36,7 @@ bench: deps
 	@# dev-dependency, which benches build) refuses to compile without them.
 	cargo bench --locked --bench sign_throughput
 	cargo bench --locked --bench tuf_verify
+	./scripts/demo-bench.sh
 
 lint:
 	cargo fmt --all -- --check

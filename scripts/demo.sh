@@ -53,7 +53,7 @@ uri() { # token object
 }
 generate() { # token object algorithm -> prints the key's full URI
   "$rootcellar" key generate "$(uri "$1" "$2")" --algorithm "$3" --json |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["uri"])'
+    jq -er .uri
 }
 
 step "keys generated inside the tokens (sensitive, never extractable, sign only)"
@@ -154,7 +154,7 @@ echo "python-tuf: refreshed to the rotated root and downloaded trusted_root.json
 step "response bundle: the demo's outputs, signed by the appliance's bundle key"
 bundle_key=$(generate appliance bundle-key p256)
 "$rootcellar" key show "$bundle_key" --json |
-  python3 -c 'import json,sys; sys.stdout.write(json.load(sys.stdin)["public_key_pem"])' > "$out/bundle-key.pub"
+  jq -jer .public_key_pem > "$out/bundle-key.pub"
 "$rootcellar" journal append --state "$out/state" --ceremony demo --time "$now" --actor demo \
   --action demo.rehearsal --output "$out/pki/root.pem" --output "$out/trusted_root.json" >/dev/null
 "$rootcellar" journal show --state "$out/state" > "$out/transcript.txt"

@@ -47,10 +47,14 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def serve(directory):
-    """Starts a server for `directory` on 127.0.0.1 and returns it."""
+    """Starts a server for `directory` on 127.0.0.1 and returns it.
+
+    `shutdown()` waits for the serving loop to notice, which it checks every poll interval
+    (0.5 s by default: half of `make demo`'s python-tuf check was that wait)."""
     handler = functools.partial(QuietHandler, directory=directory)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    loop = functools.partial(server.serve_forever, poll_interval=0.01)
+    threading.Thread(target=loop, daemon=True).start()
     return server
 
 
@@ -158,6 +162,7 @@ def main():
             )
     finally:
         server.shutdown()
+        server.server_close()
 
 
 if __name__ == "__main__":
