@@ -225,6 +225,7 @@ impl<R: BufRead, W: Write> Console<'_, R, W> {
 
     /// A prompt and the line typed; `None` when the input has ended.
     fn ask(&mut self, prompt: &str) -> Result<Option<String>, ConsoleError> {
+        super::typeahead::discard();
         write!(self.output, "{prompt}").map_err(ConsoleError::Terminal)?;
         self.output.flush().map_err(ConsoleError::Terminal)?;
         let mut line = String::new();
@@ -360,10 +361,17 @@ impl<R: BufRead, W: Write> Console<'_, R, W> {
             "{}: type r for a rehearsal (throwaway tokens), real for the real ceremony, Enter to go back: ",
             entry.name
         );
-        let rehearsal = match self.ask(&prompt)?.as_deref() {
-            Some("r") => true,
-            Some("real") => false,
-            _ => return Ok(()),
+        // Anything else is asked again: a typo must neither start the wrong mode nor drop the
+        // operator back at the menu unsaid.
+        let rehearsal = loop {
+            match self.ask(&prompt)?.as_deref() {
+                Some("r") | Some("rehearsal") => break true,
+                Some("real") => break false,
+                Some("") | None => return Ok(()),
+                Some(other) => self.say(&format!(
+                    "{other:?} is not an answer here: r (or rehearsal), real, or Enter."
+                ))?,
+            }
         };
         // Every problem of the script, before the state or the stick is touched.
         super::check(&entry.path)?;
@@ -436,6 +444,22 @@ impl<R: BufRead, W: Write> Console<'_, R, W> {
         rehearsal: bool,
     ) -> Result<(), ConsoleError> {
         let session = new_run_dir(&state.join("console"), &entry.name, rehearsal)?;
+        let ran = self.run_in(entry, state, rehearsal, &session);
+        // A run that failed before it had outputs leaves nothing behind here (what it did is
+        // in the ceremony's own state, which a later run resumes from).
+        if ran.is_err() && !session.join("out").exists() {
+            let _ = std::fs::remove_dir_all(&session);
+        }
+        ran
+    }
+
+    fn run_in(
+        &mut self,
+        entry: &Entry,
+        state: &Path,
+        rehearsal: bool,
+        session: &Path,
+    ) -> Result<(), ConsoleError> {
         let inputs = if !entry.inputs.is_empty() {
             let inputs = session.join("inputs");
             self.mount()?;

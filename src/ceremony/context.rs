@@ -95,7 +95,6 @@ impl Context<'_> {
         if self.unlocked.contains(&token) {
             return Ok(());
         }
-        let spec = &self.script.keys[name];
         let split = self.pin_sets.get(&token).cloned();
         // A split recorded as pending may not have reached the token (a crash between the two):
         // its old secret is then still the one that works.
@@ -126,34 +125,7 @@ impl Context<'_> {
         }
         let pin = match pin {
             Some(pin) => pin,
-            None => {
-                let split = split.filter(|s| !s.pending);
-                let pin = match (&split, self.pin_files.get(&token)) {
-                    (Some(set), _) => gather_pin(
-                        self.prompter,
-                        &token,
-                        set,
-                        &self.script.roles.custodians,
-                        self.rehearsal_shares.as_deref(),
-                    )?,
-                    (None, Some(file)) => PinSource::File(file.clone()).read(&token)?,
-                    (None, None) => {
-                        let holder = match (spec.pin, &spec.holder) {
-                            // Before its first split, a quorum token still has the secret it
-                            // was set up with.
-                            (PinMode::Shares, _) => {
-                                format!("operator (the initial {})", location.secret_name())
-                            }
-                            (PinMode::Prompt, Some(holder)) => holder.clone(),
-                            (PinMode::Prompt, None) => "operator".to_string(),
-                        };
-                        Pin::new(self.prompter.pin(&token, location.secret_name(), &holder)?)
-                    }
-                };
-                let pin = Arc::new(pin);
-                location.log_in(&self.hsm, &pin)?;
-                pin
-            }
+            None => self.log_in_asking(name, &location, split.filter(|s| !s.pending))?,
         };
         self.pins.insert(token.clone(), pin);
         if let Some(device) = location.yubihsm(&self.hsm)? {
@@ -165,6 +137,64 @@ impl Context<'_> {
         }
         self.unlocked.insert(token);
         Ok(())
+    }
+
+    /// Logs in to the device of key `name` with the secret its holder types, or the quorum of
+    /// custodians rebuilds from their shares (`split`), or a rehearsal token's PIN file. A
+    /// secret a person gave that the device refuses is journaled, and the person may give it
+    /// again (never automatically: the device's own lockout count is the limit).
+    fn log_in_asking(
+        &mut self,
+        name: &str,
+        location: &KeyLocation,
+        split: Option<super::quorum::PinSet>,
+    ) -> Result<Arc<Pin>, CeremonyError> {
+        let token = location.device();
+        let spec = &self.script.keys[name];
+        loop {
+            let from_file = self.pin_files.get(&token).cloned();
+            let pin = Arc::new(match (&split, &from_file) {
+                (Some(set), _) => gather_pin(
+                    self.prompter,
+                    &token,
+                    set,
+                    &self.script.roles.custodians,
+                    self.rehearsal_shares.as_deref(),
+                )?,
+                (None, Some(file)) => PinSource::File(file.clone()).read(&token)?,
+                (None, None) => {
+                    let holder = match (spec.pin, &spec.holder) {
+                        // Before its first split, a quorum token still has the secret it
+                        // was set up with.
+                        (PinMode::Shares, _) => {
+                            format!("operator (the initial {})", location.secret_name())
+                        }
+                        (PinMode::Prompt, Some(holder)) => holder.clone(),
+                        (PinMode::Prompt, None) => "operator".to_string(),
+                    };
+                    Pin::new(self.prompter.pin(&token, location.secret_name(), &holder)?)
+                }
+            });
+            match location.log_in(&self.hsm, &pin) {
+                Ok(()) => return Ok(pin),
+                // A rehearsal token's recorded PIN is not a person's to type again.
+                Err(e) if e.is_wrong_secret() && from_file.is_none() => {
+                    self.journal(
+                        "key.login-refused",
+                        format!(
+                            "{token}: the {} given for key {name} was refused by the device",
+                            location.secret_name()
+                        ),
+                        vec![],
+                        vec![],
+                    )?;
+                    if !self.prompter.retry_secret(&token, location.secret_name())? {
+                        return Err(e.into());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// The security officer's PIN of PKCS#11 token `token`, for a backup: asked of its holder

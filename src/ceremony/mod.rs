@@ -21,6 +21,7 @@ mod runner;
 mod script;
 mod transcript;
 mod tree;
+mod typeahead;
 
 use std::path::PathBuf;
 

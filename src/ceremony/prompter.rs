@@ -50,6 +50,14 @@ pub trait Prompter {
         self.pin(token, "SO PIN", "security officer")
     }
 
+    /// After the device refused the `secret` of `token` (a wrong PIN): whether its holder
+    /// wants to type it again. Never automatic: each attempt is a person's, and the device's
+    /// own count of failed attempts is the only limit. An unattended run does not retry.
+    fn retry_secret(&mut self, token: &str, secret: &str) -> Result<bool, CeremonyError> {
+        let _ = (token, secret);
+        Ok(false)
+    }
+
     /// Asks custodian `custodian` for their share.
     fn share(&mut self, custodian: &str) -> Result<Zeroizing<String>, CeremonyError>;
 
@@ -85,6 +93,7 @@ impl<R: BufRead, W: Write> Interactive<R, W> {
     }
 
     fn line(&mut self, prompt: &str) -> Result<String, CeremonyError> {
+        super::typeahead::discard();
         write!(self.output, "{prompt}").map_err(console_error)?;
         self.output.flush().map_err(console_error)?;
         let mut line = String::new();
@@ -95,6 +104,7 @@ impl<R: BufRead, W: Write> Interactive<R, W> {
     }
 
     fn secret(&mut self, prompt: &str) -> Result<Zeroizing<String>, CeremonyError> {
+        super::typeahead::discard();
         self.output.flush().map_err(console_error)?;
         if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
             return rpassword::prompt_password(prompt)
@@ -190,6 +200,25 @@ impl<R: BufRead, W: Write> Prompter for Interactive<R, W> {
         holder: &str,
     ) -> Result<Zeroizing<String>, CeremonyError> {
         self.secret(&format!("{holder}: {secret} of {token:?} (not echoed): "))
+    }
+
+    fn retry_secret(&mut self, token: &str, secret: &str) -> Result<bool, CeremonyError> {
+        self.say(&format!(
+            "{token:?} refused that {secret}. The token counts failed attempts and may lock \
+             itself after a few; each one is journaled."
+        ));
+        loop {
+            match self
+                .line(&format!(
+                    "Type retry to enter the {secret} again, or abort to stop here: "
+                ))?
+                .as_str()
+            {
+                "retry" => return Ok(true),
+                "abort" => return Ok(false),
+                _ => self.say("Please type retry or abort."),
+            }
+        }
     }
 
     fn share(&mut self, custodian: &str) -> Result<Zeroizing<String>, CeremonyError> {

@@ -159,12 +159,22 @@ impl Session {
     /// Answers the ceremony's questions as the operator would, until the menu is back; returns
     /// everything printed meanwhile.
     fn converse(&mut self) -> String {
+        self.converse_with(|_| None)
+    }
+
+    /// [`converse`](Self::converse), with `special` answering first whatever prompt it
+    /// recognises (a wrong PIN, a typo).
+    fn converse_with(&mut self, mut special: impl FnMut(&str) -> Option<String>) -> String {
         let start = self.answered;
         loop {
             let pending = self.prompt();
             let last = pending.lines().last().unwrap_or("").to_string();
             if last.ends_with("choice: ") {
                 return self.text()[start..].to_string();
+            }
+            if let Some(answer) = special(&last) {
+                self.send(&answer);
+                continue;
             }
             if last.contains("type the correct UTC time") {
                 // Read off the clock when asked, as the operator reads the witnesses' watches.
@@ -724,4 +734,67 @@ fn a_rehearsal_then_the_real_root_init_at_the_same_state_completes() {
         "{}",
         String::from_utf8_lossy(&listed.stdout)
     );
+}
+
+#[test]
+fn a_typo_and_a_wrong_pin_are_forgiven_and_a_failed_attempt_leaves_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    let hsm = SoftHsm::new("root-ca");
+    for token in ["custodian-1", "custodian-2", "custodian-3", "appliance"] {
+        hsm.add_token(token);
+    }
+    let mut session = Session::start_with(
+        d,
+        &repo_file("ceremony"),
+        &[
+            ("SOFTHSM2_CONF", hsm.conf.as_path()),
+            ("ROOTCELLAR_PKCS11_MODULE", hsm.module.as_path()),
+        ],
+    );
+    // A typo at the mode prompt is asked again, not taken for "back".
+    session.choose_as("root-init", "rehersal");
+    let again = session.prompt();
+    assert!(
+        again.contains("\"rehersal\" is not an answer here") && again.contains("type r for"),
+        "{again}"
+    );
+    session.send("real");
+    // The first PIN is mistyped and the operator gives up: back at the menu, nothing left in
+    // the console's run directories.
+    let aborted = session.converse_with(|prompt| {
+        if prompt.contains(": PIN of \"") {
+            Some("not-the-pin".into())
+        } else if prompt.starts_with("Type retry") {
+            Some("abort".into())
+        } else {
+            None
+        }
+    });
+    assert!(aborted.contains("refused that PIN"), "{aborted}");
+    let runs: Vec<_> = std::fs::read_dir(d.join("state/console"))
+        .map(|r| r.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(runs.is_empty(), "{runs:?}");
+    // Chosen again: a wrong PIN, then "retry", then the right one; the ceremony completes.
+    session.choose_as("root-init", "real");
+    let mut wrong = 1;
+    let done = session.converse_with(|prompt| {
+        if prompt.contains(": PIN of \"") && wrong > 0 {
+            wrong -= 1;
+            Some("still-not-the-pin".into())
+        } else if prompt.starts_with("Type retry") {
+            Some("retry".into())
+        } else {
+            None
+        }
+    });
+    assert!(done.contains("ceremony complete"), "{done}");
+    session.finish();
+    // Each refused PIN is in the journal: two refusals, then the steps.
+    let journal = ok(rootcellar()
+        .args(["journal", "show", "--state"])
+        .arg(d.join("state")));
+    let journal = String::from_utf8_lossy(&journal.stdout);
+    assert_eq!(journal.matches("key.login-refused").count(), 2, "{journal}");
 }
