@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what rootcellar's demo and tests need and the machine lacks: SoftHSM2 (the PKCS#11
-# token), OpenSC's pkcs11-tool and openssl (independent checkers), p11-kit's PKCS#11 header, jq,
-# python-tuf (the TUF reference client) and PyKCS11 (drives a token from outside rootcellar).
+# token), OpenSC's pkcs11-tool, openssl and age (independent checkers), p11-kit's PKCS#11 header,
+# jq, python-tuf (the TUF reference client) and PyKCS11 (drives a token from outside rootcellar).
 # Idempotent: a machine that has everything is left alone.
 set -euo pipefail
 
@@ -12,6 +12,8 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v faketime >/dev/null 2>&1 || need_apt+=(faketime)
 # The demo reads rootcellar's --json output with it.
 command -v jq >/dev/null 2>&1 || need_apt+=(jq)
+# The age CLI: custodians' sealed shares are checked to open with it, as they will at home.
+command -v age >/dev/null 2>&1 || need_apt+=(age)
 # PKCS#11 headers: the fault tests build a module in front of SoftHSM2 with them.
 [ -f /usr/include/p11-kit-1/p11-kit/pkcs11.h ] || need_apt+=(libp11-kit-dev)
 

@@ -211,32 +211,16 @@ impl Context<'_> {
         self.work.join(name)
     }
 
-    /// Hands each custodian their share: shown once at the console, or in rehearsal kept under
-    /// `STATE/rehearsal/shares/GROUP/SET/`.
+    /// Hands each custodian their share, sealed to their age recipient or written down at the
+    /// console (`handout`); returns who received which share, for the step's details.
     pub(super) fn deliver_shares(
         &mut self,
         group: &str,
         set_id: &str,
         custodians: &[String],
         shares: &[crate::keys::Share],
-    ) -> Result<(), CeremonyError> {
-        for (custodian, share) in custodians.iter().zip(shares) {
-            match &self.rehearsal_shares {
-                Some(dir) => {
-                    let dir = dir.join(group).join(set_id);
-                    std::fs::create_dir_all(&dir).map_err(|e| CeremonyError::State {
-                        path: dir.clone(),
-                        reason: e.to_string(),
-                    })?;
-                    crate::files::write_new(
-                        &dir.join(format!("{custodian}.share")),
-                        share.to_text().as_bytes(),
-                    )?;
-                }
-                None => self.prompter.show_share(custodian, &share.to_text())?,
-            }
-        }
-        Ok(())
+    ) -> Result<Vec<String>, CeremonyError> {
+        super::handout::hand_out(self, group, set_id, custodians, shares)
     }
 }
 

@@ -184,6 +184,12 @@ fn stage_and_move(
         copy_tree(&work.join(name), &staging.join(name))
             .map_err(|e| undelivered(format!("writing {name}: {e}")))?;
     }
+    // Shares sealed to their custodians travel with the outputs (`handout`).
+    let sealed = work.join(super::handout::SEALED_DIR);
+    if sealed.is_dir() {
+        copy_tree(&sealed, &staging.join(super::handout::SEALED_DIR))
+            .map_err(|e| undelivered(format!("writing the sealed shares: {e}")))?;
+    }
     record_device_audits(context, transcript, staging)?;
     transcript.finish(outputs);
     transcript.journal_head(context.journal.head()?.to_string());

@@ -11,6 +11,7 @@ mod confirm_time;
 mod console;
 mod context;
 mod delivery;
+mod handout;
 mod presence;
 mod progress;
 mod prompter;
@@ -57,6 +58,15 @@ pub enum CeremonyError {
         /// The file.
         path: PathBuf,
         /// What is wrong.
+        reason: String,
+    },
+    /// A custodian's new share could not be handed to them (sealing it to their recipient
+    /// failed); the token's secret is unchanged.
+    #[error("cannot hand {custodian} their share: {reason}")]
+    Handout {
+        /// The custodian role.
+        custodian: String,
+        /// Why.
         reason: String,
     },
     /// The operator did not confirm, or a required answer is missing.

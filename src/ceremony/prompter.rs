@@ -3,7 +3,7 @@
 //! The console is line-oriented (a serial line works as well as a screen). Secrets (PINs,
 //! shares) are read with echo off and held in zeroized memory. An answers file supplies the same
 //! answers for rehearsals and tests; its PINs and shares come from files it names, never from
-//! the answers file itself.
+//! the answers file itself (custodians' age recipients, which are public, are given in it).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use super::handout::{check_typed_back, parse_recipient, written_form};
 use super::CeremonyError;
+use crate::keys::Share;
 
 /// What a ceremony asks of the people in the room.
 pub trait Prompter {
@@ -58,11 +60,28 @@ pub trait Prompter {
         Ok(false)
     }
 
-    /// Asks custodian `custodian` for their share.
-    fn share(&mut self, custodian: &str) -> Result<Zeroizing<String>, CeremonyError>;
+    /// Asks custodian `custodian` for their share: typed as written down (in groups), or as
+    /// `age -d` printed their sealed share. A console says which group is wrong and asks again.
+    fn share(&mut self, custodian: &str) -> Result<Share, CeremonyError>;
 
-    /// Hands custodian `custodian` their new share, once; it is never recorded.
-    fn show_share(&mut self, custodian: &str, share: &str) -> Result<(), CeremonyError>;
+    /// Asks custodian `custodian` for the age recipient (`age1…`) their new share is to be
+    /// sealed to; `None` when they write it down instead.
+    fn recipient(
+        &mut self,
+        custodian: &str,
+    ) -> Result<Option<age::x25519::Recipient>, CeremonyError>;
+
+    /// Hands custodian `custodian` their new share of `group` to write down: shown in groups,
+    /// then typed back until it matches. It is never recorded. In a rehearsal (`rehearsal`),
+    /// which keeps the share in a file anyway, an unattended run may skip it; returns whether
+    /// it was handed over.
+    fn show_share(
+        &mut self,
+        custodian: &str,
+        group: &str,
+        share: &Share,
+        rehearsal: bool,
+    ) -> Result<bool, CeremonyError>;
 }
 
 fn console_error(e: std::io::Error) -> CeremonyError {
@@ -221,19 +240,90 @@ impl<R: BufRead, W: Write> Prompter for Interactive<R, W> {
         }
     }
 
-    fn share(&mut self, custodian: &str) -> Result<Zeroizing<String>, CeremonyError> {
-        self.secret(&format!("{custodian}: your share (not echoed): "))
+    fn share(&mut self, custodian: &str) -> Result<Share, CeremonyError> {
+        loop {
+            let typed = self.secret(&format!(
+                "{custodian}: your share, every group on one line, as written down or as \
+                 `age -d` showed it (not echoed; 'abort' to stop): "
+            ))?;
+            if typed.as_str() == "abort" {
+                return Err(CeremonyError::NotConfirmed(format!(
+                    "stopped while {custodian}'s share was asked for; run the ceremony again \
+                     to resume"
+                )));
+            }
+            match Share::parse_typed(&typed) {
+                Ok(share) => return Ok(share),
+                Err(e) => self.say(&format!(
+                    "That share does not read: {e}. Check it against your paper and type it again."
+                )),
+            }
+        }
     }
 
-    fn show_share(&mut self, custodian: &str, share: &str) -> Result<(), CeremonyError> {
-        self.line(&format!(
-            "Only {custodian} may look at the screen now. Press Enter to show the share: "
-        ))?;
-        writeln!(self.output, "\n  {share}\n").map_err(console_error)?;
-        self.line("Write it down and check it, then press Enter to clear the screen: ")?;
-        // Clear the screen, and scroll a serial console's lines out of sight.
-        write!(self.output, "\x1b[2J\x1b[H{}", "\n".repeat(60)).map_err(console_error)?;
-        self.output.flush().map_err(console_error)
+    fn recipient(
+        &mut self,
+        custodian: &str,
+    ) -> Result<Option<age::x25519::Recipient>, CeremonyError> {
+        loop {
+            let typed = self.line(&format!(
+                "{custodian}: age recipient to seal your new share to (age1…), or Enter to \
+                 write the share down instead: "
+            ))?;
+            if typed.is_empty() {
+                return Ok(None);
+            }
+            match parse_recipient(&typed) {
+                Ok(recipient) => return Ok(Some(recipient)),
+                Err(e) => self.say(&format!("{e}; type it again.")),
+            }
+        }
+    }
+
+    fn show_share(
+        &mut self,
+        custodian: &str,
+        _group: &str,
+        share: &Share,
+        rehearsal: bool,
+    ) -> Result<bool, CeremonyError> {
+        if rehearsal {
+            self.say("(Rehearsal: the share is kept in the rehearsal's files too; writing it down is practice.)");
+        }
+        loop {
+            self.line(&format!(
+                "Only {custodian} may look at the screen now. Press Enter to show the share: "
+            ))?;
+            writeln!(
+                self.output,
+                "\n  {custodian}: share {} of split {} ({} needed), fingerprint {}\n\n{}\n",
+                share.index(),
+                share.set_id(),
+                share.threshold(),
+                share.fingerprint(),
+                share.to_grouped().as_str()
+            )
+            .map_err(console_error)?;
+            self.line(
+                "Write it down, each group with its last character (a check character), \
+                 then press Enter to clear the screen: ",
+            )?;
+            // Clear the screen, and scroll a serial console's lines out of sight.
+            write!(self.output, "\x1b[2J\x1b[H{}", "\n".repeat(60)).map_err(console_error)?;
+            let typed = self.secret(&format!(
+                "{custodian}: type your share back from your paper, every group on one line \
+                 (not echoed): "
+            ))?;
+            match check_typed_back(share, &typed) {
+                Ok(()) => {
+                    self.say(&format!("{custodian}'s share was typed back correctly."));
+                    return Ok(true);
+                }
+                Err(why) => self.say(&format!(
+                    "{why} Check the paper against the screen: the share is shown again."
+                )),
+            }
+        }
     }
 }
 
@@ -260,9 +350,17 @@ pub struct Answers {
     /// Share files by custodian role.
     #[serde(default)]
     pub shares: BTreeMap<String, PathBuf>,
-    /// Where new shares are handed out (one file per custodian), in unattended production runs.
+    /// Where new shares are handed out (one file per custodian, as written down), in unattended
+    /// production runs (a rehearsal keeps them in its own files).
     #[serde(default)]
     pub share_dir: Option<PathBuf>,
+    /// Age recipients (`age1…`) by custodian role: that custodian's new share is sealed to it.
+    #[serde(default)]
+    pub recipients: BTreeMap<String, String>,
+    /// Files typed back wrongly, by custodian role, before the share written to `share_dir`
+    /// is typed back (each mismatch is said, and the share asked again).
+    #[serde(default)]
+    pub mistyped: BTreeMap<String, Vec<PathBuf>>,
     #[serde(skip)]
     path: PathBuf,
     #[serde(skip)]
@@ -372,22 +470,62 @@ impl Prompter for Answers {
         self.secret_file(&path, "SO PIN")
     }
 
-    fn share(&mut self, custodian: &str) -> Result<Zeroizing<String>, CeremonyError> {
+    fn share(&mut self, custodian: &str) -> Result<Share, CeremonyError> {
         let path = self
             .shares
             .get(custodian)
             .cloned()
             .ok_or_else(|| self.missing(format!("shares.{custodian} is missing")))?;
-        self.secret_file(&path, "share")
+        let text = self.secret_file(&path, "share")?;
+        Share::parse_typed(&text).map_err(|e| {
+            CeremonyError::NotConfirmed(format!("the share of {custodian} is refused: {e}"))
+        })
     }
 
-    fn show_share(&mut self, custodian: &str, share: &str) -> Result<(), CeremonyError> {
-        let dir = self
-            .share_dir
-            .clone()
-            .ok_or_else(|| self.missing("share_dir is needed to hand out new shares".into()))?;
+    fn recipient(
+        &mut self,
+        custodian: &str,
+    ) -> Result<Option<age::x25519::Recipient>, CeremonyError> {
+        match self.recipients.get(custodian) {
+            None => Ok(None),
+            Some(text) => parse_recipient(text)
+                .map(Some)
+                .map_err(|e| self.missing(format!("recipients.{custodian}: {e}"))),
+        }
+    }
+
+    fn show_share(
+        &mut self,
+        custodian: &str,
+        group: &str,
+        share: &Share,
+        rehearsal: bool,
+    ) -> Result<bool, CeremonyError> {
+        let Some(dir) = self.share_dir.clone() else {
+            if rehearsal {
+                return Ok(false);
+            }
+            return Err(self.missing("share_dir is needed to hand out new shares".into()));
+        };
         std::fs::create_dir_all(&dir).map_err(|e| self.missing(e.to_string()))?;
-        crate::files::write_new(&dir.join(format!("{custodian}.share")), share.as_bytes())
-            .map_err(|e| self.missing(e.to_string()))
+        let paper = dir.join(format!("{custodian}.share"));
+        crate::files::write_new(&paper, written_form(custodian, group, share).as_bytes())
+            .map_err(|e| self.missing(e.to_string()))?;
+        // The re-typing check, as at the console: each wrong attempt is said, then the paper.
+        let attempts = self.mistyped.get(custodian).cloned().unwrap_or_default();
+        for attempt in attempts.iter().chain(std::iter::once(&paper)) {
+            let typed = self.secret_file(attempt, "typed-back share")?;
+            match check_typed_back(share, &typed) {
+                Ok(()) => {
+                    self.say(&format!("{custodian}'s share was typed back correctly."));
+                    return Ok(true);
+                }
+                Err(why) => self.say(&format!("{custodian}: {why} Asked again.")),
+            }
+        }
+        Err(self.missing(format!(
+            "the share written to {} for {custodian} does not type back",
+            paper.display()
+        )))
     }
 }

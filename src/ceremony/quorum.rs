@@ -173,16 +173,24 @@ pub fn gather_shares(
         if shares.len() == usize::from(threshold) {
             break;
         }
-        let text = match rehearsal_set_dir {
-            Some(dir) => match std::fs::read_to_string(dir.join(format!("{custodian}.share"))) {
-                Ok(t) => Zeroizing::new(t),
-                Err(_) => continue,
-            },
-            None => prompter.share(custodian)?,
+        // A rehearsal keeps the shares it showed in files; one sealed to its custodian is
+        // asked of them, as in a real ceremony.
+        let kept = rehearsal_set_dir.map(|dir| {
+            (
+                std::fs::read_to_string(dir.join(format!("{custodian}.share"))).ok(),
+                dir.join(format!("{custodian}.sealed")).exists(),
+            )
+        });
+        let share = match kept {
+            Some((Some(text), _)) => {
+                let text = Zeroizing::new(text);
+                Share::parse_typed(&text).map_err(|e| {
+                    CeremonyError::NotConfirmed(format!("the share of {custodian} is refused: {e}"))
+                })?
+            }
+            Some((None, false)) => continue,
+            Some((None, true)) | None => prompter.share(custodian)?,
         };
-        let share = Share::from_text(text.trim()).map_err(|e| {
-            CeremonyError::NotConfirmed(format!("the share of {custodian} is refused: {e}"))
-        })?;
         if share.set_id() != set_id {
             return Err(CeremonyError::NotConfirmed(format!(
                 "the share of {custodian} belongs to split {}, not to {what}'s current split {set_id}",

@@ -24,6 +24,7 @@ mod pin;
 mod pkcs11;
 mod provider;
 mod public_key;
+mod share_text;
 pub mod shares;
 mod uri;
 pub mod yubihsm;

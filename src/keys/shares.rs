@@ -88,6 +88,19 @@ pub enum ShareError {
     /// The shares do not rebuild the secret they were split from.
     #[error("the shares do not rebuild the secret they were split from: {0}")]
     Inconsistent(String),
+    /// A group of a typed share is wrong (`share_text`): named so that the custodian checks
+    /// that group against the paper.
+    #[error("group {group} (line {line}, group {place} of the line) {reason}")]
+    Mistyped {
+        /// The group's number, from 1.
+        group: usize,
+        /// Its line as written down, from 1.
+        line: usize,
+        /// Its place on the line, from 1.
+        place: usize,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 /// One custodian's share of a secret. The value is wiped when dropped; `Debug` never shows it.

@@ -39,6 +39,16 @@ def main() -> int:
         code = re.search(r"Type ([0-9a-f]{8}) to perform step", pending)
         if "Press Enter to accept it" in pending:
             os.write(fd, b"\n")
+        elif re.search(r"(Enter to write the share down instead|Press Enter to show the share"
+                       r"|press Enter to clear the screen): $", pending):
+            # No age recipient: the custodian writes the share down.
+            os.write(fd, b"\n")
+        elif pending.endswith("(not echoed): ") and "type your share back" in pending:
+            # Typed back from the paper: the numbered lines of groups just shown.
+            text = session.decode(errors="replace")
+            shown = text[text.rfind("Press Enter to show the share"):]
+            groups = re.findall(r"^\s*\d+: ((?:[0-9a-f]{3,5} ?)+?)\s*$", shown, re.M)
+            os.write(fd, (" ".join(groups) + "\n").encode())
         elif asked := re.search(r"Name of ([\w-]+) (\d+) \((required|Enter when done)\): $", pending):
             role, number = asked.group(1), asked.group(2)
             name = names.get((role, number), "")

@@ -208,8 +208,22 @@ impl Session {
                     PIN.to_string()
                 } else if last.contains("Press Enter to show the share")
                     || last.contains("press Enter to clear the screen")
+                    || last.contains("or Enter to write the share down instead")
                 {
+                    // No age recipient: each custodian writes their share down.
                     String::new()
+                } else if last.contains("type your share back from your paper") {
+                    // What the custodian wrote down: the numbered lines of groups just shown.
+                    let text = self.text();
+                    let shown = &text[text.rfind("Press Enter to show the share").unwrap()..];
+                    shown
+                        .lines()
+                        .filter_map(|l| {
+                            let (number, groups) = l.trim().split_once(": ")?;
+                            number.parse::<u32>().ok().map(|_| groups)
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 } else if last.starts_with("Type its first 8 characters") {
                     let fingerprint = pending
                         .split("SHA256:")

@@ -225,7 +225,7 @@ impl Appliance {
             for share in std::fs::read_dir(run.unwrap().path()).unwrap() {
                 let path = share.unwrap().path();
                 let text = std::fs::read_to_string(&path).unwrap();
-                let share = rootcellar::keys::Share::from_text(text.trim()).unwrap();
+                let share = rootcellar::keys::Share::parse_typed(&text).unwrap();
                 if share.set_id() == set_id {
                     let custodian = path.file_stem().unwrap().to_string_lossy().into_owned();
                     found.insert(custodian, path);
@@ -381,7 +381,7 @@ impl Appliance {
                     .get(*c)
                     .unwrap_or_else(|| panic!("{c} holds no share of the current split"));
                 let text = std::fs::read_to_string(path).unwrap();
-                rootcellar::keys::Share::from_text(text.trim()).unwrap()
+                rootcellar::keys::Share::parse_typed(&text).unwrap()
             })
             .collect();
         let pin = rootcellar::keys::combine_shares(&shares).unwrap();

@@ -11,6 +11,7 @@ mod import;
 mod journal;
 mod key_protection;
 mod keys;
+mod sealed_shares;
 mod serials;
 mod time;
 mod trustroot;

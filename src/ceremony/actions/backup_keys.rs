@@ -210,7 +210,7 @@ impl Perform for BackupKeys {
         };
         let set_id = shares[0].set_id();
         crate::files::write_new(&scratch.join(&self.output), contents.as_bytes())?;
-        context.deliver_shares(SHARE_GROUP, &set_id, &custodians, &shares)?;
+        let handed_out = context.deliver_shares(SHARE_GROUP, &set_id, &custodians, &shares)?;
         for (label, pem) in &public_keys {
             let public = crate::keys::PublicKey::from_spki(pem.as_bytes())?;
             details.push(format!("{label} wrapped, SHA256:{}", public.fingerprint()));
@@ -219,6 +219,7 @@ impl Perform for BackupKeys {
             "wrap key split {threshold} of {} (split {set_id})",
             custodians.len()
         ));
+        details.extend(handed_out);
         Ok(details)
     }
 }

@@ -68,7 +68,7 @@ impl Perform for SplitPin {
         let set_id = shares[0].set_id();
         // Shares are handed out before the token's PIN changes: a crash in between leaves
         // the old PIN working and the undelivered split unused.
-        context.deliver_shares(&token_label, &set_id, &custodians, &shares)?;
+        let handed_out = context.deliver_shares(&token_label, &set_id, &custodians, &shares)?;
         let mut set = PinSet {
             set_id: set_id.clone(),
             threshold: threshold as u8,
@@ -79,10 +79,12 @@ impl Perform for SplitPin {
         set.pending = false;
         context.pin_sets.put(&token_label, set)?;
         context.pins.insert(token_label.clone(), Arc::new(new));
-        Ok(vec![format!(
+        let mut details = vec![format!(
             "{token_label}: {} replaced by a random one, split {threshold} of {} (split {set_id})",
             uri.secret_name(),
             custodians.len()
-        )])
+        )];
+        details.extend(handed_out);
+        Ok(details)
     }
 }
