@@ -14,6 +14,8 @@ command -v faketime >/dev/null 2>&1 || need_apt+=(faketime)
 command -v jq >/dev/null 2>&1 || need_apt+=(jq)
 # The age CLI: custodians' sealed shares are checked to open with it, as they will at home.
 command -v age >/dev/null 2>&1 || need_apt+=(age)
+# tmux: a console test drives the console in a real terminal, as a person would.
+command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)
 # PKCS#11 headers: the fault tests build a module in front of SoftHSM2 with them.
 [ -f /usr/include/p11-kit-1/p11-kit/pkcs11.h ] || need_apt+=(libp11-kit-dev)
 

@@ -882,44 +882,78 @@ fn run_command(command: &[String]) -> Result<std::process::ExitStatus, ConsoleEr
 }
 
 /// A directory held while a ceremony runs; a lock left by a dead process is taken over.
-struct Lock(PathBuf);
+/// Held while a ceremony runs, so that two consoles never run one at once: an exclusive lock
+/// (`flock`) on a file, which the kernel drops when the process ends however it ends. A
+/// console killed mid-ceremony, or a power cut, leaves nothing to clear: the appliance has no
+/// shell to clear a stale lock with, and a process id written down can be another process's
+/// after a reboot.
+struct Lock {
+    _file: std::fs::File,
+}
 
 impl Lock {
     fn take(path: &Path) -> Result<Lock, ConsoleError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io_at(parent))?;
         }
-        for _ in 0..2 {
-            match std::fs::create_dir(path) {
-                Ok(()) => {
-                    let pid = path.join("pid");
-                    std::fs::write(&pid, std::process::id().to_string()).map_err(io_at(&pid))?;
-                    return Ok(Lock(path.to_path_buf()));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let owner = std::fs::read_to_string(path.join("pid")).unwrap_or_default();
-                    let owner = owner.trim();
-                    if !owner.is_empty() && Path::new("/proc").join(owner).exists() {
-                        return Err(ConsoleError::Busy(format!("process {owner}")));
-                    }
-                    let _ = std::fs::remove_dir_all(path);
-                }
-                Err(e) => return Err(io_at(path)(e)),
-            }
+        // Earlier versions held a directory here, with the owner's process id in it.
+        if path.is_dir() {
+            std::fs::remove_dir_all(path).map_err(io_at(path))?;
         }
-        Err(ConsoleError::Busy(path.display().to_string()))
-    }
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io_at(path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let owner = std::fs::read_to_string(path).unwrap_or_default();
+                let owner = owner.trim();
+                return Err(ConsoleError::Busy(if owner.is_empty() {
+                    path.display().to_string()
+                } else {
+                    format!("process {owner}")
+                }));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_at(path)(e)),
+        }
+        // Who holds it, for the message another console shows.
+        use std::io::{Seek, Write as _};
+        let written = file
+            .set_len(0)
+            .and_then(|()| file.seek(std::io::SeekFrom::Start(0)))
+            .and_then(|_| write!(file, "{}", std::process::id()));
+        written.map_err(io_at(path))?;
+        Ok(Lock { _file: file })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::new_run_dir;
+
+    #[test]
+    fn the_lock_is_held_once_and_released_with_its_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.lock");
+        let held = super::Lock::take(&path).unwrap();
+        let err = super::Lock::take(&path).err().expect("held already");
+        assert!(
+            err.to_string()
+                .contains(&format!("process {}", std::process::id())),
+            "{err}"
+        );
+        drop(held);
+        super::Lock::take(&path).expect("released when dropped");
+        // A directory left by an earlier version is replaced.
+        let old = dir.path().join("old.lock");
+        std::fs::create_dir(&old).unwrap();
+        std::fs::write(old.join("pid"), "1").unwrap();
+        super::Lock::take(&old).expect("an old lock directory is not a lock");
+    }
 
     #[test]
     fn runs_started_in_the_same_second_get_their_own_directories() {

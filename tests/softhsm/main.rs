@@ -4,6 +4,7 @@ mod bundle;
 mod ceremony;
 mod common;
 mod console;
+mod console_tmux;
 mod crash;
 mod crash_points;
 mod faults;
