@@ -315,6 +315,13 @@ mod tests {
             .expect("SoftHSM2 is installed (scripts/install-deps.sh)")
     }
 
+    /// A SoftHSM2 configuration whose token directory is `dir` (no tokens).
+    fn softhsm_conf(dir: &Path) -> PathBuf {
+        let conf = dir.join("softhsm2.conf");
+        std::fs::write(&conf, format!("directories.tokendir = {}\n", dir.display())).unwrap();
+        conf
+    }
+
     fn at(uri: &str) -> KeyLocation {
         KeyLocation::parse(uri).unwrap()
     }
@@ -322,12 +329,7 @@ mod tests {
     #[test]
     fn a_rehearsal_provider_reaches_nothing_but_its_own_tokens() {
         let dir = tempfile::tempdir().unwrap();
-        let conf = dir.path().join("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!("directories.tokendir = {}\n", dir.path().display()),
-        )
-        .unwrap();
+        let conf = softhsm_conf(dir.path());
         let mut config = HsmConfig::with_module(Some("/opt/vendor/real-hsm.so".into()));
         config
             .register_connector("throwaway", yubihsm::Connector::mockhsm())
@@ -366,12 +368,7 @@ mod tests {
     #[test]
     fn a_module_belongs_to_one_provider_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
-        let conf = dir.path().join("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!("directories.tokendir = {}\n", dir.path().display()),
-        )
-        .unwrap();
+        let conf = softhsm_conf(dir.path());
         let config = HsmConfig::default().rehearsal(Path::new(softhsm()), &conf);
         let uri = at("pkcs11:token=absent;object=k");
         let first = config.open();

@@ -312,30 +312,13 @@ fn root_init_and_intermediates_rehearsal_outputs_verify() {
         ]);
         let pem = r.path(&format!("{name}.pub.pem"));
         std::fs::write(&pem, &der.stdout).unwrap();
-        let spki = openssl(&[
-            "pkey",
-            "-pubin",
-            "-in",
-            pem.to_str().unwrap(),
-            "-outform",
-            "DER",
-        ]);
-        let hex: String = sha2::Digest::finalize(sha2::Digest::chain_update(
-            <sha2::Sha256 as sha2::Digest>::new(),
-            &spki.stdout,
-        ))
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+        let read_aloud = openssl_fingerprint_read_aloud(&pem);
         let step = transcript
             .split("\n### ")
             .find(|s| s.contains(&format!("certifies O=Example, CN={name}, key ecdsa-p256")))
             .unwrap_or_else(|| panic!("{name}: {transcript}"));
         assert!(
-            step.contains(&format!(
-                "request key: SHA256 {}",
-                rootcellar::readout::groups(&hex)
-            )),
+            step.contains(&format!("request key: {read_aloud}")),
             "{step}"
         );
     }
@@ -918,25 +901,7 @@ fn rotation_and_trust_root_ceremonies_verify_with_both_clients() {
     // Before each custodian signed, the preview showed what root v2 changes: custodian 4's
     // key added and custodian 3's removed, each with the fingerprint of its public key (as
     // openssl computes it from the PEM the ceremony delivered), and the payload's digest.
-    let read_aloud = |pem: &Path| {
-        let der = openssl(&[
-            "pkey",
-            "-pubin",
-            "-in",
-            pem.to_str().unwrap(),
-            "-outform",
-            "DER",
-        ]);
-        assert!(der.status.success());
-        let hex: String = sha2::Digest::finalize(sha2::Digest::chain_update(
-            <sha2::Sha256 as sha2::Digest>::new(),
-            &der.stdout,
-        ))
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-        format!("SHA256 {}", rootcellar::readout::groups(&hex))
-    };
+    let read_aloud = |pem: &Path| openssl_fingerprint_read_aloud(pem);
     let added = read_aloud(&r.path("rotated/tuf-root-4.pub.pem"));
     let removed = read_aloud(&r.path("root-init/tuf-root-3.pub.pem"));
     for custodian in ["sign-custodian-1", "sign-custodian-2", "sign-custodian-4"] {

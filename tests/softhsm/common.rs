@@ -205,6 +205,71 @@ pub fn openssl(args: &[&str]) -> Output {
         .expect("openssl runs")
 }
 
+/// The SHA-256 fingerprint of the public key in PEM file `pem` (of its SubjectPublicKeyInfo,
+/// as openssl writes it), as the console shows it to be read aloud: `SHA256 a3f0 91bc …`.
+pub fn openssl_fingerprint_read_aloud(pem: &Path) -> String {
+    let der = openssl(&[
+        "pkey",
+        "-pubin",
+        "-in",
+        pem.to_str().unwrap(),
+        "-outform",
+        "DER",
+    ]);
+    assert!(
+        der.status.success(),
+        "{}",
+        String::from_utf8_lossy(&der.stderr)
+    );
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(&der.stdout);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("SHA256 {}", rootcellar::readout::groups(&hex))
+}
+
+/// The SoftHSM2 tokens of a real root-init: the root CA's, the three custodians' and the
+/// appliance's, each with [`PIN`].
+pub fn root_init_tokens() -> SoftHsm {
+    let hsm = SoftHsm::new("root-ca");
+    for token in ["custodian-1", "custodian-2", "custodian-3", "appliance"] {
+        hsm.add_token(token);
+    }
+    hsm
+}
+
+/// The answer an operator gives to the questions every ceremony asks (the time, names, a
+/// step's confirmation code, a token's PIN), or `None` for another prompt. `time` is the
+/// time read off the witnesses' watches.
+pub fn usual_answer(prompt: &str, time: &str) -> Option<String> {
+    if prompt.contains("type the correct UTC time") || prompt.starts_with("Confirm ") {
+        Some(time.to_string())
+    } else if prompt.starts_with("Name of operator 1") {
+        Some("Olga Operator".into())
+    } else if prompt.starts_with("Name of witness 1") {
+        Some("Wim Witness".into())
+    } else if prompt.starts_with("Name of witness 2") {
+        Some("Wanda Witness".into())
+    } else if let Some(custodian) = prompt
+        .strip_prefix("Name of custodian-")
+        .filter(|rest| rest.contains("(required)"))
+    {
+        // Each custodian role the script names has its own person.
+        Some(format!("Custodian {}", &custodian[..1]))
+    } else if prompt.starts_with("Name of ") {
+        Some(String::new())
+    } else if let Some(code) = prompt
+        .strip_prefix("Type ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .filter(|_| prompt.contains("to perform step"))
+    {
+        Some(code.to_string())
+    } else if prompt.contains(": PIN of \"") {
+        // A real ceremony: each token's holder types its PIN.
+        Some(PIN.to_string())
+    } else {
+        None
+    }
+}
+
 /// `openssl verify -x509_strict` of `cert` against the trust anchor `ca`.
 pub fn openssl_verify(ca: &Path, cert: &Path) -> Output {
     openssl(&[

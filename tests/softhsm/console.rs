@@ -180,59 +180,35 @@ impl Session {
                 // Read off the clock when asked, as the operator reads the witnesses' watches.
                 self.time = clock_time();
             }
-            let answer =
-                if last.contains("type the correct UTC time") || last.starts_with("Confirm ") {
-                    self.time.clone()
-                } else if last.starts_with("Name of operator 1") {
-                    "Olga Operator".into()
-                } else if last.starts_with("Name of witness 1") {
-                    "Wim Witness".into()
-                } else if last.starts_with("Name of witness 2") {
-                    "Wanda Witness".into()
-                } else if let Some(custodian) = last
-                    .strip_prefix("Name of custodian-")
-                    .filter(|rest| rest.contains("(required)"))
-                {
-                    // Each custodian role the script names has its own person.
-                    format!("Custodian {}", &custodian[..1])
-                } else if last.starts_with("Name of ") {
-                    String::new()
-                } else if let Some(code) = last
-                    .strip_prefix("Type ")
-                    .and_then(|rest| rest.split_whitespace().next())
-                    .filter(|_| last.contains("to perform step"))
-                {
-                    code.to_string()
-                } else if last.contains(": PIN of \"") && last.ends_with("(not echoed): ") {
-                    // A real ceremony: each token's holder types its PIN.
-                    PIN.to_string()
-                } else if last.contains("Press Enter to show the share")
-                    || last.contains("press Enter to clear the screen")
-                    || last.contains("or Enter to write the share down instead")
-                {
-                    // No age recipient: each custodian writes their share down.
-                    String::new()
-                } else if last.contains("type your share back from your paper") {
-                    // What the custodian wrote down: the numbered lines of groups just shown.
-                    let text = self.text();
-                    let shown = &text[text.rfind("Press Enter to show the share").unwrap()..];
-                    shown
-                        .lines()
-                        .filter_map(|l| {
-                            let (number, groups) = l.trim().split_once(": ")?;
-                            number.parse::<u32>().ok().map(|_| groups)
-                        })
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                } else if last.starts_with("Type its first 8 characters") {
-                    let fingerprint = pending
-                        .split("SHA256:")
-                        .nth(1)
-                        .expect("the fingerprint is shown");
-                    fingerprint[..8].to_string()
-                } else {
-                    panic!("unexpected prompt {last:?}; session:\n{}", self.text());
-                };
+            let answer = if let Some(answer) = usual_answer(&last, &self.time) {
+                answer
+            } else if last.contains("Press Enter to show the share")
+                || last.contains("press Enter to clear the screen")
+                || last.contains("or Enter to write the share down instead")
+            {
+                // No age recipient: each custodian writes their share down.
+                String::new()
+            } else if last.contains("type your share back from your paper") {
+                // What the custodian wrote down: the numbered lines of groups just shown.
+                let text = self.text();
+                let shown = &text[text.rfind("Press Enter to show the share").unwrap()..];
+                shown
+                    .lines()
+                    .filter_map(|l| {
+                        let (number, groups) = l.trim().split_once(": ")?;
+                        number.parse::<u32>().ok().map(|_| groups)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            } else if last.starts_with("Type its first 8 characters") {
+                let fingerprint = pending
+                    .split("SHA256:")
+                    .nth(1)
+                    .expect("the fingerprint is shown");
+                fingerprint[..8].to_string()
+            } else {
+                panic!("unexpected prompt {last:?}; session:\n{}", self.text());
+            };
             self.send(&answer);
         }
     }
@@ -688,10 +664,7 @@ fn a_rehearsal_then_the_real_root_init_at_the_same_state_completes() {
     // The rehearsal is its own instance, so it neither blocks the real run nor is resumed as it.
     let d = tempfile::tempdir().unwrap();
     let d = d.path();
-    let hsm = SoftHsm::new("root-ca");
-    for token in ["custodian-1", "custodian-2", "custodian-3", "appliance"] {
-        hsm.add_token(token);
-    }
+    let hsm = root_init_tokens();
     let mut session = Session::start_with(
         d,
         &repo_file("ceremony"),
@@ -754,10 +727,7 @@ fn a_rehearsal_then_the_real_root_init_at_the_same_state_completes() {
 fn a_typo_and_a_wrong_pin_are_forgiven_and_a_failed_attempt_leaves_nothing() {
     let d = tempfile::tempdir().unwrap();
     let d = d.path();
-    let hsm = SoftHsm::new("root-ca");
-    for token in ["custodian-1", "custodian-2", "custodian-3", "appliance"] {
-        hsm.add_token(token);
-    }
+    let hsm = root_init_tokens();
     let mut session = Session::start_with(
         d,
         &repo_file("ceremony"),

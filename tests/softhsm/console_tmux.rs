@@ -132,29 +132,8 @@ fn answer_until(
         }
         let answer = if let Some(answer) = special(&line, &screen) {
             answer
-        } else if line.contains("type the correct UTC time") || line.starts_with("Confirm ") {
-            clock_time()
-        } else if line.starts_with("Name of operator 1") {
-            "Olga Operator".into()
-        } else if line.starts_with("Name of witness 1") {
-            "Wim Witness".into()
-        } else if line.starts_with("Name of witness 2") {
-            "Wanda Witness".into()
-        } else if let Some(custodian) = line
-            .strip_prefix("Name of custodian-")
-            .filter(|rest| rest.contains("(required)"))
-        {
-            format!("Custodian {}", &custodian[..1])
-        } else if line.starts_with("Name of ") {
-            String::new()
-        } else if let Some(code) = line
-            .strip_prefix("Type ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .filter(|_| line.contains("to perform step"))
-        {
-            code.to_string()
-        } else if line.contains(": PIN of \"") {
-            PIN.to_string()
+        } else if let Some(answer) = usual_answer(&line, &clock_time()) {
+            answer
         } else {
             panic!("unexpected prompt {line:?}; the terminal shows:\n{screen}");
         };
@@ -184,10 +163,7 @@ fn age_identity(dir: &Path, name: &str) -> (PathBuf, String) {
 fn a_root_ceremony_at_a_terminal_with_a_typo_a_wrong_pin_a_kill_and_sealed_shares() {
     let d = tempfile::tempdir().unwrap();
     let d = d.path();
-    let hsm = SoftHsm::new("root-ca");
-    for token in ["custodian-1", "custodian-2", "custodian-3", "appliance"] {
-        hsm.add_token(token);
-    }
+    let hsm = root_init_tokens();
     for (name, word) in [("mount.sh", "mount"), ("umount.sh", "umount")] {
         let script = d.join(name);
         std::fs::write(
