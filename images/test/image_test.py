@@ -201,6 +201,14 @@ def converse(vm: Machine, stick: Path | None = None) -> str:
             answer = ""
         elif code:
             answer = code.group(1)
+        elif re.search(r"(Enter to write the share down instead|Press Enter to show the share"
+                       r"|press Enter to clear the screen): ?$", last):
+            # No age recipient: each custodian writes their share down.
+            answer = ""
+        elif "type your share back" in last:
+            # Typed back from the paper: the numbered lines of groups just shown.
+            shown = session[session.rfind("Press Enter to show the share"):]
+            answer = " ".join(re.findall(r"^\s*\d+: ((?:[0-9a-f]{3,5} ?)+?)\s*$", shown, re.M))
         elif last.startswith("Type its first 8 characters"):
             answer = re.search(r"SHA256:([0-9a-f]{8})", session.split("No requester key")[-1]).group(1)
         else:
