@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what rootcellar's demo and tests need and the machine lacks: SoftHSM2 (the PKCS#11
 # token), OpenSC's pkcs11-tool, openssl and age (independent checkers), p11-kit's PKCS#11 header,
-# jq, python-tuf (the TUF reference client) and PyKCS11 (drives a token from outside rootcellar).
+# jq, Chromium and poppler's pdftotext (the printed transcript), python-tuf (the TUF reference
+# client) and PyKCS11 (drives a token from outside rootcellar).
 # Idempotent: a machine that has everything is left alone.
 set -euo pipefail
 
@@ -18,6 +19,9 @@ command -v age >/dev/null 2>&1 || need_apt+=(age)
 command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)
 # PKCS#11 headers: the fault tests build a module in front of SoftHSM2 with them.
 [ -f /usr/include/p11-kit-1/p11-kit/pkcs11.h ] || need_apt+=(libp11-kit-dev)
+# The transcript's print test: a real browser prints transcript.html to PDF, read back as text.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v pdftotext >/dev/null 2>&1 || need_apt+=(poppler-utils)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"

@@ -25,8 +25,6 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sha2::{Digest, Sha256};
-
 use super::prompter::Interactive;
 use super::request::{extract_inputs, RequestError};
 use super::runner::RunOptions;
@@ -298,16 +296,7 @@ impl<R: BufRead, W: Write> Console<'_, R, W> {
 
     /// Shows the identity, the clock, the state and the menu; returns the menu's ceremonies.
     fn header(&mut self) -> Result<Vec<Entry>, ConsoleError> {
-        let identity = match &self.options.manifest {
-            Some(path) => match std::fs::read(path) {
-                Ok(bytes) => format!(
-                    "image manifest sha256:{}",
-                    hex::encode(Sha256::digest(bytes))
-                ),
-                Err(e) => format!("image manifest {}: unreadable ({e})", path.display()),
-            },
-            None => "image manifest: none (not running from an appliance image)".into(),
-        };
+        let identity = super::transcript::image_identity(self.options.manifest.as_deref());
         let now = jiff::Timestamp::now()
             .round(jiff::Unit::Second)
             .unwrap_or(jiff::Timestamp::now());
@@ -479,6 +468,7 @@ impl<R: BufRead, W: Write> Console<'_, R, W> {
             rehearsal,
             bundle_key: entry.has_bundle_key.then(|| BUNDLE_KEY.to_string()),
             hsm: self.options.hsm.clone(),
+            image_manifest: self.options.manifest.clone(),
         };
         let report = {
             let mut prompter = Interactive::new(&mut self.input, &mut self.output);

@@ -17,7 +17,7 @@ use std::path::Path;
 use super::context::{journal_digest, Context};
 use super::progress::crash_point;
 use super::script::Script;
-use super::transcript::Transcript;
+use super::transcript::{FileDigest, Transcript};
 use super::tree::{collect_files, copy_tree, sha256_tree};
 use super::CeremonyError;
 use crate::journal::Digest as JournalDigest;
@@ -191,8 +191,18 @@ fn stage_and_move(
             .map_err(|e| undelivered(format!("writing the sealed shares: {e}")))?;
     }
     record_device_audits(context, transcript, staging)?;
-    transcript.finish(outputs);
-    transcript.journal_head(context.journal.head()?.to_string());
+    transcript.finish(
+        outputs,
+        file_digests(staging)
+            .map_err(|e| undelivered(format!("reading back the staged files: {e}")))?,
+    );
+    // This ceremony's records so far (refused PINs, interruptions, resumes, hand-outs).
+    let (entries, head) = context
+        .journal
+        .entries(&crate::journal::Selection::Ceremony(
+            context.instance.clone(),
+        ))?;
+    transcript.journal(head.to_string(), entries);
     std::fs::write(staging.join("transcript.md"), transcript.markdown())
         .map_err(|e| undelivered(format!("writing transcript.md: {e}")))?;
     std::fs::write(staging.join("transcript.html"), transcript.html())
@@ -212,6 +222,25 @@ fn stage_and_move(
     // none of it, and a next run that finds it whole does not deliver again.
     let _ = sync_path(staging.parent().unwrap_or(Path::new(".")));
     Ok(())
+}
+
+/// Every file staged so far, by its path under the output directory, with its SHA-256 (read
+/// back from the staging directory: what is delivered, not what was meant to be).
+fn file_digests(staging: &Path) -> std::io::Result<Vec<FileDigest>> {
+    let mut files = Vec::new();
+    collect_files(staging, staging, &mut files)?;
+    files
+        .into_iter()
+        .map(|relative| {
+            let sha256 = sha256_tree(&staging.join(&relative))?;
+            let path = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            Ok(FileDigest { path, sha256 })
+        })
+        .collect()
 }
 
 /// Flushes a file, or a directory and everything in it, to its device.

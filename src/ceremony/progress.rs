@@ -64,6 +64,9 @@ pub(super) enum Event {
         outputs: BTreeMap<String, String>,
         details: Vec<String>,
         preview: Vec<String>,
+        /// When the step ran, for the transcript (absent in records of rootcellar 0.1.0).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        times: Option<super::transcript::StepTimes>,
     },
     Finish {
         outputs: BTreeMap<String, String>,

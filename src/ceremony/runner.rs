@@ -29,7 +29,7 @@ use super::progress::{crash_point, Event, Progress};
 use super::prompter::Prompter;
 use super::quorum::PinSets;
 use super::script::{Script, Step};
-use super::transcript::{StepEntry, Transcript};
+use super::transcript::{Provenance, RunClock, StepEntry, Transcript};
 use super::tree::{copy_tree, sha256_tree};
 use super::CeremonyError;
 use crate::journal::{Journal, Record};
@@ -54,6 +54,8 @@ pub struct RunOptions {
     /// What the ceremony may reach of the HSMs: it opens its own provider from this (a
     /// rehearsal, one confined to its throwaway tokens) and drops it when it ends.
     pub hsm: HsmConfig,
+    /// The appliance image's manifest, named in the transcript (none outside the image).
+    pub image_manifest: Option<PathBuf>,
 }
 
 /// What a finished ceremony produced.
@@ -157,6 +159,7 @@ pub fn run(
         .map(TimePolicy::minutes)
         .unwrap_or_default();
     let time = super::confirm_time::confirm(prompter, &journal, policy)?;
+    let clock = RunClock::start(time);
     let present = super::presence::ask(prompter, &script)?;
     // Only now, with the time confirmed, does the ceremony leave a trace in the state.
     std::fs::create_dir_all(&work).map_err(|e| state_error(e.to_string()))?;
@@ -265,7 +268,11 @@ pub fn run(
         leftovers: None,
         hsm,
     };
-    let mut transcript = Transcript::new(&script, &instance, time, &present, rehearsal);
+    let provenance = Provenance {
+        software: super::transcript::software_identity(),
+        image: super::transcript::image_identity(options.image_manifest.as_deref()),
+    };
+    let mut transcript = Transcript::new(&script, &instance, time, &present, rehearsal, provenance);
     if let Some((begun, _)) = context.progress.started() {
         transcript.resumed_from(begun);
     }
@@ -276,6 +283,7 @@ pub fn run(
             outputs,
             details,
             preview,
+            times,
             ..
         }) = context.progress.completed().get(step.id.as_str()).copied()
         {
@@ -302,11 +310,12 @@ pub fn run(
                 outputs: outputs.clone(),
                 details: details.clone(),
                 resumed: true,
+                times: *times,
             });
             resumed.push(step.id.clone());
             continue;
         }
-        let entry = run_step(&mut context, step)?;
+        let entry = run_step(&mut context, step, &clock)?;
         transcript.step(entry);
     }
 
@@ -371,6 +380,10 @@ fn preview(context: &Context<'_>, step: &Step) -> Result<Vec<String>, CeremonyEr
             "   key {name}: {}",
             key.public_key().fingerprint_read_aloud()
         ));
+        // The id a TUF root lists the key under, for those comparing a root's keys.
+        if let Ok(tuf) = crate::tuf::TufKey::from_public(&key.public_key()) {
+            lines.push(format!("   key {name}: TUF key id {}", tuf.key_id));
+        }
     }
     lines.extend(action.preview(context));
     for write in action.writes() {
@@ -393,7 +406,12 @@ fn confirmation_code(rehearsal: bool, preview: &[String]) -> String {
 /// Runs one step: its keys unlocked, shown and confirmed, begun (journal, then progress),
 /// performed in a clean scratch directory, its outputs moved into place, then completed
 /// (journal, then progress).
-fn run_step(context: &mut Context<'_>, step: &Step) -> Result<StepEntry, CeremonyError> {
+fn run_step(
+    context: &mut Context<'_>,
+    step: &Step,
+    clock: &RunClock,
+) -> Result<StepEntry, CeremonyError> {
+    let shown_ms = clock.elapsed_ms();
     let action = step.action.performer();
     context
         .prompter
@@ -410,6 +428,7 @@ fn run_step(context: &mut Context<'_>, step: &Step) -> Result<StepEntry, Ceremon
     }
     let code = confirmation_code(context.rehearsal, &preview);
     context.prompter.confirm_step(&step.id, &code)?;
+    let confirmed_ms = clock.elapsed_ms();
     context.journal("ceremony.step.begin", step.id.clone(), vec![], vec![])?;
     context.progress.record(Event::Begin {
         step: step.id.clone(),
@@ -454,11 +473,13 @@ fn run_step(context: &mut Context<'_>, step: &Step) -> Result<StepEntry, Ceremon
         inputs,
         outputs.iter().map(|(n, d)| journal_digest(n, d)).collect(),
     )?;
+    let times = clock.step(shown_ms, confirmed_ms);
     context.progress.record(Event::Complete {
         step: step.id.clone(),
         outputs: outputs.clone(),
         details: details.clone(),
         preview: preview.clone(),
+        times: Some(times),
     })?;
     let _ = remove_any(&leftovers);
     for line in &details {
@@ -471,6 +492,7 @@ fn run_step(context: &mut Context<'_>, step: &Step) -> Result<StepEntry, Ceremon
         outputs,
         details,
         resumed: false,
+        times: Some(times),
     })
 }
 

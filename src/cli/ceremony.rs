@@ -141,6 +141,8 @@ pub fn run(command: CeremonyCommand, hsm: &HsmConfig) -> Result<(), CliError> {
                 rehearsal,
                 bundle_key,
                 hsm: hsm.clone(),
+                // `ceremony run` is not the appliance's console: the transcript says so.
+                image_manifest: None,
             };
             let mut prompter: Box<dyn Prompter> = match answers {
                 Some(path) => Box::new(Answers::load(&path)?),

@@ -149,6 +149,7 @@ custodian-4 = ["Dana Custodian"]
             rehearsal: true,
             bundle_key: bundle_key.map(str::to_string),
             hsm: self.hsm.clone(),
+            image_manifest: None,
         };
         let mut prompter = Answers::load(&self.answers).unwrap();
         ceremony::run(&options, &mut prompter)
