@@ -381,7 +381,7 @@ fn preview(context: &Context<'_>, step: &Step) -> Result<Vec<String>, CeremonyEr
             key.public_key().fingerprint_read_aloud()
         ));
         // The id a TUF root lists the key under, for those comparing a root's keys.
-        if let Ok(tuf) = crate::tuf::TufKey::from_public(&key.public_key()) {
+        if let Ok(tuf) = crate::tuf::TufKey::from_public(key.public_key()) {
             lines.push(format!("   key {name}: TUF key id {}", tuf.key_id));
         }
     }

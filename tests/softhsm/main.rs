@@ -15,6 +15,7 @@ mod keys;
 mod sealed_shares;
 mod serials;
 mod time;
+mod transcript_print;
 mod trustroot;
 mod tuf;
 mod tuf_lifecycle;
