@@ -40,7 +40,15 @@ pub(super) fn render(t: &Transcript) -> (String, String) {
     let _ = writeln!(md, "- software: {}", text(&t.provenance.software));
     let _ = writeln!(md, "- image: {}", text(&t.provenance.image));
     md.push_str("\n## People present\n\n");
-    for (role, names) in &t.present {
+    // In the order they sign: the operator, the witnesses, then the custodians.
+    let order = |role: &str| match role {
+        "operator" => 0,
+        "witness" => 1,
+        _ => 2,
+    };
+    let mut present: Vec<_> = t.present.iter().collect();
+    present.sort_by_key(|(role, _)| order(role));
+    for (role, names) in present {
         if !names.is_empty() {
             let names: Vec<String> = names.iter().map(|n| text(n)).collect();
             let _ = writeln!(md, "- {role}: {}", names.join(", "));
