@@ -106,3 +106,52 @@ fn describe_extension(ext: &ParsedExtension<'_>) -> String {
         other => format!("{other:?}").chars().take(60).collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::Signer;
+
+    /// DER: a tag, its definite length (short or one-byte long form), the contents.
+    fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        match contents.len() {
+            len @ 0..=0x7f => out.push(len as u8),
+            len @ 0x80..=0xff => out.extend_from_slice(&[0x81, len as u8]),
+            len => out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]),
+        }
+        out.extend_from_slice(contents);
+        out
+    }
+
+    #[test]
+    fn a_signed_request_whose_subject_type_cannot_be_encoded_is_refused() {
+        // Found by the csr_parse fuzzer: a CertificationRequestInfo whose OU attribute type
+        // was mutated from 2.5.4.3 to 5.13.4.3 (first arc 5), properly signed. It parsed, and
+        // issuing from it panicked in the DER writer; it is refused as malformed now.
+        let info = hex::decode(
+            "3081b20201003050310b3009060355040613024e4c31183016060355040a0c0f726f6f7463656c6c61\
+             722064656d6f310c300a060355040b0c03747361311930170603d504030c1074736120696e7465726d\
+             6564696174653059301306072a8648ce3d020106082a8648ce3d030107034200040c901d423c831ca8\
+             5e27c73c263ba132721bb9d7a84c4f0380b2a6756fd601331c8870234dec878504c174144fa4b14b66\
+             a651691606d8173e55bd37e381569ea000",
+        )
+        .unwrap();
+        let key = crate::bundle::SoftwareKey::p256_from_bytes(&[42u8; 32], "test:csr-key")
+            .expect("a valid scalar");
+        let signature = key.sign(&info).unwrap();
+        let mut bits = vec![0u8];
+        bits.extend_from_slice(&signature);
+        let mut body = info.clone();
+        body.extend_from_slice(&[
+            0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
+        ]);
+        body.extend_from_slice(&tlv(0x03, &bits));
+        let csr = tlv(0x30, &body);
+        let err = CertificateRequest::parse(&csr).err().expect("refused");
+        assert!(
+            matches!(&err, X509Error::MalformedCsr(why) if why.contains("5.13.4.3 is not a valid object identifier")),
+            "{err}"
+        );
+    }
+}

@@ -87,6 +87,20 @@ pub fn from_x509_name(name: &X509Name<'_>) -> Result<DistinguishedName, X509Erro
             .iter()
             .ok_or_else(|| X509Error::MalformedCsr("subject attribute OID too large".into()))?
             .collect();
+        // The DER writer (rcgen's yasna) panics on an identifier it cannot encode canonically:
+        // found by fuzzing with a signed request whose attribute type starts 5.13 (#15).
+        let encodable = match oid.as_slice() {
+            [2, second, ..] => *second < u64::MAX - 80,
+            [first, second, ..] => *first < 2 && *second < 40,
+            _ => false,
+        };
+        if !encodable {
+            let dotted: Vec<String> = oid.iter().map(u64::to_string).collect();
+            return Err(X509Error::MalformedCsr(format!(
+                "a subject attribute's type {} is not a valid object identifier",
+                dotted.join(".")
+            )));
+        }
         let kind = match oid.as_slice() {
             [2, 5, 4, 3] => DnType::CommonName,
             [2, 5, 4, 10] => DnType::OrganizationName,

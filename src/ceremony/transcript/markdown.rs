@@ -30,7 +30,7 @@ pub(super) fn render(t: &Transcript) -> (String, String) {
     }
     // `delivery::delivered_here` recognises a delivery by this line's `(instance `…`)`.
     let _ = writeln!(md, "- ceremony: `{}` (instance `{}`)", t.name, t.instance);
-    let _ = writeln!(md, "- confirmed time: {}", text(&t.time.note()));
+    let _ = writeln!(md, "- time: {}", text(&t.time.note()));
     if let Some(begun) = t.begun {
         let _ = writeln!(
             md,
@@ -38,7 +38,7 @@ pub(super) fn render(t: &Transcript) -> (String, String) {
         );
     }
     let _ = writeln!(md, "- software: {}", text(&t.provenance.software));
-    let _ = writeln!(md, "- image: {}", text(&t.provenance.image));
+    let _ = writeln!(md, "- {}", text(&t.provenance.image));
     md.push_str("\n## People present\n\n");
     // In the order they sign: the operator, the witnesses, then the custodians.
     let order = |role: &str| match role {
