@@ -31,7 +31,11 @@ impl Terminal {
             "set -g history-limit 100000\nset -g remain-on-exit off\n",
         )
         .unwrap();
-        let socket = dir.join("tmux.sock");
+        // A socket of its own each time: a server still shutting down after the console was
+        // killed must not be the one the next terminal connects to.
+        static TERMINALS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = TERMINALS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let socket = dir.join(format!("tmux-{n}.sock"));
         let status = Command::new("tmux")
             .arg("-S")
             .arg(&socket)
@@ -48,9 +52,13 @@ impl Terminal {
                 "console",
             ])
             .arg(command)
-            .status()
+            .output()
             .expect("tmux runs");
-        assert!(status.success());
+        assert!(
+            status.status.success(),
+            "tmux: {}",
+            String::from_utf8_lossy(&status.stderr)
+        );
         Terminal {
             socket,
             answered: String::new(),
