@@ -148,7 +148,7 @@ mod tests {
         ]);
         body.extend_from_slice(&tlv(0x03, &bits));
         let csr = tlv(0x30, &body);
-        let err = CertificateRequest::parse(&csr).err().expect("refused");
+        let err = CertificateRequest::parse(&csr).expect_err("refused");
         assert!(
             matches!(&err, X509Error::MalformedCsr(why) if why.contains("5.13.4.3 is not a valid object identifier")),
             "{err}"
