@@ -215,6 +215,19 @@ pub enum VerifyError {
         /// The name.
         name: String,
     },
+    /// A target's listed hash is not a hex digest: under consistent snapshots it names the file
+    /// the client asks for, so it is checked before it is used as a path.
+    #[error(
+        "targets v{version} lists target {name:?} with a {algorithm} hash that is not a hex digest"
+    )]
+    MalformedTargetHash {
+        /// The targets version.
+        version: u64,
+        /// The target's name.
+        name: String,
+        /// The hash algorithm it is listed under.
+        algorithm: String,
+    },
     /// The repository uses a TUF feature rootcellar does not verify.
     #[error("{file} uses {feature}, which rootcellar's verifier does not support")]
     Unsupported {

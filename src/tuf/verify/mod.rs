@@ -1004,6 +1004,17 @@ fn check_target_file(
     _targets_file: &str,
 ) -> Result<String, VerifyError> {
     safe_target_name(name, version)?;
+    // Found by fuzzing: a listed hash such as "/2659…" or "../x" became part of the path asked
+    // of the repository. A digest is hex, nothing else.
+    for (algorithm, hash) in &info.hashes {
+        if hash.is_empty() || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(VerifyError::MalformedTargetHash {
+                version,
+                name: name.to_string(),
+                algorithm: algorithm.clone(),
+            });
+        }
+    }
     let (dir, base) = match name.rsplit_once('/') {
         Some((dir, base)) => (format!("{dir}/"), base),
         None => (String::new(), name),

@@ -479,6 +479,36 @@ fn malformed_metadata_and_unsafe_names_are_refused() {
 }
 
 #[test]
+fn a_target_hash_that_is_not_hex_is_refused_before_it_names_a_path() {
+    // Found by the tuf_verify fuzzer: under consistent snapshots a listed hash names the file
+    // asked for (`targets/<hash>.<name>`), and "/2659…" or "../../x" made the client ask for
+    // paths outside the targets directory.
+    for hash in [
+        format!("/{}", sha256_hex(TARGET)),
+        "../../../etc/passwd".to_string(),
+        String::new(),
+    ] {
+        let (trusted, mut repo, k) = good();
+        let targets = signed(
+            json!({"_type": "targets", "spec_version": "1.0.0", "version": 1, "expires": FUTURE,
+                   "targets": {"trusted_root.json": {
+                       "length": TARGET.len(), "hashes": {"sha256": hash}}}}),
+            &[&k.targets],
+        );
+        repo.0.insert("metadata/1.targets.json".into(), targets);
+        let err = refused(&trusted, &repo);
+        assert!(
+            matches!(
+                &err,
+                VerifyError::MalformedTargetHash { name, algorithm, .. }
+                    if name == "trusted_root.json" && algorithm == "sha256"
+            ),
+            "{hash:?}: {err}"
+        );
+    }
+}
+
+#[test]
 fn the_walk_stops_at_the_rotation_limit() {
     let (trusted, repo, _) = good();
     let options = VerifyOptions {
