@@ -42,22 +42,13 @@ impl Rehearsal {
         out: &str,
         crash_at: Option<&str>,
     ) -> Output {
-        let mut cmd = rootcellar();
-        cmd.args([
-            "ceremony",
-            "run",
-            repo_file(script).to_str().unwrap(),
-            "--rehearsal",
-        ])
-        .arg("--state")
-        .arg(self.path("state"))
-        .arg("--answers")
-        .arg(self.path("answers.toml"))
-        .arg("--out")
-        .arg(self.path(out));
-        if let Some(dir) = inputs {
-            cmd.arg("--inputs").arg(dir);
-        }
+        let mut cmd = rehearsal_command(
+            script,
+            &self.path("state"),
+            &self.path("answers.toml"),
+            inputs,
+            &self.path(out),
+        );
         if let Some(point) = crash_at {
             cmd.env("ROOTCELLAR_TEST_CRASH_AT", point);
         }

@@ -226,6 +226,31 @@ pub fn openssl_fingerprint_read_aloud(pem: &Path) -> String {
     format!("SHA256 {}", rootcellar::readout::groups(&hex))
 }
 
+/// `rootcellar ceremony run SCRIPT --rehearsal` with the state in `state`, the answers file
+/// `answers`, the outputs into `out` and the request's inputs in `inputs`, if any.
+pub fn rehearsal_command(
+    script: &str,
+    state: &Path,
+    answers: &Path,
+    inputs: Option<&Path>,
+    out: &Path,
+) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rootcellar"));
+    cmd.args(["ceremony", "run"])
+        .arg(repo_file(script))
+        .arg("--rehearsal")
+        .arg("--state")
+        .arg(state)
+        .arg("--answers")
+        .arg(answers)
+        .arg("--out")
+        .arg(out);
+    if let Some(dir) = inputs {
+        cmd.arg("--inputs").arg(dir);
+    }
+    cmd
+}
+
 /// The SoftHSM2 tokens of a real root-init: the root CA's, the three custodians' and the
 /// appliance's, each with [`PIN`].
 pub fn root_init_tokens() -> SoftHsm {

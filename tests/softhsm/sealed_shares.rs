@@ -24,23 +24,9 @@ fn run_rehearsal(
     inputs: Option<&Path>,
     out: &str,
 ) -> Output {
-    let mut cmd = rootcellar();
-    cmd.args([
-        "ceremony",
-        "run",
-        repo_file(script).to_str().unwrap(),
-        "--rehearsal",
-    ])
-    .arg("--state")
-    .arg(dir.join("state"))
-    .arg("--answers")
-    .arg(answers)
-    .arg("--out")
-    .arg(dir.join(out));
-    if let Some(inputs) = inputs {
-        cmd.arg("--inputs").arg(inputs);
-    }
-    cmd.output().unwrap()
+    rehearsal_command(script, &dir.join("state"), answers, inputs, &dir.join(out))
+        .output()
+        .unwrap()
 }
 
 fn text(out: &Output) -> String {

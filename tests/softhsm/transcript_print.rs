@@ -162,16 +162,8 @@ fn printed_transcript_has_signature_lines_hashes_and_fingerprints() {
         "bundle-key",
     ] {
         let pem = delivered.join(format!("{key}.pub.pem"));
-        let der = openssl(&[
-            "pkey",
-            "-pubin",
-            "-in",
-            pem.to_str().unwrap(),
-            "-outform",
-            "DER",
-        ]);
-        assert!(der.status.success());
-        let fingerprint = squashed(&rootcellar::readout::groups(&sha256_hex(&der.stdout)));
+        let read_aloud = openssl_fingerprint_read_aloud(&pem);
+        let fingerprint = squashed(read_aloud.trim_start_matches("SHA256 "));
         assert!(flat.contains(&fingerprint), "{key}: {fingerprint}");
     }
     let root: serde_json::Value = serde_json::from_slice(&root_json).unwrap();
