@@ -7,14 +7,6 @@ use std::process::{Command, Output};
 
 use crate::common::*;
 
-fn rootcellar() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rootcellar"));
-    cmd.env_remove("ROOTCELLAR_PKCS11_MODULE")
-        .env_remove("SOFTHSM2_CONF")
-        .env_remove("ROOTCELLAR_TEST_CRASH_AT");
-    cmd
-}
-
 /// A state directory and answers file for unattended rehearsals.
 struct Rehearsal {
     dir: tempfile::TempDir,

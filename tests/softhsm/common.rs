@@ -226,6 +226,18 @@ pub fn openssl_fingerprint_read_aloud(pem: &Path) -> String {
     format!("SHA256 {}", rootcellar::readout::groups(&hex))
 }
 
+/// The rootcellar binary, with none of the environment a test process may carry that would
+/// point it elsewhere (a module, a SoftHSM2 configuration, a crash point, a state, a terminal).
+pub fn rootcellar() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rootcellar"));
+    cmd.env_remove("ROOTCELLAR_PKCS11_MODULE")
+        .env_remove("SOFTHSM2_CONF")
+        .env_remove("ROOTCELLAR_TEST_CRASH_AT")
+        .env_remove("ROOTCELLAR_STATE")
+        .env_remove("ROOTCELLAR_TTY");
+    cmd
+}
+
 /// `rootcellar ceremony run SCRIPT --rehearsal` with the state in `state`, the answers file
 /// `answers`, the outputs into `out` and the request's inputs in `inputs`, if any.
 pub fn rehearsal_command(
@@ -235,7 +247,7 @@ pub fn rehearsal_command(
     inputs: Option<&Path>,
     out: &Path,
 ) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rootcellar"));
+    let mut cmd = rootcellar();
     cmd.args(["ceremony", "run"])
         .arg(repo_file(script))
         .arg("--rehearsal")

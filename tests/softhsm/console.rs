@@ -14,15 +14,6 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-fn rootcellar() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rootcellar"));
-    cmd.env_remove("ROOTCELLAR_PKCS11_MODULE")
-        .env_remove("SOFTHSM2_CONF")
-        .env_remove("ROOTCELLAR_TEST_CRASH_AT")
-        .env_remove("ROOTCELLAR_TTY");
-    cmd
-}
-
 /// A running console: what it has printed, and its input.
 struct Session {
     child: Child,
@@ -40,6 +31,18 @@ impl Session {
 
     fn start_with_scripts(dir: &Path, scripts: &Path) -> Session {
         Session::start_with(dir, scripts, &[])
+    }
+
+    /// A console whose real ceremonies run on `hsm`'s tokens (its module and configuration).
+    fn on_tokens(dir: &Path, hsm: &SoftHsm) -> Session {
+        Session::start_with(
+            dir,
+            &repo_file("ceremony"),
+            &[
+                ("SOFTHSM2_CONF", hsm.conf.as_path()),
+                ("ROOTCELLAR_PKCS11_MODULE", hsm.module.as_path()),
+            ],
+        )
     }
 
     /// A console whose process also has `env` (the real tokens' module and configuration).
@@ -665,14 +668,7 @@ fn a_rehearsal_then_the_real_root_init_at_the_same_state_completes() {
     let d = tempfile::tempdir().unwrap();
     let d = d.path();
     let hsm = root_init_tokens();
-    let mut session = Session::start_with(
-        d,
-        &repo_file("ceremony"),
-        &[
-            ("SOFTHSM2_CONF", hsm.conf.as_path()),
-            ("ROOTCELLAR_PKCS11_MODULE", hsm.module.as_path()),
-        ],
-    );
+    let mut session = Session::on_tokens(d, &hsm);
     session.choose_as("root-init", "r");
     let rehearsal = session.converse();
     assert!(rehearsal.contains("ceremony complete"), "{rehearsal}");
@@ -728,14 +724,7 @@ fn a_typo_and_a_wrong_pin_are_forgiven_and_a_failed_attempt_leaves_nothing() {
     let d = tempfile::tempdir().unwrap();
     let d = d.path();
     let hsm = root_init_tokens();
-    let mut session = Session::start_with(
-        d,
-        &repo_file("ceremony"),
-        &[
-            ("SOFTHSM2_CONF", hsm.conf.as_path()),
-            ("ROOTCELLAR_PKCS11_MODULE", hsm.module.as_path()),
-        ],
-    );
+    let mut session = Session::on_tokens(d, &hsm);
     // A typo at the mode prompt is asked again, not taken for "back".
     session.choose_as("root-init", "rehersal");
     let again = session.prompt();

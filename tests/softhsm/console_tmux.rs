@@ -366,10 +366,6 @@ fn a_root_ceremony_at_a_terminal_with_a_typo_a_wrong_pin_a_kill_and_sealed_share
     assert!(journal.contains("ceremony.resume"), "{journal}");
 }
 
-fn rootcellar() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_rootcellar"))
-}
-
 /// Every file under `dir`.
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();

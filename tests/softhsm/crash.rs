@@ -23,15 +23,6 @@ use rand::{Rng, SeedableRng};
 
 use crate::common::*;
 
-pub(crate) fn rootcellar() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rootcellar"));
-    cmd.env_remove("ROOTCELLAR_PKCS11_MODULE")
-        .env_remove("SOFTHSM2_CONF")
-        .env_remove("ROOTCELLAR_TEST_CRASH_AT")
-        .env_remove("ROOTCELLAR_STATE");
-    cmd
-}
-
 /// One appliance state: a rehearsal state directory, the answers file, and the requests its
 /// ceremonies take.
 pub(crate) struct Appliance {

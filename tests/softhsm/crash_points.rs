@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use crate::common::*;
-use crate::crash::{journal_actions, rootcellar, text, Appliance};
+use crate::crash::{journal_actions, text, Appliance};
 
 const SCRIPT: (&str, &str, Option<&str>) = ("root-init", "root-init", None);
 

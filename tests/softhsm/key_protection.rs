@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::common::*;
-use crate::crash::{journal_actions, rootcellar, text, Appliance};
+use crate::crash::{journal_actions, text, Appliance};
 
 /// An appliance after a rehearsed root-init.
 fn after_root_init() -> Appliance {

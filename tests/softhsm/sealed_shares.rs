@@ -9,14 +9,6 @@ use rootcellar::keys::{split_secret, Share};
 
 use crate::common::*;
 
-fn rootcellar() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rootcellar"));
-    cmd.env_remove("ROOTCELLAR_PKCS11_MODULE")
-        .env_remove("SOFTHSM2_CONF")
-        .env_remove("ROOTCELLAR_TEST_CRASH_AT");
-    cmd
-}
-
 fn run_rehearsal(
     dir: &Path,
     script: &str,
