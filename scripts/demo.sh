@@ -167,7 +167,9 @@ bundle_key=$(generate appliance bundle-key p256)
 
 step "cluster side: the response bundle imported from the pinned TUF root v1 into $out/import"
 "$rootcellar" import --bundle "$out/response.rcb" --root "$out/tuf/metadata/1.root.json" \
-  --bundle-key "$out/bundle-key.pub" --state "$out/import-state" --out "$out/import"
+  --bundle-key "$out/bundle-key.pub" --state "$out/import-state" --out "$out/import" \
+  --image 'registry.demo.internal/**' --issuer https://oidc.demo.internal \
+  --identity release@demo.internal
 # The verified copy replaces the one built before publishing (they are the same bytes).
 cp "$out/import/trusted_root.json" "$out/trusted_root.json"
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{ArgGroup, Args};
-use rootcellar::import::{import, ImportOptions};
+use rootcellar::import::{import, ImportOptions, PolicyRequest};
 
 use super::CliError;
 
@@ -35,6 +35,20 @@ pub struct ImportArgs {
     /// The name of the TrustRoot and policies written.
     #[arg(long, value_name = "NAME", default_value = "rootcellar")]
     name: String,
+    /// An image glob the admission policies cover, starting with the registry host; `**` means
+    /// any characters (a lone `*` is refused: the two engines read it differently). Repeatable.
+    /// With --issuer and --identity; later imports keep the policy recorded in --state.
+    #[arg(long = "image", value_name = "GLOB")]
+    images: Vec<String>,
+    /// The OIDC issuer URL of every --identity.
+    #[arg(long, value_name = "URL")]
+    issuer: Option<String>,
+    /// A subject (email or URI) whose signature admits an image. Repeatable: any one suffices.
+    #[arg(long = "identity", value_name = "SUBJECT")]
+    identities: Vec<String>,
+    /// Write the policies as templates with placeholders, for filling in by hand.
+    #[arg(long)]
+    template: bool,
     /// Import a rehearsal's bundle (refused otherwise): for a test cluster only.
     #[arg(long)]
     allow_rehearsal: bool,
@@ -50,6 +64,12 @@ pub fn run(args: ImportArgs) -> Result<(), CliError> {
     options.bundle_keys = args.bundle_key;
     options.name = args.name;
     options.allow_rehearsal = args.allow_rehearsal;
+    options.policy = PolicyRequest {
+        images: args.images,
+        issuer: args.issuer,
+        subjects: args.identities,
+        template: args.template,
+    };
     let report = import(&options)?;
     if args.json {
         println!(

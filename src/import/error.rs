@@ -167,6 +167,13 @@ pub enum ImportError {
         /// Why not.
         reason: &'static str,
     },
+    /// The admission policy asked for is incomplete, contradictory, or would not mean the same
+    /// to policy-controller and Kyverno.
+    #[error("admission policy refused, nothing written: {problem}")]
+    Policy {
+        /// What is wrong.
+        problem: String,
+    },
     /// The output directory exists; an import never overwrites.
     #[error("output {0} exists already; refusing to overwrite it")]
     OutputExists(PathBuf),

@@ -3,18 +3,21 @@
 //! - a sigstore policy-controller `TrustRoot` (`policy.sigstore.dev/v1alpha1`) with
 //!   `spec.repository`: the TUF root, the mirror as a tar.gz (`mirrorFS`), and the name of the
 //!   `trusted_root.json` target; policy-controller verifies the repository itself, offline;
-//! - a `ClusterImagePolicy` (`policy.sigstore.dev/v1beta1`) template whose keyless authority
-//!   refers to that `TrustRoot` (`trustRootRef`), for the administrator to fill in with the
-//!   images and signer identities they require;
-//! - a Kyverno `ImageValidatingPolicy` (`policies.kyverno.io/v1`) template whose cosign attestor
-//!   carries the verified `trusted_root.json` inline (`trustedRoot`), so that Kyverno needs no
-//!   TUF server either; the administrator fills in images and identities likewise.
+//! - a `ClusterImagePolicy` (`policy.sigstore.dev/v1beta1`) whose keyless authority refers to
+//!   that `TrustRoot` (`trustRootRef`) and requires the admission policy's identities for its
+//!   images;
+//! - a Kyverno `ImageValidatingPolicy` (`policies.kyverno.io/v1`) whose cosign attestor carries
+//!   the verified `trusted_root.json` inline (`trustedRoot`), so that Kyverno needs no TUF server
+//!   either, for the same images and identities, over every kind of container of a pod.
 //!
-//! Placeholders (`registry.example.internal`, `oidc.example.internal`) match nothing real, so a
-//! template applied unfilled admits nothing new and denies nothing that runs.
+//! The two policies are written only for an admission policy (see `policy.rs`), or as
+//! templates when asked: their placeholders (`registry.example.internal`,
+//! `oidc.example.internal`) match nothing real, so a template applied unfilled admits nothing
+//! new and denies nothing that runs.
 
 use base64::Engine;
 
+use super::policy::{AdmissionPolicy, Policies};
 use super::yaml::{document, map, s, strings, Node};
 use crate::trustroot::TrustedRoot;
 
@@ -43,6 +46,85 @@ pub(super) struct ManifestInputs<'a> {
     pub expiry: (&'a str, String),
     /// The target name of the trusted root.
     pub trusted_root_target: &'a str,
+}
+
+/// Which image policies are written: enforcing ones, or templates.
+pub(super) enum Written<'a> {
+    /// For this admission policy.
+    Enforced(&'a AdmissionPolicy),
+    /// Placeholders, asked for with `--template`.
+    Template,
+}
+
+impl<'a> Written<'a> {
+    /// What the import writes for `policies`: nothing without a policy or a template request.
+    pub fn of(policies: &'a Policies) -> Option<Self> {
+        match policies {
+            Policies::Template => Some(Written::Template),
+            Policies::None => None,
+            Policies::Given(policy) | Policies::Kept(policy) => Some(Written::Enforced(policy)),
+        }
+    }
+
+    fn globs(&self) -> Node {
+        let globs: Vec<&str> = match self {
+            Written::Enforced(policy) => policy.images.iter().map(String::as_str).collect(),
+            // `**` means any characters to both engines (see policy.rs).
+            Written::Template => vec!["registry.example.internal/**"],
+        };
+        Node::Seq(globs.into_iter().map(|g| map([("glob", s(g))])).collect())
+    }
+
+    fn identities(&self) -> Node {
+        match self {
+            Written::Enforced(policy) => Node::Seq(
+                policy
+                    .identities
+                    .iter()
+                    .map(|i| {
+                        map([
+                            ("issuer", s(i.issuer.as_str())),
+                            ("subject", s(i.subject.as_str())),
+                        ])
+                    })
+                    .collect(),
+            ),
+            Written::Template => Node::Seq(vec![map([
+                ("issuer", s("https://oidc.example.internal")),
+                ("subject", s("signer@example.internal")),
+            ])]),
+        }
+    }
+
+    /// The header lines saying what the policy requires, or that it is a template.
+    fn notes(&self, images: &str, identities: &str) -> Vec<String> {
+        match self {
+            Written::Enforced(policy) => vec![
+                format!("Images {} must carry a signature", policy.images.join(", ")),
+                format!(
+                    "by {}.",
+                    policy
+                        .identities
+                        .iter()
+                        .map(|i| format!("{} (issuer {})", i.subject, i.issuer))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ),
+            ],
+            Written::Template => vec![
+                format!("TEMPLATE: replace the placeholders in {images} (the images this policy"),
+                format!("covers) and {identities} (the OIDC issuer and subject"),
+                "each signature must carry) before applying it.".into(),
+            ],
+        }
+    }
+
+    fn title(&self, what: &str) -> String {
+        match self {
+            Written::Enforced(_) => what.to_string(),
+            Written::Template => format!("{what} (TEMPLATE)"),
+        }
+    }
 }
 
 /// The `TrustRoot` manifest.
@@ -75,12 +157,12 @@ pub(super) fn trust_root(inputs: &ManifestInputs<'_>) -> String {
 }
 
 /// The `ClusterImagePolicy` template.
-pub(super) fn cluster_image_policy(inputs: &ManifestInputs<'_>) -> String {
+pub(super) fn cluster_image_policy(inputs: &ManifestInputs<'_>, written: &Written<'_>) -> String {
     let root = inputs.trusted_root;
     let reference = || map([("trustRootRef", s(inputs.name))]);
     let mut keyless = vec![
         ("trustRootRef".to_string(), s(inputs.name)),
-        ("identities".to_string(), placeholder_identities()),
+        ("identities".to_string(), written.identities()),
     ];
     if root.ctlogs.is_empty() {
         // Without a CT log in the trust root no certificate carries an SCT it could check.
@@ -103,22 +185,16 @@ pub(super) fn cluster_image_policy(inputs: &ManifestInputs<'_>) -> String {
         (
             "spec",
             map([
-                (
-                    "images",
-                    Node::Seq(vec![map([("glob", s("registry.example.internal/**"))])]),
-                ),
+                ("images", written.globs()),
                 ("authorities", Node::Seq(vec![Node::Map(authority)])),
             ]),
         ),
     ]);
     let mut comments = header(
         inputs,
-        "sigstore policy-controller ClusterImagePolicy (TEMPLATE)",
+        &written.title("sigstore policy-controller ClusterImagePolicy"),
     );
-    comments.extend(template_note(
-        "spec.images",
-        "spec.authorities[0].keyless.identities",
-    ));
+    comments.extend(written.notes("spec.images", "spec.authorities[0].keyless.identities"));
     comments.push(format!(
         "Its keyless authority trusts the CAs{}{} of TrustRoot {:?}.",
         if root.tlogs.is_empty() {
@@ -142,7 +218,7 @@ pub(super) fn cluster_image_policy(inputs: &ManifestInputs<'_>) -> String {
 }
 
 /// The Kyverno `ImageValidatingPolicy` template.
-pub(super) fn kyverno_policy(inputs: &ManifestInputs<'_>) -> String {
+pub(super) fn kyverno_policy(inputs: &ManifestInputs<'_>, written: &Written<'_>) -> String {
     let root = inputs.trusted_root;
     let trusted_root_text = String::from_utf8_lossy(inputs.trusted_root_json).into_owned();
     let mut cosign = vec![
@@ -152,7 +228,7 @@ pub(super) fn kyverno_policy(inputs: &ManifestInputs<'_>) -> String {
         ),
         (
             "keyless".to_string(),
-            map([("identities", placeholder_identities())]),
+            map([("identities", written.identities())]),
         ),
     ];
     let mut ctlog = Vec::new();
@@ -185,10 +261,7 @@ pub(super) fn kyverno_policy(inputs: &ManifestInputs<'_>) -> String {
                         ])]),
                     )]),
                 ),
-                (
-                    "matchImageReferences",
-                    Node::Seq(vec![map([("glob", s("registry.example.internal/*"))])]),
-                ),
+                ("matchImageReferences", written.globs()),
                 (
                     "attestors",
                     Node::Seq(vec![map([
@@ -201,10 +274,7 @@ pub(super) fn kyverno_policy(inputs: &ManifestInputs<'_>) -> String {
                     Node::Seq(vec![map([
                         (
                             "expression",
-                            s(format!(
-                                "images.containers.map(image, verifyImageSignatures(image, \
-                                 [attestors.{ATTESTOR}])).all(e, e > 0)"
-                            )),
+                            s(every_container_verified()),
                         ),
                         (
                             "message",
@@ -219,11 +289,16 @@ pub(super) fn kyverno_policy(inputs: &ManifestInputs<'_>) -> String {
             ]),
         ),
     ]);
-    let mut comments = header(inputs, "Kyverno ImageValidatingPolicy (TEMPLATE)");
-    comments.extend(template_note(
+    let mut comments = header(inputs, &written.title("Kyverno ImageValidatingPolicy"));
+    comments.extend(written.notes(
         "spec.matchImageReferences",
         "spec.attestors[0].cosign.keyless.identities",
     ));
+    comments.push(
+        "Containers, init containers and ephemeral containers are all checked (Kyverno's"
+            .into(),
+    );
+    comments.push("`images` variable lists the matched images of each kind).".into());
     comments.push(
         "The attestor carries the verified trusted_root.json inline (cosign.trustedRoot), so"
             .into(),
@@ -265,11 +340,21 @@ fn metadata(inputs: &ManifestInputs<'_>) -> Node {
     ])
 }
 
-fn placeholder_identities() -> Node {
-    Node::Seq(vec![map([
-        ("issuer", s("https://oidc.example.internal")),
-        ("subject", s("signer@example.internal")),
-    ])])
+/// The validation: every image of every container kind that `matchImageReferences` selected
+/// carries a signature the attestor accepts. Kyverno's `images` holds the matched images under
+/// `containers`, `initContainers` and `ephemeralContainers`; checking `containers` alone would
+/// let an unsigned init or debug container through.
+fn every_container_verified() -> String {
+    ["containers", "initContainers", "ephemeralContainers"]
+        .iter()
+        .map(|kind| {
+            format!(
+                "images.{kind}.map(image, verifyImageSignatures(image, [attestors.{ATTESTOR}]))\
+                 .all(e, e > 0)"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" && ")
 }
 
 fn header(inputs: &ManifestInputs<'_>, what: &str) -> Vec<String> {
@@ -284,13 +369,5 @@ fn header(inputs: &ManifestInputs<'_>, what: &str) -> Vec<String> {
             inputs.expiry.0, inputs.expiry.1
         ),
         String::new(),
-    ]
-}
-
-fn template_note(images: &str, identities: &str) -> Vec<String> {
-    vec![
-        format!("TEMPLATE: replace the placeholders in {images} (the images this policy"),
-        format!("covers) and {identities} (the OIDC issuer and subject"),
-        "each signature must carry) before applying it.".into(),
     ]
 }

@@ -22,8 +22,8 @@
 //!                              --mirror file://OUT/repository --root OUT/repository/N.root.json)
 //! OUT/trusted_root.json        the verified Sigstore trusted root (cosign verify --trusted-root)
 //! OUT/manifests/policy-controller-trustroot.yaml           TrustRoot, spec.repository
-//! OUT/manifests/policy-controller-clusterimagepolicy.yaml  ClusterImagePolicy template
-//! OUT/manifests/kyverno-imagevalidatingpolicy.yaml         ImageValidatingPolicy template
+//! OUT/manifests/policy-controller-clusterimagepolicy.yaml  ClusterImagePolicy   } for the admission
+//! OUT/manifests/kyverno-imagevalidatingpolicy.yaml         ImageValidatingPolicy } policy (policy.rs)
 //! OUT/CHANGES.md               what changed since the previous import
 //! OUT/import.json              the same report, machine-readable
 //! ```
@@ -47,6 +47,7 @@ mod changes;
 mod error;
 mod manifests;
 mod output;
+mod policy;
 mod repository;
 mod state;
 mod yaml;
@@ -61,6 +62,7 @@ pub use changes::{
     Change, ChangeReport, KeyChange, TargetChange, ThresholdChange, TrustChange, VersionStep,
 };
 pub use error::ImportError;
+pub use policy::{AdmissionPolicy, Identity, Policies, PolicyRequest};
 
 use crate::bundle::{Bundle, BundleKind, Limits, PinnedKeys, VerifiedBundle};
 use crate::keys::PublicKey;
@@ -98,6 +100,8 @@ pub struct ImportOptions {
     pub name: String,
     /// Import a rehearsal's bundle (into a test cluster); refused otherwise.
     pub allow_rehearsal: bool,
+    /// The admission policy to write (or keep, or template).
+    pub policy: PolicyRequest,
 }
 
 impl ImportOptions {
@@ -113,6 +117,7 @@ impl ImportOptions {
             bundle_keys: Vec::new(),
             name: "rootcellar".into(),
             allow_rehearsal: false,
+            policy: PolicyRequest::default(),
         }
     }
 }
@@ -142,6 +147,8 @@ pub struct ImportReport {
     pub files: Vec<String>,
     /// What changed since the trust held before.
     pub changes: ChangeReport,
+    /// The admission policies written.
+    pub policies: Policies,
 }
 
 impl ImportReport {
@@ -170,6 +177,13 @@ impl ImportReport {
             .collect()
     }
 
+    /// Whole days from the verification time to the first expiry: how long until a fresh
+    /// import is needed.
+    pub fn days_left(&self) -> i64 {
+        let seconds = self.first_expiry().expires.as_second() - self.at.as_second();
+        seconds.div_euclid(86_400)
+    }
+
     /// The machine-readable report (`import.json`, `import --json`).
     pub fn to_json(&self) -> Value {
         let expiry = self.first_expiry();
@@ -190,6 +204,13 @@ impl ImportReport {
                 "role": expiry.role.name(),
                 "version": expiry.version,
                 "expires": expiry.expires.to_string(),
+                "days_left": self.days_left(),
+            },
+            "policies": match &self.policies {
+                Policies::Given(p) => json!({"source": "given", "policy": p}),
+                Policies::Kept(p) => json!({"source": "kept", "policy": p}),
+                Policies::Template => json!({"source": "template"}),
+                Policies::None => json!({"source": "none"}),
             },
             "validity": self.validity().iter().map(crate::tuf::RoleValidity::to_json).collect::<Vec<_>>(),
             "files": self.files,
@@ -203,7 +224,8 @@ impl ImportReport {
         let mut text = format!(
             "imported response bundle {} (SHA256:{}), signed by pinned key SHA256:{}\n\
              verified at {}: TUF root v{} → v{}, timestamp v{}, snapshot v{}, targets v{}, {} target(s)\n\
-             first expiry: {} v{} at {} (import a fresh bundle before then)\n{}\
+             first expiry: {} v{} at {}, {} day(s) from now: import a fresh bundle before then\n{}\
+             admission policies: {}\n\
              wrote {}:\n",
             self.bundle_id,
             self.bundle_sha256,
@@ -218,7 +240,9 @@ impl ImportReport {
             expiry.role.name(),
             expiry.version,
             expiry.expires,
+            self.days_left(),
             crate::tuf::validity_text(&self.validity()),
+            self.policies.describe(),
             self.out.display(),
         );
         for file in &self.files {
@@ -252,8 +276,9 @@ impl ImportReport {
             "# Changes imported by rootcellar\n\n\
              Response bundle {} (SHA256:{}), made {}, signed by the pinned appliance key \
              SHA256:{}; verified at {}.\n\
-             The first metadata to expire is {} v{}, at {}: import a fresh response bundle \
-             before then.\n\n{}",
+             The first metadata to expire is {} v{}, at {} ({} day(s) after this import): \
+             import a fresh response bundle before then.\n\
+             Admission policies: {}.\n\n{}",
             self.bundle_id,
             self.bundle_sha256,
             self.bundle_created,
@@ -262,6 +287,8 @@ impl ImportReport {
             expiry.role.name(),
             expiry.version,
             expiry.expires,
+            self.days_left(),
+            self.policies.describe(),
             self.changes.to_text()
         )
     }
@@ -290,6 +317,10 @@ pub fn import(options: &ImportOptions) -> Result<ImportReport, ImportError> {
         return Err(ImportError::OutputExists(options.out.clone()));
     }
     let held = held_trust(options)?;
+    let policies = policy::resolve(
+        &options.policy,
+        held.state.as_ref().and_then(|s| s.record.policy.as_ref()),
+    )?;
     let keys = pinned_keys(options, &held)?;
     let bundle = read_bundle(&options.bundle, &keys)?;
     let repo = BundleRepository::new(&bundle);
@@ -346,6 +377,7 @@ pub fn import(options: &ImportOptions) -> Result<ImportReport, ImportError> {
         trusted_root_sha256: sha256_hex(trusted_root_json),
         files: Vec::new(),
         changes,
+        policies,
     };
     let files = output_files(
         &mut report,
@@ -459,14 +491,16 @@ fn output_files(
         "manifests/policy-controller-trustroot.yaml".into(),
         manifests::trust_root(&inputs).into_bytes(),
     );
-    files.insert(
-        "manifests/policy-controller-clusterimagepolicy.yaml".into(),
-        manifests::cluster_image_policy(&inputs).into_bytes(),
-    );
-    files.insert(
-        "manifests/kyverno-imagevalidatingpolicy.yaml".into(),
-        manifests::kyverno_policy(&inputs).into_bytes(),
-    );
+    if let Some(policy) = manifests::Written::of(&report.policies) {
+        files.insert(
+            "manifests/policy-controller-clusterimagepolicy.yaml".into(),
+            manifests::cluster_image_policy(&inputs, &policy).into_bytes(),
+        );
+        files.insert(
+            "manifests/kyverno-imagevalidatingpolicy.yaml".into(),
+            manifests::kyverno_policy(&inputs, &policy).into_bytes(),
+        );
+    }
     // The report lists every file, itself included.
     report.files = files
         .keys()
@@ -597,6 +631,12 @@ fn next_state(
             bundle_id: report.bundle_id.clone(),
             bundle_sha256: report.bundle_sha256.clone(),
             out: report.out.display().to_string(),
+        },
+        // Templates change nothing enforced: the recorded policy stays for the next import.
+        policy: match &report.policies {
+            Policies::Given(policy) | Policies::Kept(policy) => Some(policy.clone()),
+            Policies::Template => held.state.as_ref().and_then(|s| s.record.policy.clone()),
+            Policies::None => None,
         },
     };
     NewState {

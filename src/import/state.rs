@@ -54,6 +54,9 @@ pub(super) struct StateRecord {
     pub bundle_keys: Vec<FileRef>,
     /// The last import.
     pub last_import: LastImport,
+    /// The admission policy the last import wrote, kept for the next one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<super::AdmissionPolicy>,
 }
 
 /// A file of the state directory and its SHA-256.

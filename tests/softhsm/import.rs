@@ -510,9 +510,20 @@ fn import_before_and_after_a_rotation_writes_a_mirror_manifests_and_the_changes(
             site.bundle_key_pem.to_str().unwrap(),
             "--state",
             state.to_str().unwrap(),
+            "--image",
+            "registry.site.internal/apps/**",
+            "--image",
+            "registry.site.internal/base/**",
+            "--issuer",
+            "https://oidc.site.internal",
+            "--identity",
+            "ci@site.internal",
+            "--identity",
+            "release@site.internal",
         ],
     );
     assert_eq!(report["tuf"]["root_version"], 1);
+    assert_eq!(report["policies"]["source"], "given");
     assert_eq!(report["changes"]["first_import"], true);
     let written: Vec<&str> = report["files"]
         .as_array()
@@ -620,6 +631,45 @@ fn import_before_and_after_a_rotation_writes_a_mirror_manifests_and_the_changes(
         .as_str()
         .unwrap();
     assert_eq!(carried.as_bytes(), std::fs::read(&tr1).unwrap());
+    // Both policies cover the same images for the same signers, and nothing is left to fill in.
+    let globs = serde_json::json!([
+        {"glob": "registry.site.internal/apps/**"},
+        {"glob": "registry.site.internal/base/**"},
+    ]);
+    assert_eq!(cip["spec"]["images"], globs);
+    assert_eq!(kyverno["spec"]["matchImageReferences"], globs);
+    let identities = serde_json::json!([
+        {"issuer": "https://oidc.site.internal", "subject": "ci@site.internal"},
+        {"issuer": "https://oidc.site.internal", "subject": "release@site.internal"},
+    ]);
+    assert_eq!(
+        cip["spec"]["authorities"][0]["keyless"]["identities"],
+        identities
+    );
+    assert_eq!(
+        kyverno["spec"]["attestors"][0]["cosign"]["keyless"]["identities"],
+        identities
+    );
+    // Every container kind of Kyverno's `images` variable is checked.
+    let expression = kyverno["spec"]["validations"][0]["expression"]
+        .as_str()
+        .unwrap();
+    for kind in ["containers", "initContainers", "ephemeralContainers"] {
+        assert!(
+            expression.contains(&format!(
+                "images.{kind}.map(image, verifyImageSignatures(image, [attestors.rootcellar])).all(e, e > 0)"
+            )),
+            "{kind}: {expression}"
+        );
+    }
+    for manifest in &manifests {
+        let text = std::fs::read_to_string(manifest).unwrap();
+        assert!(
+            !text.contains("example.internal") && !text.contains("TEMPLATE"),
+            "{}: {text}",
+            manifest.display()
+        );
+    }
 
     // The validator is not vacuous: an unknown field and a wrong type are refused.
     let mut bad = trust_root.clone();
@@ -713,6 +763,18 @@ fn import_before_and_after_a_rotation_writes_a_mirror_manifests_and_the_changes(
     let state_before = tree(&state);
     let out2 = site.path("import-2");
     let report = site.import_ok(&r2, &out2, &["--state", state.to_str().unwrap()]);
+    // The admission policy recorded by the first import is written again.
+    assert_eq!(report["policies"]["source"], "kept");
+    let kept = validate_manifests(&[
+        out2.join("manifests/policy-controller-clusterimagepolicy.yaml"),
+        out2.join("manifests/kyverno-imagevalidatingpolicy.yaml"),
+    ])
+    .unwrap();
+    assert_eq!(kept[0]["document"]["spec"]["images"], globs);
+    assert_eq!(
+        kept[1]["document"]["spec"]["attestors"][0]["cosign"]["keyless"]["identities"],
+        identities
+    );
     let changes = &report["changes"];
     assert_eq!(changes["first_import"], false);
     assert_eq!(changes["root"]["from"], 1);
@@ -807,9 +869,10 @@ fn bad_bundles_and_bad_trust_are_refused_with_one_message_and_nothing_written() 
     let key = site.bundle_key_pem.to_str().unwrap();
     let pinned_arg = pinned.to_str().unwrap();
 
-    // A state holding root v1, to be protected by every refusal below.
+    // A state holding root v1, to be protected by every refusal below. No admission policy
+    // given: the trust is installed, and no image policy is written.
     let state = site.path("state");
-    site.import_ok(
+    let first = site.import_ok(
         &good,
         &site.path("first"),
         &[
@@ -821,6 +884,12 @@ fn bad_bundles_and_bad_trust_are_refused_with_one_message_and_nothing_written() 
             state.to_str().unwrap(),
         ],
     );
+    assert_eq!(first["policies"]["source"], "none");
+    let manifests: Vec<String> = std::fs::read_dir(site.path("first/manifests"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(manifests, ["policy-controller-trustroot.yaml"]);
     let state_before = tree(&state);
     let with_state = ["--state", state.to_str().unwrap()];
 
@@ -908,6 +977,30 @@ fn bad_bundles_and_bad_trust_are_refused_with_one_message_and_nothing_written() 
         "holds no import state: give --root",
     );
 
+    // Admission policies asked for incompletely, or with globs the two engines read apart.
+    let policy_refused = |extra: &[&str], expected: &str| {
+        site.import_refused(&good, &[&with_state[..], extra].concat(), expected)
+    };
+    policy_refused(
+        &["--image", "registry.site.internal/**"],
+        "admission policy refused, nothing written: no --issuer",
+    );
+    policy_refused(
+        &[
+            "--image",
+            "registry.site.internal/apps/*",
+            "--issuer",
+            "https://oidc.site.internal",
+            "--identity",
+            "ci@site.internal",
+        ],
+        "a single * means one path segment to policy-controller but any characters to Kyverno",
+    );
+    policy_refused(
+        &["--template", "--image", "registry.site.internal/**"],
+        "--template writes placeholder templates",
+    );
+
     // An existing output is never overwritten.
     let existing = site.path("first");
     let result = site.import(&good, &existing, &with_state);
@@ -933,6 +1026,27 @@ fn bad_bundles_and_bad_trust_are_refused_with_one_message_and_nothing_written() 
         "{text}"
     );
     assert_eq!(report["changes"]["root"]["from"], 1);
+
+    // Templates only when asked: placeholders that match nothing, marked as templates.
+    let template = site.import_ok(
+        &good,
+        &site.path("template"),
+        &[&with_state[..], &["--template"]].concat(),
+    );
+    assert_eq!(template["policies"]["source"], "template");
+    let kyverno = std::fs::read_to_string(
+        site.path("template/manifests/kyverno-imagevalidatingpolicy.yaml"),
+    )
+    .unwrap();
+    assert!(
+        kyverno.contains("(TEMPLATE)") && kyverno.contains("registry.example.internal/**"),
+        "{kyverno}"
+    );
+    validate_manifests(&[
+        site.path("template/manifests/kyverno-imagevalidatingpolicy.yaml"),
+        site.path("template/manifests/policy-controller-clusterimagepolicy.yaml"),
+    ])
+    .unwrap();
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
