@@ -43,7 +43,7 @@ lint:
 	cargo clippy --locked --all-targets -- -D warnings
 	cargo clippy --locked --all-targets --features test-hooks -- -D warnings
 
-# Kill-anywhere: the seven ceremony scripts rehearsed in sequence on one appliance, each killed
+# Kill-anywhere: the eight ceremony scripts rehearsed in sequence on one appliance, each killed
 # with SIGKILL at random moments and resumed, ROUNDS times (ROOTCELLAR_CRASH_SEED=N repeats a
 # run; a failed round's directory is kept). make test runs TEST_CRASH_ROUNDS of them (about
 # 2 minutes here, after the shifted-clock runs: an ignored test, so faketime does not repeat it).

@@ -47,7 +47,7 @@ STATE_LABEL = "RCSTATE"
 READY = "console ready on /dev/ttyS0"
 INSERT = f"sneakernet: insert the disk labelled {LABEL}"
 # The ceremony time is the host's clock when the console asks for it (clock_now), never a fixed
-# date: what is signed at it (TUF timestamp metadata lasts 7 days) is checked on the host against
+# date: what is signed at it (TUF timestamp metadata lasts 90 days) is checked on the host against
 # the real clock, and the console is to refuse a time before its binary's build and one far from
 # its own clock. The guest's RTC follows the host's clock (qemu.py: -rtc base=utc,clock=host).
 CLOCK_TOLERANCE = 600  # seconds the appliance's clock may differ from the host's

@@ -134,8 +134,8 @@ pub enum CeremonyError {
     /// A resumed ceremony's output, signed by an earlier run, has expired by this run's time.
     #[error(
         "output {output}: {role} v{version} expired at {expires}, before this run's confirmed \
-         time {time} (an earlier run of this ceremony signed it); nothing was delivered. Publish \
-         it again (ceremony publish-trust-root, or `rootcellar tuf publish`) to refresh it"
+         time {time} (an earlier run of this ceremony signed it); nothing was delivered. Refresh \
+         it (ceremony refresh-timestamp, or `rootcellar tuf refresh`)"
     )]
     ExpiredOutput {
         /// The output.

@@ -209,6 +209,8 @@ pub enum Action {
     TufSign(actions::TufSign),
     /// Publish the staged drafts once their thresholds are met (snapshot and timestamp follow).
     TufPublish(actions::TufPublish),
+    /// Re-sign snapshot and timestamp over what is published (the appliance's keys alone).
+    TufRefresh(actions::TufRefresh),
     /// Create a TUF repository.
     TufInit(actions::TufInit),
 }
@@ -445,6 +447,19 @@ impl Script {
         keys: &BTreeMap<String, String>,
         rehearsal: bool,
     ) -> Result<crate::tuf::Policy, CeremonyError> {
+        let parsed = self.tuf_policy_unvalidated(policy, keys, rehearsal)?;
+        parsed.validate()?;
+        Ok(parsed)
+    }
+
+    /// The policy bound to the script's keys like [`Script::tuf_policy_for`], not yet validated:
+    /// for a step that needs only some roles' keys (a refresh).
+    pub fn tuf_policy_unvalidated(
+        &self,
+        policy: &Path,
+        keys: &BTreeMap<String, String>,
+        rehearsal: bool,
+    ) -> Result<crate::tuf::Policy, CeremonyError> {
         let path = self.resolve(policy);
         let text = std::fs::read_to_string(&path).map_err(|e| CeremonyError::ScriptUnreadable {
             path: path.clone(),
@@ -460,7 +475,6 @@ impl Script {
         let mut keys_toml = toml::Table::new();
         keys_toml.insert("keys".into(), toml::Value::Table(table));
         parsed.add_keys_toml(&keys_toml.to_string(), &self.path)?;
-        parsed.validate()?;
         Ok(parsed.for_rehearsal(rehearsal))
     }
 }

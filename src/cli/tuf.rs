@@ -117,6 +117,29 @@ pub enum TufCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Re-sign snapshot and timestamp over what is published, and nothing else (offline mode,
+    /// nothing staged): keeps a disconnected cluster's metadata fresh. Only the policy's
+    /// snapshot and timestamp keys need locations.
+    Refresh {
+        /// The repository.
+        #[arg(long, value_name = "DIR")]
+        repo: PathBuf,
+        /// The repository policy (its snapshot and timestamp expiries are used).
+        #[arg(long, value_name = "FILE")]
+        policy: PathBuf,
+        /// The keys file mapping the snapshot and timestamp key names to URIs.
+        #[arg(long, value_name = "FILE")]
+        keys: Option<PathBuf>,
+        /// The confirmed time expiries count from.
+        #[command(flatten)]
+        time: super::SigningTime,
+        /// Journal the signing in this state directory.
+        #[command(flatten)]
+        state: super::journal::StateArg,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Stage changes to the targets role.
     #[command(subcommand)]
     Targets(TargetsCommand),
@@ -194,6 +217,31 @@ pub struct TargetsCommon {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// What `tuf publish` and `tuf refresh` print: the roles written and how long the repository
+/// now stays valid from the confirmed time (warnings on stderr too under --json).
+fn print_published(
+    report: &tuf::PublishReport,
+    policy: &Policy,
+    now: rootcellar::time::ConfirmedTime,
+    json: bool,
+) -> Result<(), CliError> {
+    let validity = tuf::repository_status(&report.repo, Some(policy), now.timestamp())?.validity();
+    let mut value = report.to_json();
+    value["validity"] = validity.iter().map(tuf::RoleValidity::to_json).collect();
+    let text = format!(
+        "{}the repository now, counted from {now}:\n{}",
+        report.to_text(),
+        tuf::validity_text(&validity)
+    );
+    print(json, value, text);
+    if json {
+        for warning in validity.iter().filter_map(tuf::RoleValidity::warning) {
+            eprintln!("rootcellar: {warning}");
+        }
+    }
+    Ok(())
 }
 
 fn print(json: bool, value: serde_json::Value, text: String) {
@@ -297,21 +345,27 @@ pub fn run(command: TufCommand, hsm: &HsmConfig) -> Result<(), CliError> {
                 &repo,
             );
             let report = tuf::publish(&repo, &policy, &hsm, now, &mut record)?;
-            let validity =
-                tuf::repository_status(&repo, Some(&policy), now.timestamp())?.validity();
-            let mut value = report.to_json();
-            value["validity"] = validity.iter().map(tuf::RoleValidity::to_json).collect();
-            let text = format!(
-                "{}the repository now, counted from {now}:\n{}",
-                report.to_text(),
-                tuf::validity_text(&validity)
+            print_published(&report, &policy, now, json)?;
+        }
+        TufCommand::Refresh {
+            repo,
+            policy,
+            keys,
+            time,
+            state,
+            json,
+        } => {
+            let now = time.confirm(state.resolve().as_deref())?;
+            let policy = Policy::load_for_refresh(&policy, keys.as_deref())?;
+            let mut record = journal_before(
+                &state,
+                now,
+                "tuf.refresh",
+                repo.display().to_string(),
+                &repo,
             );
-            print(json, value, text);
-            if json {
-                for warning in validity.iter().filter_map(tuf::RoleValidity::warning) {
-                    eprintln!("rootcellar: {warning}");
-                }
-            }
+            let report = tuf::refresh(&repo, &policy, &hsm, now, &mut record)?;
+            print_published(&report, &policy, now, json)?;
         }
         TufCommand::Targets(command) => run_targets(command)?,
         TufCommand::Verify {

@@ -272,10 +272,7 @@ pub(super) fn kyverno_policy(inputs: &ManifestInputs<'_>, written: &Written<'_>)
                 (
                     "validations",
                     Node::Seq(vec![map([
-                        (
-                            "expression",
-                            s(every_container_verified()),
-                        ),
+                        ("expression", s(every_container_verified())),
                         (
                             "message",
                             s(format!(
@@ -295,8 +292,7 @@ pub(super) fn kyverno_policy(inputs: &ManifestInputs<'_>, written: &Written<'_>)
         "spec.attestors[0].cosign.keyless.identities",
     ));
     comments.push(
-        "Containers, init containers and ephemeral containers are all checked (Kyverno's"
-            .into(),
+        "Containers, init containers and ephemeral containers are all checked (Kyverno's".into(),
     );
     comments.push("`images` variable lists the matched images of each kind).".into());
     comments.push(

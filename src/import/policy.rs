@@ -110,9 +110,8 @@ pub(super) fn resolve(
     request: &PolicyRequest,
     recorded: Option<&AdmissionPolicy>,
 ) -> Result<Policies, ImportError> {
-    let given = !request.images.is_empty()
-        || request.issuer.is_some()
-        || !request.subjects.is_empty();
+    let given =
+        !request.images.is_empty() || request.issuer.is_some() || !request.subjects.is_empty();
     if request.template {
         if given {
             return Err(refused(
@@ -198,8 +197,7 @@ fn check_glob(glob: &str) -> Result<(), ImportError> {
         }
     }
     let host = glob.split('/').next().unwrap_or_default();
-    let explicit_host =
-        host == "localhost" || host.contains('.') || host.contains(':');
+    let explicit_host = host == "localhost" || host.contains('.') || host.contains(':');
     if !glob.contains('/') || !explicit_host || host.contains('*') {
         return Err(bad(
             "start with the registry host (registry.example/…, no wildcard in it): \
@@ -351,6 +349,10 @@ mod tests {
         assert!(problem(with("http://oidc.example", "a@b")).contains("https://"));
         assert!(problem(with("oidc.example", "a@b")).contains("not a URL"));
         assert!(problem(with("https://oidc.example", "a b")).contains("without spaces"));
-        with("https://token.actions.githubusercontent.com", "https://github.com/o/r/.github/workflows/release.yml@refs/heads/main").unwrap();
+        with(
+            "https://token.actions.githubusercontent.com",
+            "https://github.com/o/r/.github/workflows/release.yml@refs/heads/main",
+        )
+        .unwrap();
     }
 }

@@ -207,6 +207,26 @@ pub enum TufError {
         /// The draft file.
         file: PathBuf,
     },
+    /// A refresh was asked for in online mode.
+    #[error(
+        "policy {policy} is in online mode: the online service re-signs snapshot and timestamp, \
+         the appliance does not refresh them"
+    )]
+    RefreshOnline {
+        /// The policy file.
+        policy: PathBuf,
+    },
+    /// A refresh was asked for while drafts are staged.
+    #[error(
+        "{dir} holds staged drafts ({drafts}): a refresh re-signs only what is published; \
+         publish the drafts with their signers present (tuf publish), or discard them"
+    )]
+    RefreshWithDrafts {
+        /// The working area.
+        dir: PathBuf,
+        /// The drafts, "role vN".
+        drafts: String,
+    },
     /// There is nothing staged to sign or publish.
     #[error("nothing is staged in {dir}: {hint}")]
     NothingStaged {

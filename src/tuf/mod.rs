@@ -48,7 +48,7 @@ pub use key_source::HsmKeySource;
 pub(crate) use layout::{hash_prefixed_target, METADATA_DIR, TARGETS_DIR};
 pub use metadata::{canonical_json, sha256_hex, MetadataSignature, SignedMetadata, TufKey};
 pub use policy::{KeySpec, Mode, Policy, Role, RolePolicy, REHEARSAL_FIELD, REHEARSAL_MARK};
-pub use publish::{publish, PublishReport, PublishedRole};
+pub use publish::{publish, refresh, PublishReport, PublishedRole};
 pub use record::{BeforeWrite, PendingFile, Unrecorded};
 pub use repository::{init_repository, InitReport, KeyReport, RoleReport, TargetReport};
 pub use rotate::{draft_root, RoleChange, RotateReport};

@@ -267,6 +267,17 @@ impl Policy {
         Ok(parsed)
     }
 
+    /// Reads a policy for a refresh of snapshot and timestamp: only their keys need locations
+    /// ([`Policy::validate_for_refresh`]).
+    pub fn load_for_refresh(policy: &Path, keys: Option<&Path>) -> Result<Policy, TufError> {
+        let mut parsed = Policy::from_toml(&read(policy)?, policy)?;
+        if let Some(keys) = keys {
+            parsed.add_keys_toml(&read(keys)?, keys)?;
+        }
+        parsed.validate_for_refresh()?;
+        Ok(parsed)
+    }
+
     /// Reads a policy for what it says about roles (thresholds, expiry, signing periods), adding
     /// the keys file when given, and validates it except that every key name needs a location:
     /// for commands that set expiries but sign nothing (`tuf targets`, `tuf status`).
@@ -331,6 +342,26 @@ impl Policy {
 
     /// Checks the policy as a whole; the error names the first field at fault.
     pub fn validate(&self) -> Result<(), TufError> {
+        self.validate_common()?;
+        for (role, policy) in &self.roles {
+            self.validate_role(*role, policy)?;
+        }
+        self.validate_mode()
+    }
+
+    /// What a refresh of snapshot and timestamp needs of the policy: those two roles whole (keys
+    /// bound, thresholds, periods) and the mode. Root and targets keys may be unbound: a refresh
+    /// signs neither, so the custodians' tokens need not be named or present.
+    pub fn validate_for_refresh(&self) -> Result<(), TufError> {
+        self.validate_common()?;
+        for role in [Role::Snapshot, Role::Timestamp] {
+            self.validate_role(role, self.role(role))?;
+        }
+        self.validate_mode()
+    }
+
+    /// Consistent snapshots, and well-formed key names and locations.
+    fn validate_common(&self) -> Result<(), TufError> {
         if !self.consistent_snapshot {
             return Err(invalid(
                 &self.file,
@@ -359,10 +390,7 @@ impl Policy {
                 ));
             }
         }
-        for (role, policy) in &self.roles {
-            self.validate_role(*role, policy)?;
-        }
-        self.validate_mode()
+        Ok(())
     }
 
     /// Offline: the appliance signs snapshot and timestamp, so their keys are in its tokens.

@@ -104,11 +104,54 @@ pub fn publish(
     now: crate::time::ConfirmedTime,
     record: &mut dyn BeforeWrite,
 ) -> Result<PublishReport, TufError> {
-    let now = now.timestamp();
     policy.validate()?;
+    publish_validated(dir, policy, hsm, now, record, false)
+}
+
+/// Re-signs snapshot and timestamp over what is published, and nothing else: what keeps a
+/// disconnected cluster's metadata fresh between ceremonies, with the appliance's keys alone.
+/// Only the policy's snapshot and timestamp keys need be bound (root and targets are not
+/// signed). Refused in online mode (the online service does this) and when a draft is staged:
+/// a draft is published by [`publish`], after its own signers were present.
+pub fn refresh(
+    dir: &Path,
+    policy: &Policy,
+    hsm: &Hsm,
+    now: crate::time::ConfirmedTime,
+    record: &mut dyn BeforeWrite,
+) -> Result<PublishReport, TufError> {
+    policy.validate_for_refresh()?;
+    if policy.mode() == Mode::Online {
+        return Err(TufError::RefreshOnline {
+            policy: policy.file().to_path_buf(),
+        });
+    }
+    publish_validated(dir, policy, hsm, now, record, true)
+}
+
+fn publish_validated(
+    dir: &Path,
+    policy: &Policy,
+    hsm: &Hsm,
+    now: crate::time::ConfirmedTime,
+    record: &mut dyn BeforeWrite,
+    refresh_only: bool,
+) -> Result<PublishReport, TufError> {
+    let now = now.timestamp();
     let repo = Repo::open(dir)?;
     let _lock = repo.lock()?;
     let staged = Staged::load(&repo)?;
+    if refresh_only && !staged.drafts().is_empty() {
+        return Err(TufError::RefreshWithDrafts {
+            dir: repo.staged_dir(),
+            drafts: staged
+                .drafts()
+                .iter()
+                .map(|d| format!("{} v{}", d.role, d.version))
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
     if staged.drafts().is_empty() && policy.mode() == Mode::Online {
         return Err(TufError::NothingStaged {
             dir: repo.staged_dir(),

@@ -229,6 +229,46 @@ fn broken_scripts_report_every_problem_at_once() {
 }
 
 #[test]
+fn a_refresh_that_would_unlock_more_than_the_appliance_keys_is_refused_by_check() {
+    // refresh-timestamp binds only snapshot and timestamp; binding a custodian's root key (its
+    // token would be unlocked for nothing) or leaving the timestamp key unbound is a problem.
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(repo_file("ceremony/refresh-timestamp.toml")).unwrap();
+    let policy = repo_file("tuf-repo/policy.toml");
+    let base = base.replace("../tuf-repo/policy.toml", policy.to_str().unwrap());
+    let cases = [
+        (
+            "root-key-bound",
+            base.replace(
+                "timestamp = \"tuf-timestamp\"\n",
+                "timestamp = \"tuf-timestamp\"\nroot-custodian-1 = \"tuf-root-1\"\n",
+            ) + "\n[keys.tuf-root-1]\nuri = \"pkcs11:token=custodian-1;object=tuf-root\"\n",
+            "key \"root-custodian-1\" is not a snapshot or timestamp key",
+        ),
+        (
+            "timestamp-unbound",
+            base.replace("timestamp = \"tuf-timestamp\"\n", ""),
+            "roles.timestamp.keys: key \"timestamp\" has no URI",
+        ),
+    ];
+    for (name, text, expected) in cases {
+        assert_ne!(text, base, "{name}: the script was not changed");
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let out = rootcellar()
+            .args(["ceremony", "check", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: accepted");
+        assert!(
+            err.contains(expected),
+            "{name}: expected {expected:?} in:\n{err}"
+        );
+    }
+}
+
+#[test]
 fn root_init_and_intermediates_rehearsal_outputs_verify() {
     let r = Rehearsal::new();
     let out = r.run("ceremony/root-init.toml", None, "root-init", None);

@@ -565,6 +565,57 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
     let report = String::from_utf8_lossy(&report.stdout).into_owned();
     assert!(report.contains("TUF root v2 → v2"), "{report}");
 
+    // A month on, the cluster needs fresh metadata: the appliance refreshes snapshot and
+    // timestamp from the cluster's mirror with its own keys (no custodian), and the cluster
+    // imports the response as an update, a month later still valid.
+    let mirror_2 = import.join("out-2/repository");
+    let before: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(mirror_2.join("timestamp.json")).unwrap()).unwrap();
+    ok(rootcellar()
+        .args(["bundle", "new", "--sign-key"])
+        .arg(&requester)
+        .arg("--out")
+        .arg(media.join("refresh.rcb"))
+        .args(["--ceremony", "refresh-timestamp", "--time", &clock_time()])
+        .arg("--tuf-metadata")
+        .args(files_where(&mirror_2, |name| name.ends_with(".json")))
+        .arg("--file")
+        .args(files_where(&mirror_2.join("targets"), |_| true)));
+    session.choose("refresh-timestamp");
+    let text = session.converse();
+    assert!(text.contains("ceremony complete"), "{text}");
+    assert!(
+        !text.contains("custodian-") && text.contains("timestamp v") && text.contains("re-signed"),
+        "{text}"
+    );
+    let refreshed = delivered(&media, "refresh-timestamp-");
+    let month_later = days_from_now(30);
+    let report = ok(rootcellar()
+        .args(["import", "--bundle"])
+        .arg(refreshed.join("response.rcb"))
+        .arg("--state")
+        .arg(import.join("state"))
+        .arg("--out")
+        .arg(import.join("out-3"))
+        .arg("--allow-rehearsal")
+        .args(["--json", "--time", &month_later]));
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    let timestamp_version = before["signed"]["version"].as_u64().unwrap();
+    assert_eq!(
+        report["tuf"]["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["role"] == "timestamp")
+            .unwrap()["version"],
+        timestamp_version + 1,
+        "{report}"
+    );
+    assert_eq!(report["changes"]["root"]["to"], 2, "{report}");
+    // 90 days from the refresh, checked 30 days on: 59 or 60 whole days remain.
+    let left = report["first_expiry"]["days_left"].as_i64().unwrap();
+    assert!((59..=60).contains(&left), "{report}");
+
     // root-init's response delivered again (menu item d), beside the first delivery, the same
     // bytes: nothing is signed again.
     let menu = session.prompt();
@@ -595,7 +646,7 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
     let log = std::fs::read_to_string(d.join("media.log")).unwrap();
     let words: Vec<&str> = log.lines().collect();
     assert_eq!(words, ["mount", "umount"].repeat(words.len() / 2), "{log}");
-    assert_eq!(words.len(), 2 * 12, "{log}");
+    assert_eq!(words.len(), 2 * 14, "{log}");
     let text = session.finish();
     assert!(text.contains("powering off"));
 }

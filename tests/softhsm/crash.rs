@@ -1,6 +1,6 @@
-//! Kill-anywhere: the seven ceremony scripts rehearsed in sequence on one appliance state
+//! Kill-anywhere: the eight ceremony scripts rehearsed in sequence on one appliance state
 //! (root-init, issue-intermediate, rotate-tuf-root, publish-trust-root, issue-crl, backup-keys,
-//! restore-keys), each killed with SIGKILL at random moments (as a power cut or a person closing
+//! restore-keys, refresh-timestamp), each killed with SIGKILL at random moments (as a power cut or a person closing
 //! the wrong window would), then resumed by running the same command again, until it finishes.
 //! After each round: the journal verifies; the tokens hold exactly the keys a clean run makes
 //! (both halves of each, none twice); no certificate serial or TUF version is used twice; and
@@ -32,7 +32,7 @@ pub(crate) struct Appliance {
 }
 
 /// The ceremonies of a round, in order: (script, output directory, request directory).
-const SEQUENCE: [(&str, &str, Option<&str>); 7] = [
+const SEQUENCE: [(&str, &str, Option<&str>); 8] = [
     ("root-init", "root-init", None),
     (
         "issue-intermediate",
@@ -44,6 +44,7 @@ const SEQUENCE: [(&str, &str, Option<&str>); 7] = [
     ("issue-crl", "crl", Some("crl-request")),
     ("backup-keys", "backup", None),
     ("restore-keys", "restored", Some("restore-request")),
+    ("refresh-timestamp", "refreshed", Some("refresh-request")),
 ];
 
 /// What the online side gives `trustroot build` (paths relative to the appliance directory):
@@ -166,6 +167,9 @@ impl Appliance {
                     format!("# the TSA intermediate\n{tsa}\n"),
                 )
                 .unwrap();
+            }
+            "refresh-timestamp" => {
+                copy_dir(&self.path("published/tuf-published"), &request.join("tuf"))
             }
             "restore-keys" => {
                 std::fs::copy(
@@ -354,6 +358,7 @@ fn check_tuf(appliance: &Appliance, problems: &mut Vec<String>) {
         appliance.path("root-init/tuf"),
         appliance.path("rotated/tuf-rotated"),
         appliance.path("published/tuf-published"),
+        appliance.path("refreshed/tuf-refreshed"),
     ];
     for repo in &repos[1..] {
         let name = repo.file_name().unwrap().to_string_lossy().into_owned();
@@ -381,7 +386,7 @@ fn check_tuf(appliance: &Appliance, problems: &mut Vec<String>) {
     }
     let request = appliance.path("publish-request");
     if let Err(refusal) = python_tuf_check(
-        &repos[2],
+        &repos[3],
         &[
             &request.join("trusted_root.json"),
             &request.join("signing_config.v0.2.json"),

@@ -1034,10 +1034,9 @@ fn bad_bundles_and_bad_trust_are_refused_with_one_message_and_nothing_written() 
         &[&with_state[..], &["--template"]].concat(),
     );
     assert_eq!(template["policies"]["source"], "template");
-    let kyverno = std::fs::read_to_string(
-        site.path("template/manifests/kyverno-imagevalidatingpolicy.yaml"),
-    )
-    .unwrap();
+    let kyverno =
+        std::fs::read_to_string(site.path("template/manifests/kyverno-imagevalidatingpolicy.yaml"))
+            .unwrap();
     assert!(
         kyverno.contains("(TEMPLATE)") && kyverno.contains("registry.example.internal/**"),
         "{kyverno}"

@@ -352,8 +352,8 @@ fn a_time_far_from_the_clock_must_be_typed_again() {
 }
 
 /// rotate-tuf-root after root-init, stopped at `crash_at`, then resumed with the clock and the
-/// confirmed time ten days later: the appliance, that time, and the resumed run.
-fn rotation_resumed_ten_days_later(crash_at: &str) -> (Appliance, Timestamp, Output) {
+/// confirmed time `days` later: the appliance, that time, and the resumed run.
+fn rotation_resumed_days_later(crash_at: &str, days: i64) -> (Appliance, Timestamp, Output) {
     let appliance = Appliance::after_root_init();
     let crashed = appliance.run(
         rootcellar(),
@@ -363,7 +363,7 @@ fn rotation_resumed_ten_days_later(crash_at: &str) -> (Appliance, Timestamp, Out
         Some(crash_at),
     );
     assert!(!crashed.status.success(), "the crash hook did not fire");
-    let later = clock_plus_hours(240);
+    let later = clock_plus_hours(days * 24);
     appliance.answers("later.toml", later, None);
     let resumed = appliance.run(
         rootcellar_with_clock_at(later),
@@ -380,7 +380,7 @@ fn rotation_resumed_ten_days_later(crash_at: &str) -> (Appliance, Timestamp, Out
 fn a_ceremony_resumed_days_later_signs_what_is_left_at_the_new_time() {
     // The rotation stops just before publishing (a power cut), and is resumed ten days later,
     // the clock and the confirmed time both moved on.
-    let (appliance, later, out) = rotation_resumed_ten_days_later("publish:before");
+    let (appliance, later, out) = rotation_resumed_days_later("publish:before", 10);
     assert_ok(&out);
     let said = text(&out);
     assert!(
@@ -389,11 +389,11 @@ fn a_ceremony_resumed_days_later_signs_what_is_left_at_the_new_time() {
     );
     let repo = appliance.path("rotated/tuf-rotated");
     // The root drafted ten days ago keeps its time (that of answers.toml); the timestamp is
-    // signed now, valid 7 days.
+    // signed now, valid 90 days.
     assert_eq!(
         expires(&repo, "timestamp.json"),
         later
-            .checked_add(SignedDuration::from_hours(7 * 24))
+            .checked_add(SignedDuration::from_hours(90 * 24))
             .unwrap()
     );
     assert_eq!(
@@ -465,13 +465,15 @@ fn a_ceremony_resumed_days_later_signs_what_is_left_at_the_new_time() {
 #[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks")]
 fn a_ceremony_resumed_after_its_published_metadata_expired_delivers_nothing() {
     // Every step done, including the publish, then the power goes before delivery, and the
-    // appliance is switched on again ten days later: the timestamp (7 days) signed then has
-    // expired.
-    let (appliance, later, out) = rotation_resumed_ten_days_later("deliver:before");
+    // appliance is switched on again a hundred days later: the timestamp (90 days) signed then
+    // has expired.
+    let (appliance, later, out) = rotation_resumed_days_later("deliver:before", 100);
     assert!(!out.status.success(), "{}", text(&out));
     let said = text(&out);
     assert!(
-        said.contains("output tuf-rotated: timestamp v2 expired at")
+        // Snapshot and timestamp expire together (90 days each); the first found is named.
+        (said.contains("output tuf-rotated: timestamp v2 expired at")
+            || said.contains("output tuf-rotated: snapshot v2 expired at"))
             && said.contains(&format!("before this run's confirmed time {later}")),
         "{said}"
     );
@@ -506,9 +508,9 @@ fn publishing_says_how_long_the_metadata_stays_valid_and_warns_inside_the_signin
     );
     assert!(
         said.contains(&format!(
-            "timestamp v2 valid until {}, 7 days from {later}",
+            "timestamp v2 valid until {}, 90 days from {later}",
             later
-                .checked_add(SignedDuration::from_hours(7 * 24))
+                .checked_add(SignedDuration::from_hours(90 * 24))
                 .unwrap()
         )),
         "{said}"

@@ -381,8 +381,8 @@ fn metadata_structure_is_what_clients_expect() {
     let expected_expiry = [
         ("1.root.json", days(182)),
         ("1.targets.json", days(182)),
-        ("1.snapshot.json", days(21)),
-        ("timestamp.json", days(7)),
+        ("1.snapshot.json", days(90)),
+        ("timestamp.json", days(90)),
     ];
     for (file, expires) in expected_expiry {
         assert!(!expires.contains('.'), "{expires}");
@@ -506,7 +506,7 @@ fn policy_unknown_field_is_refused_by_name() {
     let (hsm, keys_file) = light_fixture();
     let err = init_fails_with_policy(
         &hsm,
-        |p| p.replacen("expires_days = 7", "expires_days = 7\nexpiry_days = 7", 1),
+        |p| p.replacen("expires_days = 90", "expires_days = 90\nexpiry_days = 7", 1),
         &keys_file,
     );
     assert!(err.contains("unknown field `expiry_days`"), "{err}");

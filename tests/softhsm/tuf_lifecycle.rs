@@ -611,17 +611,78 @@ fn tuf_both_clients_refuse_expired_root_and_timestamp() {
         .unwrap();
 
     // An offline refresh ten days later (the time far from the clock, so typed again) re-signs
-    // snapshot and timestamp, and both clients accept it again at that time.
+    // snapshot and timestamp with the appliance's keys alone (the keys file names no root or
+    // targets key), and both clients accept it again at that time.
     let status = c.status_at(&repo, &later);
     assert_eq!(status["published"][3]["state"], "expired");
-    c.json(
-        c.publish_cmd(&repo, &policy, false)
-            .args(time_typed_again(&later)),
-    );
+    let refresh_keys = c.hsm.path("refresh-keys.toml");
+    std::fs::write(
+        &refresh_keys,
+        format!(
+            "[keys]\nsnapshot = {:?}\ntimestamp = {:?}\n",
+            c.uris["snapshot"], c.uris["timestamp"]
+        ),
+    )
+    .unwrap();
+    let refresh = |policy: &Path, keys: &Path, time: &str| {
+        let mut cmd = c.cli(&["tuf", "refresh", "--repo"]);
+        cmd.arg(&repo)
+            .arg("--policy")
+            .arg(policy)
+            .arg("--keys")
+            .arg(keys)
+            .args(time_typed_again(time));
+        cmd
+    };
+    let refreshed = c.json(&mut refresh(&policy, &refresh_keys, &later));
+    let roles: Vec<&str> = refreshed["published"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["snapshot", "timestamp"], "{refreshed}");
     let report = c.verify(&repo, &trusted, Some(&later)).unwrap();
     assert_eq!(report["roles"][1]["version"], 2, "{report}");
     c.python_at(&repo, &trusted, &targets, Some(&later))
         .unwrap();
+
+    // A refresh signs nothing else: with a draft staged, or in online mode, it is refused and
+    // the repository is left as it was.
+    c.add_target(&repo, &policy, &c.signing_config, None);
+    let before = tree_of(&repo);
+    let out = refresh(&policy, &refresh_keys, &later).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("holds staged drafts (targets v2): a refresh re-signs only what is published"),
+        "{err}"
+    );
+    let online = c.policy("online.toml", &["c1", "c2"], 2, true);
+    let out = refresh(&online, &c.online_keys_file, &later)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("is in online mode"), "{err}");
+    assert_eq!(tree_of(&repo), before);
+}
+
+/// Every file under `dir` with its bytes.
+fn tree_of(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.insert(path.clone(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod root_certificate;
 mod split_pin;
 mod tuf_init;
 mod tuf_publish;
+mod tuf_refresh;
 mod tuf_rotate;
 mod tuf_sign;
 mod tuf_targets;
@@ -28,6 +29,7 @@ pub use root_certificate::RootCertificate;
 pub use split_pin::SplitPin;
 pub use tuf_init::TufInit;
 pub use tuf_publish::TufPublish;
+pub use tuf_refresh::TufRefresh;
 pub use tuf_rotate::TufRotate;
 pub use tuf_sign::TufSign;
 pub use tuf_targets::TufTargets;
@@ -93,6 +95,7 @@ impl Action {
             Action::TufTargets(action) => action,
             Action::TufSign(action) => action,
             Action::TufPublish(action) => action,
+            Action::TufRefresh(action) => action,
             Action::TufInit(action) => action,
         }
     }
