@@ -664,7 +664,9 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tuf-repo/policy.toml");
         let text = std::fs::read_to_string(&path).unwrap();
         let parsed = Policy::from_toml(&text, &path).unwrap();
-        assert_eq!(parsed.role(Role::Timestamp).expires_days, 7);
+        // A monthly import cadence for disconnected clusters: 90 days, due when 60 remain.
+        assert_eq!(parsed.role(Role::Timestamp).expires_days, 90);
+        assert_eq!(parsed.role(Role::Timestamp).signing_days, Some(60));
         // Its keys come from a keys file made per ceremony, so alone it names missing URIs.
         let err = parsed.validate().unwrap_err().to_string();
         assert!(
