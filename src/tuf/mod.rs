@@ -59,6 +59,7 @@ pub use status::{
 pub use targets::{stage_targets, TargetChange, TargetsReport};
 pub use validity::{validity_text, RoleValidity};
 pub use verify::{
-    verify_repository, verify_source, DirectorySource, ReadError, RepositorySource, SignatureCount,
-    Signers, VerifiedRepository, VerifiedRole, VerifiedTarget, VerifyError, VerifyOptions,
+    signatures_verified, verify_repository, verify_source, DirectorySource, ReadError,
+    RepositorySource, SignatureCount, Signers, VerifiedRepository, VerifiedRole, VerifiedTarget,
+    VerifyError, VerifyOptions,
 };

@@ -651,3 +651,45 @@ fn a_key_id_that_names_another_key_than_before_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_rotation_replacing_one_key_costs_threshold_verifications() {
+    // 3 of 5; root v2 replaces c1 by c6. The outgoing c1 signs too, and comes first in v1's key
+    // order: the old threshold is met with the kept keys c2, c3, c4, whose checks count again
+    // for v2's threshold, so c1's and c6's signatures are never verified.
+    let k = keys();
+    let c = &k.custodians;
+    let c6 = soft(6);
+    let mut cache = KeyCache::default();
+    let v1 = root(1, &[&c[0], &c[1], &c[2], &c[3], &c[4]], 3, FUTURE, &k);
+    let v1 = parse_root(
+        "1.root.json",
+        &signed(v1, &[&c[0], &c[1], &c[2]]),
+        &mut cache,
+    )
+    .unwrap();
+    let v2 = root(2, &[&c6, &c[1], &c[2], &c[3], &c[4]], 3, FUTURE, &k);
+    let v2 = signed(v2, &[&c[0], &c[1], &c[2], &c[3], &c6]);
+    let v2 = parse_root("2.root.json", &v2, &mut cache).unwrap();
+    let (old, own, verified) = rotation_tallies(&v1, &v2);
+    assert!(old.met() && own.met());
+    assert_eq!(old.valid, [id(&c[1]), id(&c[2]), id(&c[3])]);
+    assert_eq!(own.valid, [id(&c[1]), id(&c[2]), id(&c[3])]);
+    assert_eq!(verified, 3);
+
+    // Signatures in another order in the file: the same three checks.
+    let v2 = root(2, &[&c6, &c[1], &c[2], &c[3], &c[4]], 3, FUTURE, &k);
+    let v2 = signed(v2, &[&c[0], &c[1], &c[4], &c6, &c[2]]);
+    let v2 = parse_root("2.root.json", &v2, &mut cache).unwrap();
+    let (old, own, verified) = rotation_tallies(&v1, &v2);
+    assert!(old.met() && own.met(), "{old:?} {own:?}");
+    assert_eq!(verified, 3);
+    let v2 = root(2, &[&c6, &c[1], &c[2], &c[3], &c[4]], 3, FUTURE, &k);
+    let v2 = signed(v2, &[&c[0], &c[1], &c6, &c[4]]);
+    let v2 = parse_root("2.root.json", &v2, &mut cache).unwrap();
+    let (old, own, verified) = rotation_tallies(&v1, &v2);
+    // Only two kept keys sign: old counts c2 and c5, then c1; new counts c2 and c5 again, then
+    // c6. Four checks, each key once.
+    assert!(old.met() && own.met(), "{old:?} {own:?}");
+    assert_eq!(verified, 4);
+}
