@@ -201,28 +201,20 @@ impl PublicKey {
     }
 
     /// Verifies a DER ECDSA signature over `message` (hashed with the algorithm's digest).
+    /// aws-lc (linked already, for TLS-grade primitives and rcgen) checks it: about ten times
+    /// faster than the pure-Rust verifier, and every signature a token makes is checked once
+    /// before it is used.
     pub fn verify(&self, message: &[u8], der_signature: &[u8]) -> bool {
-        use p256::ecdsa::signature::Verifier;
-        match self.algorithm {
-            KeyAlgorithm::EcdsaP256 => {
-                let (Ok(key), Ok(sig)) = (
-                    p256::ecdsa::VerifyingKey::from_sec1_bytes(&self.point),
-                    p256::ecdsa::Signature::from_der(der_signature),
-                ) else {
-                    return false;
-                };
-                key.verify(message, &sig).is_ok()
-            }
-            KeyAlgorithm::EcdsaP384 => {
-                let (Ok(key), Ok(sig)) = (
-                    p384::ecdsa::VerifyingKey::from_sec1_bytes(&self.point),
-                    p384::ecdsa::Signature::from_der(der_signature),
-                ) else {
-                    return false;
-                };
-                key.verify(message, &sig).is_ok()
-            }
-        }
+        use aws_lc_rs::signature::{
+            UnparsedPublicKey, ECDSA_P256_SHA256_ASN1, ECDSA_P384_SHA384_ASN1,
+        };
+        let algorithm = match self.algorithm {
+            KeyAlgorithm::EcdsaP256 => &ECDSA_P256_SHA256_ASN1,
+            KeyAlgorithm::EcdsaP384 => &ECDSA_P384_SHA384_ASN1,
+        };
+        UnparsedPublicKey::new(algorithm, &self.point)
+            .verify(message, der_signature)
+            .is_ok()
     }
 }
 
@@ -230,6 +222,35 @@ impl PublicKey {
 mod tests {
     use super::*;
     use p256::ecdsa::signature::Signer as _;
+
+    #[test]
+    fn p384_signatures_verify_and_tampering_is_refused() {
+        use p384::ecdsa::signature::Signer as _;
+        let sk = p384::ecdsa::SigningKey::from_slice(&[9u8; 48]).unwrap();
+        let public = PublicKey::from_point(
+            KeyAlgorithm::EcdsaP384,
+            sk.verifying_key().to_encoded_point(false).as_bytes(),
+        )
+        .unwrap();
+        let sig: p384::ecdsa::Signature = sk.sign(b"message");
+        let der = sig.to_der().as_bytes().to_vec();
+        assert!(public.verify(b"message", &der));
+        assert!(!public.verify(b"messagf", &der));
+        let mut bent = der.clone();
+        *bent.last_mut().unwrap() ^= 1;
+        assert!(!public.verify(b"message", &bent));
+        // A P-256 key does not take a P-384 signature.
+        let p256 = PublicKey::from_point(
+            KeyAlgorithm::EcdsaP256,
+            p256::ecdsa::SigningKey::from_slice(&[7u8; 32])
+                .unwrap()
+                .verifying_key()
+                .to_encoded_point(false)
+                .as_bytes(),
+        )
+        .unwrap();
+        assert!(!p256.verify(b"message", &der));
+    }
 
     #[test]
     fn der_conversion_and_verification_agree_with_p256() {
