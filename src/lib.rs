@@ -8,6 +8,8 @@
 //! - [`tuf`]: TUF repository policy and metadata, signed through `tough` by [`keys`];
 //! - [`trustroot`]: Sigstore `trusted_root.json` and `signing_config.v0.2.json`;
 //! - [`bundle`]: the signed sneakernet container that carries everything across the air gap;
+//! - [`remote_signing`]: a drafted TUF root out to custodians where they are, and their
+//!   signatures back, as bundles;
 //! - [`import`]: the cluster side: a verified response bundle into a TUF mirror and manifests;
 //! - [`journal`]: the appliance's append-only, hash-chained audit log;
 //! - [`ceremony`]: ceremony scripts and the resumable step runner at the console;
@@ -23,6 +25,7 @@ pub mod import;
 pub mod journal;
 pub mod keys;
 pub mod readout;
+pub mod remote_signing;
 pub mod test_hooks;
 pub mod time;
 pub mod trustroot;

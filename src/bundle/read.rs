@@ -298,6 +298,14 @@ impl Bundle {
         algorithm_name(self.algorithm)
     }
 
+    /// The contents of entry `name` before the signature is checked (its length and SHA-256
+    /// are checked, as the manifest states them): only for a key the bundle carries to verify
+    /// itself with, when trust rests on something else.
+    pub fn entry_before_verifying(&self, name: &str) -> Option<&[u8]> {
+        let index = self.manifest.entries.iter().position(|e| e.name == name)?;
+        Some(&self.contents[index])
+    }
+
     /// The size of the bundle file in bytes.
     pub fn size(&self) -> u64 {
         self.size

@@ -8,6 +8,7 @@ mod key;
 mod time;
 mod trustroot;
 mod tuf;
+mod tuf_remote;
 mod x509;
 
 use clap::{Parser, Subcommand};
@@ -74,6 +75,9 @@ pub enum CliError {
     /// From the journal.
     #[error(transparent)]
     Journal(#[from] rootcellar::journal::JournalError),
+    /// From a signing request or signature bundle of a custodian away from the appliance.
+    #[error(transparent)]
+    RemoteSigning(#[from] rootcellar::remote_signing::RemoteSigningError),
     /// From the cluster import.
     #[error(transparent)]
     Import(#[from] rootcellar::import::ImportError),

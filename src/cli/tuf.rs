@@ -75,6 +75,14 @@ pub enum TufCommand {
         #[arg(long)]
         json: bool,
     },
+    /// At the appliance: a signing request bundle for a custodian away from it, to sign the
+    /// drafted root on their own token (tuf sign-request).
+    RequestSignature(super::tuf_remote::RequestSignatureArgs),
+    /// On a custodian's own machine: check a signing request against the root you trust, show
+    /// the change, and, once you type its code, sign it with your token into a signature bundle.
+    SignRequest(super::tuf_remote::SignRequestArgs),
+    /// At the appliance: add custodians' signature bundles to the drafted root (all or none).
+    AddSignatures(super::tuf_remote::AddSignaturesArgs),
     /// Show each role's published version and expiry, and each staged draft's signatures and
     /// thresholds.
     Status {
@@ -107,6 +115,10 @@ pub enum TufCommand {
         /// The keys file mapping the policy's key names to URIs or PEM public keys.
         #[arg(long, value_name = "FILE")]
         keys: Option<PathBuf>,
+        /// Signature bundles from custodians (tuf sign-request), added to the drafted root
+        /// first (as tuf add-signatures does).
+        #[arg(long = "signatures", value_name = "BUNDLE", num_args = 1..)]
+        signatures: Vec<PathBuf>,
         /// The confirmed time expiries count from.
         #[command(flatten)]
         time: super::SigningTime,
@@ -327,16 +339,24 @@ pub fn run(command: TufCommand, hsm: &HsmConfig) -> Result<(), CliError> {
             let report = tuf::repository_status(&repo, policy.as_ref(), now)?;
             print(json, report.to_json(), report.to_text());
         }
+        TufCommand::RequestSignature(args) => super::tuf_remote::request_signature(args, &hsm)?,
+        TufCommand::SignRequest(args) => super::tuf_remote::sign_request(args, &hsm)?,
+        TufCommand::AddSignatures(args) => super::tuf_remote::add_signatures(args)?,
         TufCommand::Publish {
             repo,
             policy,
             keys,
+            signatures,
             time,
             state,
             json,
         } => {
             let now = time.confirm(state.resolve().as_deref())?;
             let policy = Policy::load(&policy, keys.as_deref())?;
+            if !signatures.is_empty() {
+                let report = super::tuf_remote::accept(&repo, &signatures, now, &state)?;
+                eprint!("{}", report.to_text());
+            }
             let mut record = journal_before(
                 &state,
                 now,
@@ -427,7 +447,7 @@ fn run_targets(command: TargetsCommand) -> Result<(), CliError> {
 /// the files (paths under the repository) with the SHA-256 of each, recorded before the first
 /// of them appears, so a command killed while writing still left its record. A command that
 /// fails before writing leaves none.
-fn journal_before<'a>(
+pub(super) fn journal_before<'a>(
     state: &'a super::journal::StateArg,
     time: rootcellar::time::ConfirmedTime,
     action: &'a str,

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::layout::Repo;
-use super::metadata::format_time;
+use super::metadata::{format_time, SignedMetadata};
 use super::rotate::RoleChange;
 use super::status::{KeyLabel, Staged};
 use super::verify::TrustedRoot;
@@ -51,68 +51,14 @@ pub(crate) fn role_changes(
 pub fn describe_drafts(dir: &Path) -> Result<Vec<String>, TufError> {
     let repo = Repo::open(dir)?;
     let staged = Staged::load(&repo)?;
-    let label = |id: &String| KeyLabel {
-        key_id: id.clone(),
-        name: staged.names.get(id).cloned(),
-    };
-    let fingerprint = |root: &TrustedRoot, id: &str| {
-        root.keys
-            .get(id)
-            .and_then(Option::as_ref)
-            .map(|key| key.public().fingerprint_read_aloud())
-            .unwrap_or_else(|| "(not a key rootcellar reads)".into())
-    };
     let mut lines = Vec::new();
     if let Some((draft, new)) = &staged.root {
-        let new_roles: BTreeMap<Role, (Vec<String>, u64)> = Role::ALL
-            .iter()
-            .map(|&role| {
-                let keys = new.role(role);
-                (role, (keys.keyids.clone(), keys.threshold))
-            })
-            .collect();
-        let changes = role_changes(&staged.current, &new_roles, label);
-        lines.push(format!(
-            "signs root v{} ({} of v{}), expires {}",
-            new.version,
-            if changes.is_empty() {
-                "a re-sign"
-            } else {
-                "a rotation"
-            },
-            staged.current.version,
-            format_time(new.expires)
+        lines.extend(describe_root_draft(
+            &staged.current,
+            new,
+            &draft.metadata,
+            &staged.names,
         ));
-        lines.push(format!(
-            "   root v{} payload: SHA-256 {}",
-            new.version,
-            readout::groups(&draft.metadata.payload_sha256())
-        ));
-        if changes.is_empty() {
-            lines.push("   keys and thresholds unchanged".into());
-        }
-        for change in &changes {
-            lines.push(if change.old_threshold == change.new_threshold {
-                format!(
-                    "   {}: threshold {} (unchanged)",
-                    change.role, change.new_threshold
-                )
-            } else {
-                format!(
-                    "   {}: threshold {} → {}",
-                    change.role, change.old_threshold, change.new_threshold
-                )
-            });
-            for key in &change.added {
-                lines.push(format!("   + {key}: {}", fingerprint(new, &key.key_id)));
-            }
-            for key in &change.removed {
-                lines.push(format!(
-                    "   - {key}: {}",
-                    fingerprint(&staged.current, &key.key_id)
-                ));
-            }
-        }
     }
     if let Some(draft) = &staged.targets {
         let signed = draft.metadata.signed();
@@ -153,6 +99,77 @@ pub fn describe_drafts(dir: &Path) -> Result<Vec<String>, TufError> {
         }
     }
     Ok(lines)
+}
+
+/// Lines describing a root draft against the current root: version, expiry, payload digest,
+/// keys added and removed with their fingerprints, thresholds. What a custodian reads before
+/// signing, at the console or on their own machine.
+pub(crate) fn describe_root_draft(
+    current: &TrustedRoot,
+    new: &TrustedRoot,
+    draft: &SignedMetadata,
+    names: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let label = |id: &String| KeyLabel {
+        key_id: id.clone(),
+        name: names.get(id).cloned(),
+    };
+    let fingerprint = |root: &TrustedRoot, id: &str| {
+        root.keys
+            .get(id)
+            .and_then(Option::as_ref)
+            .map(|key| key.public().fingerprint_read_aloud())
+            .unwrap_or_else(|| "(not a key rootcellar reads)".into())
+    };
+    let new_roles: BTreeMap<Role, (Vec<String>, u64)> = Role::ALL
+        .iter()
+        .map(|&role| {
+            let keys = new.role(role);
+            (role, (keys.keyids.clone(), keys.threshold))
+        })
+        .collect();
+    let changes = role_changes(current, &new_roles, label);
+    let mut lines = vec![
+        format!(
+            "signs root v{} ({} of v{}), expires {}",
+            new.version,
+            if changes.is_empty() {
+                "a re-sign"
+            } else {
+                "a rotation"
+            },
+            current.version,
+            format_time(new.expires)
+        ),
+        format!(
+            "   root v{} payload: SHA-256 {}",
+            new.version,
+            readout::groups(&draft.payload_sha256())
+        ),
+    ];
+    if changes.is_empty() {
+        lines.push("   keys and thresholds unchanged".into());
+    }
+    for change in &changes {
+        lines.push(if change.old_threshold == change.new_threshold {
+            format!(
+                "   {}: threshold {} (unchanged)",
+                change.role, change.new_threshold
+            )
+        } else {
+            format!(
+                "   {}: threshold {} → {}",
+                change.role, change.old_threshold, change.new_threshold
+            )
+        });
+        for key in &change.added {
+            lines.push(format!("   + {key}: {}", fingerprint(new, &key.key_id)));
+        }
+        for key in &change.removed {
+            lines.push(format!("   - {key}: {}", fingerprint(current, &key.key_id)));
+        }
+    }
+    lines
 }
 
 /// The bytes of target `name` as published and as the staged targets draft would publish it,

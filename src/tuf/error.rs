@@ -245,6 +245,79 @@ pub enum TufError {
         /// Which keys may sign each draft.
         entitled: String,
     },
+    /// A signing request's previous root does not chain from the root the custodian trusts.
+    #[error(
+        "this request is for a root your trusted root (v{trusted_version}) does not lead to: \
+         {problem}; nothing was signed"
+    )]
+    RequestDoesNotChain {
+        /// The trusted root's version.
+        trusted_version: u64,
+        /// What is wrong with the chain.
+        problem: String,
+    },
+    /// A signing request names a key other than the custodian's, or the custodian's key may not
+    /// sign the drafted root.
+    #[error("{problem}; nothing was signed")]
+    RequestNotForThisKey {
+        /// Which key the request is for, and which key was given.
+        problem: String,
+    },
+    /// A signing request is malformed (missing or inconsistent parts).
+    #[error("the signing request is unusable: {problem}; nothing was signed")]
+    RequestInvalid {
+        /// What is wrong.
+        problem: String,
+    },
+    /// A detached root signature is for another draft than the one staged.
+    #[error(
+        "{from}: signed root v{signed_version} with payload SHA-256 {signed_payload}, but the \
+         staged draft is root v{draft_version} with payload SHA-256 {draft_payload} ({why}); \
+         ask for a new signature; nothing was changed"
+    )]
+    SignatureStale {
+        /// The signature bundle.
+        from: String,
+        /// The version it signed.
+        signed_version: u64,
+        /// The payload digest it signed.
+        signed_payload: String,
+        /// The staged draft's version.
+        draft_version: u64,
+        /// The staged draft's payload digest.
+        draft_payload: String,
+        /// "a newer draft exists" or "the draft changed since the request".
+        why: &'static str,
+    },
+    /// A detached root signature does not verify over the staged draft's bytes.
+    #[error(
+        "{from}: the signature by key {key_id} is not a signature over the staged root \
+         v{version}'s bytes; nothing was changed"
+    )]
+    SignatureOverOtherBytes {
+        /// The signature bundle.
+        from: String,
+        /// The signing key's TUF key id.
+        key_id: String,
+        /// The draft's version.
+        version: u64,
+    },
+    /// A detached root signature is by a key that is not a root key of the current root or of
+    /// the draft.
+    #[error(
+        "{from}: signed by key {key} which is not a root key of root v{current_version} or of \
+         the draft root v{draft_version}; nothing was changed"
+    )]
+    NotARootKey {
+        /// The signature bundle.
+        from: String,
+        /// The key (TUF key id or fingerprint).
+        key: String,
+        /// The current root's version.
+        current_version: u64,
+        /// The draft's version.
+        draft_version: u64,
+    },
     /// A draft does not have the signatures it needs.
     #[error("cannot publish {role} v{version}: {missing}")]
     BelowThreshold {

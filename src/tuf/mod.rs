@@ -14,6 +14,8 @@
 //! - [`stage_targets`]: targets added, replaced or removed (with custom metadata), or renewed;
 //! - [`sign_staged`]: one key in its own token signs the drafts it is entitled to sign;
 //! - [`repository_status`]: who signed, who is still needed, which thresholds are met;
+//! - [`root_signing_request`], [`check_root_request`], [`accept_root_signatures`]: a root
+//!   signed by custodians where they are, one detached signature at a time;
 //! - [`publish`]: drafts at threshold move into `metadata/`; offline, snapshot and timestamp
 //!   follow, signed by the appliance.
 //!
@@ -34,6 +36,7 @@ mod metadata;
 mod policy;
 mod publish;
 mod record;
+mod remote;
 mod repository;
 mod rotate;
 mod sign;
@@ -50,6 +53,10 @@ pub use metadata::{canonical_json, sha256_hex, MetadataSignature, SignedMetadata
 pub use policy::{KeySpec, Mode, Policy, Role, RolePolicy, REHEARSAL_FIELD, REHEARSAL_MARK};
 pub use publish::{publish, refresh, PublishReport, PublishedRole};
 pub use record::{BeforeWrite, PendingFile, Unrecorded};
+pub use remote::{
+    accept_root_signatures, check_root_request, root_signing_keys, root_signing_request,
+    AcceptReport, CheckedRootRequest, ReceivedSignature, RootSignature, RootSigningRequest,
+};
 pub use repository::{init_repository, InitReport, KeyReport, RoleReport, TargetReport};
 pub use rotate::{draft_root, RoleChange, RotateReport};
 pub use sign::{sign_staged, SignReport, SignedDraft};

@@ -12,6 +12,7 @@ mod import;
 mod journal;
 mod key_protection;
 mod keys;
+mod remote_signing;
 mod sealed_shares;
 mod serials;
 mod time;

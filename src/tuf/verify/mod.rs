@@ -709,7 +709,10 @@ impl UnkeyedRoot {
 /// Refuses a root that gives a key id of `previous` another key: key ids name keys (they are
 /// the key's hash), so a new root that reuses one for a different key is not to be trusted,
 /// whichever key its signers meant.
-fn same_keys_under_same_ids(previous: &TrustedRoot, new: &TrustedRoot) -> Result<(), VerifyError> {
+pub(crate) fn same_keys_under_same_ids(
+    previous: &TrustedRoot,
+    new: &TrustedRoot,
+) -> Result<(), VerifyError> {
     for (keyid, key) in &new.keys {
         let (Some(Some(old)), Some(key)) = (previous.keys.get(keyid), key) else {
             continue;
