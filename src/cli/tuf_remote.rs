@@ -148,6 +148,9 @@ pub fn sign_request(args: SignRequestArgs, hsm: &Hsm) -> Result<(), CliError> {
             "not pinned: trust rests on the root chain below"
         }
     );
+    if opened.rehearsal {
+        println!("REHEARSAL - NOT FOR PRODUCTION: this request was made by a rehearsal");
+    }
     println!(
         "root v{} follows from your trusted root ({}); your key {} is asked to sign:",
         checked.previous_version,

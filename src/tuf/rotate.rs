@@ -128,7 +128,10 @@ impl RotateReport {
                 text.push_str(&format!("    {k}\n"));
             }
         }
-        text.push_str("next: each custodian runs `rootcellar tuf sign --repo DIR --key URI`\n");
+        text.push_str(
+            "next: each custodian runs `rootcellar tuf sign --repo DIR --key URI`; for one away \
+             from the appliance, `rootcellar tuf request-signature --repo DIR --custodian NAME …`\n",
+        );
         text
     }
 }
