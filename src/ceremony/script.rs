@@ -213,6 +213,10 @@ pub enum Action {
     TufRefresh(actions::TufRefresh),
     /// Create a TUF repository.
     TufInit(actions::TufInit),
+    /// Write a signing request bundle for each custodian away from the appliance.
+    TufRequestSignatures(actions::TufRequestSignatures),
+    /// Add custodians' signature bundles to the drafted root.
+    TufAddSignatures(actions::TufAddSignatures),
 }
 
 /// Every problem in the shape of a script that is valid TOML: unknown or missing sections, and
@@ -447,7 +451,20 @@ impl Script {
         keys: &BTreeMap<String, String>,
         rehearsal: bool,
     ) -> Result<crate::tuf::Policy, CeremonyError> {
-        let parsed = self.tuf_policy_unvalidated(policy, keys, rehearsal)?;
+        self.tuf_policy_with_public_keys(policy, keys, &BTreeMap::new(), rehearsal)
+    }
+
+    /// [`Script::tuf_policy_for`], the script keys named in `public_keys` bound to those PEM
+    /// files instead of their URIs: keys of custodians away from the appliance, whose tokens
+    /// are not there.
+    pub fn tuf_policy_with_public_keys(
+        &self,
+        policy: &Path,
+        keys: &BTreeMap<String, String>,
+        public_keys: &BTreeMap<String, PathBuf>,
+        rehearsal: bool,
+    ) -> Result<crate::tuf::Policy, CeremonyError> {
+        let parsed = self.bind_tuf_policy(policy, keys, public_keys, rehearsal)?;
         parsed.validate()?;
         Ok(parsed)
     }
@@ -460,6 +477,16 @@ impl Script {
         keys: &BTreeMap<String, String>,
         rehearsal: bool,
     ) -> Result<crate::tuf::Policy, CeremonyError> {
+        self.bind_tuf_policy(policy, keys, &BTreeMap::new(), rehearsal)
+    }
+
+    fn bind_tuf_policy(
+        &self,
+        policy: &Path,
+        keys: &BTreeMap<String, String>,
+        public_keys: &BTreeMap<String, PathBuf>,
+        rehearsal: bool,
+    ) -> Result<crate::tuf::Policy, CeremonyError> {
         let path = self.resolve(policy);
         let text = std::fs::read_to_string(&path).map_err(|e| CeremonyError::ScriptUnreadable {
             path: path.clone(),
@@ -468,7 +495,14 @@ impl Script {
         let mut parsed = crate::tuf::Policy::from_toml(&text, &path)?;
         let mut table = toml::Table::new();
         for (policy_name, key_name) in keys {
-            if let Some(spec) = self.keys.get(key_name) {
+            if let Some(pem) = public_keys.get(key_name) {
+                let mut entry = toml::Table::new();
+                entry.insert(
+                    "public_key".into(),
+                    toml::Value::String(pem.display().to_string()),
+                );
+                table.insert(policy_name.clone(), toml::Value::Table(entry));
+            } else if let Some(spec) = self.keys.get(key_name) {
                 table.insert(policy_name.clone(), toml::Value::String(spec.uri.clone()));
             }
         }

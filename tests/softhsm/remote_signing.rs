@@ -519,3 +519,125 @@ fn the_appliance_refuses_signatures_for_a_stale_draft() {
     assert!(message.contains("staged draft is root v3"), "{message}");
     assert_eq!(appliance.snapshot(), before);
 }
+
+#[test]
+fn a_rotation_ceremony_with_a_custodian_away_publishes_once_their_signature_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    std::fs::write(path("answers.toml"), answers_toml(&clock_time(), None)).unwrap();
+    let run = |script: &str, inputs: Option<&Path>, out: &str| {
+        ok(&mut rehearsal_command(
+            script,
+            &path("state"),
+            &path("answers.toml"),
+            inputs,
+            &path(out),
+        ))
+    };
+    let copy = |from: &Path, to: &Path| {
+        assert!(Command::new("cp")
+            .arg("-r")
+            .arg(from)
+            .arg(to)
+            .status()
+            .unwrap()
+            .success());
+    };
+    run("ceremony/root-init.toml", None, "root-init");
+
+    // At the appliance: custodians 1 and 4 sign; custodian 2 is sent a request.
+    let request = path("rotate-request");
+    std::fs::create_dir(&request).unwrap();
+    copy(&path("root-init/tuf"), &request.join("tuf"));
+    copy(
+        &path("root-init/tuf-root-2.pub.pem"),
+        &request.join("tuf-root-2.pub.pem"),
+    );
+    run(
+        "ceremony/rotate-tuf-root-remote.toml",
+        Some(&request),
+        "rotated",
+    );
+    let awaiting = path("rotated/tuf-awaiting-signatures");
+    assert!(awaiting.join("staged/2.root.json").is_file());
+    assert!(!awaiting.join("metadata/2.root.json").exists());
+    let transcript = std::fs::read_to_string(path("rotated/transcript.md")).unwrap();
+    assert!(
+        transcript.contains("request-root-custodian-2.rcb: root-custodian-2 ("),
+        "{transcript}"
+    );
+
+    // Custodian 2, where they are, with their (rehearsal) token and the root they trust.
+    let draft = std::fs::read(awaiting.join("staged/2.root.json")).unwrap();
+    let payload = rootcellar::tuf::SignedMetadata::from_slice(&draft)
+        .unwrap()
+        .payload_sha256();
+    let signature = path("signature-custodian-2.rcb");
+    let key = format!(
+        "pkcs11:token=custodian-2;object=tuf-root?module-path={}&pin-source={}",
+        softhsm_module().display(),
+        path("state/rehearsal/pins/custodian-2.pin").display()
+    );
+    let mut child = rootcellar()
+        .env("SOFTHSM2_CONF", path("state/rehearsal/softhsm2.conf"))
+        .args(["tuf", "sign-request"])
+        .arg(path(
+            "rotated/signing-requests/request-root-custodian-2.rcb",
+        ))
+        .arg("--key")
+        .arg(&key)
+        .arg("--trusted-root")
+        .arg(path("root-init/tuf/metadata/1.root.json"))
+        .arg("--out")
+        .arg(&signature)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{}\n", &payload[..8]).as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("REHEARSAL - NOT FOR PRODUCTION"), "{text}");
+    assert!(text.contains("+ root-custodian-4 ("), "{text}");
+
+    // Back at the appliance: the signature is added and the root published.
+    let collect = path("collect-request");
+    std::fs::create_dir(&collect).unwrap();
+    copy(&awaiting, &collect.join("tuf"));
+    copy(&signature, &collect.join("signature-custodian-2.rcb"));
+    for key in ["tuf-root-1", "tuf-root-2"] {
+        copy(
+            &path(&format!("root-init/{key}.pub.pem")),
+            &collect.join(format!("{key}.pub.pem")),
+        );
+    }
+    copy(
+        &path("rotated/tuf-root-4.pub.pem"),
+        &collect.join("tuf-root-4.pub.pem"),
+    );
+    run(
+        "ceremony/collect-root-signatures.toml",
+        Some(&collect),
+        "collected",
+    );
+    let repo = path("collected/tuf-rotated");
+    assert!(repo.join("metadata/2.root.json").is_file());
+    let transcript = std::fs::read_to_string(path("collected/transcript.md")).unwrap();
+    assert!(
+        transcript.contains("root-custodian-2 (")
+            && transcript.contains("signed root v2 (where they are)"),
+        "{transcript}"
+    );
+    python_tuf_accepts(&repo, &[]);
+}

@@ -11,9 +11,11 @@ mod intermediate;
 mod restore_keys;
 mod root_certificate;
 mod split_pin;
+mod tuf_add_signatures;
 mod tuf_init;
 mod tuf_publish;
 mod tuf_refresh;
+mod tuf_request_signatures;
 mod tuf_rotate;
 mod tuf_sign;
 mod tuf_targets;
@@ -27,9 +29,11 @@ pub use intermediate::Intermediate;
 pub use restore_keys::RestoreKeys;
 pub use root_certificate::RootCertificate;
 pub use split_pin::SplitPin;
+pub use tuf_add_signatures::TufAddSignatures;
 pub use tuf_init::TufInit;
 pub use tuf_publish::TufPublish;
 pub use tuf_refresh::TufRefresh;
+pub use tuf_request_signatures::TufRequestSignatures;
 pub use tuf_rotate::TufRotate;
 pub use tuf_sign::TufSign;
 pub use tuf_targets::TufTargets;
@@ -97,6 +101,8 @@ impl Action {
             Action::TufPublish(action) => action,
             Action::TufRefresh(action) => action,
             Action::TufInit(action) => action,
+            Action::TufRequestSignatures(action) => action,
+            Action::TufAddSignatures(action) => action,
         }
     }
 }
@@ -115,11 +121,25 @@ pub struct RepositoryStep {
     pub keys: std::collections::BTreeMap<String, String>,
     /// Output directory name.
     pub output: String,
+    /// Script keys of custodians away from the appliance → the input (or earlier output)
+    /// holding each one's public key (PEM): bound by that, their tokens are not asked for.
+    #[serde(default)]
+    pub absent: std::collections::BTreeMap<String, String>,
 }
 
 impl RepositoryStep {
     fn key_names(&self) -> Vec<&str> {
-        self.keys.values().map(String::as_str).collect()
+        self.keys
+            .values()
+            .filter(|key| !self.absent.contains_key(*key))
+            .map(String::as_str)
+            .collect()
+    }
+
+    fn reads(&self) -> Vec<String> {
+        let mut reads = vec![self.repository.clone()];
+        reads.extend(self.absent.values().cloned());
+        reads
     }
 
     fn writes(&self) -> Vec<String> {
@@ -127,7 +147,13 @@ impl RepositoryStep {
     }
 
     fn problems(&self, script: &Script) -> Vec<String> {
-        policy_problems(script, &self.policy, &self.keys)
+        let mut problems = policy_problems(script, &self.policy, &self.keys);
+        for key in self.absent.keys() {
+            if !self.keys.values().any(|bound| bound == key) {
+                problems.push(format!("absent: key {key:?} is not one of the step's keys"));
+            }
+        }
+        problems
     }
 
     /// The bound policy, and the step's own copy of the repository at its output in `scratch`
@@ -138,9 +164,17 @@ impl RepositoryStep {
         step: &Step,
         scratch: &Path,
     ) -> Result<(crate::tuf::Policy, PathBuf), CeremonyError> {
-        let policy = context
-            .script
-            .tuf_policy_for(&self.policy, &self.keys, context.rehearsal)?;
+        let public_keys = self
+            .absent
+            .iter()
+            .map(|(key, pem)| (key.clone(), context.path(pem)))
+            .collect();
+        let policy = context.script.tuf_policy_with_public_keys(
+            &self.policy,
+            &self.keys,
+            &public_keys,
+            context.rehearsal,
+        )?;
         let repo = copy_repository(context, &self.repository, scratch, &self.output)
             .map_err(super::context::step_error(step))?;
         Ok((policy, repo))

@@ -22,7 +22,7 @@ impl Perform for TufPublish {
     }
 
     fn reads(&self) -> Vec<String> {
-        vec![self.0.repository.clone()]
+        self.0.reads()
     }
 
     fn writes(&self) -> Vec<String> {

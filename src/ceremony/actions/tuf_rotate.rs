@@ -23,7 +23,7 @@ impl Perform for TufRotate {
     }
 
     fn reads(&self) -> Vec<String> {
-        vec![self.0.repository.clone()]
+        self.0.reads()
     }
 
     fn writes(&self) -> Vec<String> {
