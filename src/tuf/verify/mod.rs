@@ -482,6 +482,17 @@ impl KeyCache {
             .insert(keyid.to_string(), (json.clone(), key.clone()));
         key
     }
+
+    /// Forgets the keys `root` does not list: walking a long chain keeps only the keys still in
+    /// use, so its memory stays flat however many rotations there are.
+    fn keep_only(&mut self, root: &TrustedRoot) {
+        self.keys.retain(|keyid, _| root.keys.contains_key(keyid));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
 }
 
 /// Loads the trusted root: it must parse and meet its own root threshold (expiry is checked
@@ -583,6 +594,7 @@ pub(crate) fn walk_roots(
             trusted = new;
             walked += 1;
         }
+        keys.keep_only(&trusted);
         if last {
             return Ok(trusted);
         }

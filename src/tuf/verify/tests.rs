@@ -693,3 +693,30 @@ fn a_rotation_replacing_one_key_costs_threshold_verifications() {
     assert!(old.met() && own.met(), "{old:?} {own:?}");
     assert_eq!(verified, 4);
 }
+
+#[test]
+fn walking_many_rotations_keeps_only_the_keys_still_in_use() {
+    // 150 rotations (more than two batches), each replacing one of five root keys: 155 root
+    // keys were seen, the cache ends with the final root's five and its three online keys.
+    let k = keys();
+    let mut root_keys: Vec<Soft> = (1..=5).map(soft).collect();
+    let mut repo = Memory::default();
+    let v1 = root(1, &root_keys.iter().collect::<Vec<_>>(), 3, FUTURE, &k);
+    let trusted_bytes = signed(v1, &root_keys.iter().collect::<Vec<_>>());
+    for version in 2..=151u64 {
+        let replaced = version as usize % 5;
+        // Seeds 30..: distinct from the online keys' 20..22.
+        root_keys[replaced] = soft(28 + version as u8);
+        let listed: Vec<&Soft> = root_keys.iter().collect();
+        let payload = root(version, &listed, 3, FUTURE, &k);
+        repo.0.insert(
+            format!("metadata/{version}.root.json"),
+            signed(payload, &listed),
+        );
+    }
+    let mut cache = KeyCache::default();
+    let trusted = load_trusted_root(&trusted_bytes, &mut cache).unwrap();
+    let last = walk_roots(trusted, &repo, 1000, &mut cache).unwrap();
+    assert_eq!(last.version, 151);
+    assert_eq!(cache.len(), 5 + 3);
+}
