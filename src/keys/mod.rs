@@ -16,6 +16,7 @@
 //! whether a token really holds to this).
 
 mod backup;
+mod capabilities;
 mod enforcement;
 mod error;
 mod intent;
@@ -32,6 +33,7 @@ pub mod yubihsm;
 use std::sync::Arc;
 
 pub use backup::{WrapAuthority, WrappedKey, WRAP_KEY_LABEL};
+pub use capabilities::DeviceInfo;
 pub use enforcement::Enforcement;
 pub use error::KeyError;
 pub use intent::{IntentOutcome, KeyIntent};
@@ -134,6 +136,12 @@ pub trait KeyBackend {
     /// What the device enforces of the protection keys get at birth (fixed attributes, no
     /// copy, wrap only under a trusted key), when the backend can tell.
     fn enforcement(&self) -> Result<Option<Enforcement>, KeyError> {
+        Ok(None)
+    }
+
+    /// The device holding the keys, as it describes itself (manufacturer, model, serial,
+    /// firmware), when the backend can tell: recorded with every key a ceremony makes.
+    fn device_info(&self) -> Result<Option<DeviceInfo>, KeyError> {
         Ok(None)
     }
 

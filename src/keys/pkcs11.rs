@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::capabilities::{EcdsaSigning, TokenCapabilities};
 use super::provider::ModuleClaim;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -107,6 +108,8 @@ pub struct Pkcs11Token {
     token_uri: Pkcs11Uri,
     /// `Session` is `Send` but not `Sync`; signers on several threads share it through the lock.
     session: Mutex<Session>,
+    /// What the token offers and what it is, read at login.
+    capabilities: TokenCapabilities,
 }
 
 type TokenKey = (PathBuf, String, Option<String>);
@@ -333,6 +336,7 @@ impl Pkcs11Token {
         pin_source: &PinSource,
     ) -> Result<Arc<Self>, KeyError> {
         let slot = find_slot(ctx, uri, module)?;
+        let capabilities = TokenCapabilities::read(ctx, slot)?;
         let session = ctx.open_rw_session(slot).map_err(ck("C_OpenSession"))?;
         let label = uri.token_label().to_string();
         let pin = pin_source.read(&label)?;
@@ -356,12 +360,18 @@ impl Pkcs11Token {
             label,
             token_uri,
             session: Mutex::new(session),
+            capabilities,
         }))
     }
 
     /// The token's label.
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// The device, as the token describes itself (`C_GetTokenInfo` at login).
+    pub fn device_info(&self) -> &super::DeviceInfo {
+        &self.capabilities.device
     }
 
     /// Changes the user PIN (`C_SetPIN`) of this logged-in token from `old` to `new`. The
@@ -546,6 +556,7 @@ impl Pkcs11Token {
         id: Option<Vec<u8>>,
     ) -> Result<KeyInfo, KeyError> {
         self.check_label_free(label)?;
+        self.capabilities.check_can_generate(algorithm)?;
         let label_bytes = label.as_bytes().to_vec();
         // A random CKA_ID pairs the private and public halves unambiguously; labels can repeat
         // across tokens and are easy to mistype.
@@ -568,11 +579,12 @@ impl Pkcs11Token {
                 }
             },
         };
+        // The public half's CKA_VERIFY and CKA_ENCRYPT are left to the token: they protect
+        // nothing (anyone can verify with a public key), and tpm2-pkcs11 derives them from the
+        // TPM key's sign/decrypt bits, failing a template that states them otherwise.
         let public_template = [
             Attribute::Token(true),
             Attribute::Private(false),
-            Attribute::Verify(true),
-            Attribute::Encrypt(false),
             Attribute::Wrap(false),
             Attribute::Derive(false),
             Attribute::EcParams(algorithm.ec_params().to_vec()),
@@ -716,6 +728,10 @@ impl KeyBackend for Arc<Pkcs11Token> {
         self.probe_enforcement().map(Some)
     }
 
+    fn device_info(&self) -> Result<Option<super::DeviceInfo>, KeyError> {
+        Ok(Some(self.capabilities.device.clone()))
+    }
+
     fn generate_intended(&self, intent: &KeyIntent) -> Result<KeyInfo, KeyError> {
         self.generate_key(
             &intent.label,
@@ -854,11 +870,19 @@ impl Signer for Pkcs11Signer {
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         let algorithm = self.public_key.algorithm();
-        // Hash in software and sign the digest with CKM_ECDSA: every token offers it, while
-        // CKM_ECDSA_SHA256 is missing from SoftHSM2 and others.
-        let digest = algorithm.digest(message);
+        // CKM_ECDSA over a digest made here where the token offers it (SoftHSM2 offers nothing
+        // else), else the token's own hashing mechanism.
+        let (mechanism, how) = self.token.capabilities.ecdsa_signing(algorithm)?;
+        let digest;
+        let input = match how {
+            EcdsaSigning::OverDigest => {
+                digest = algorithm.digest(message);
+                &digest[..]
+            }
+            EcdsaSigning::TokenHashes => message,
+        };
         let raw = lock(&self.token.session)
-            .sign(&Mechanism::Ecdsa, self.handle, &digest)
+            .sign(&mechanism, self.handle, input)
             .map_err(|source| KeyError::Pkcs11Key {
                 operation: "C_Sign",
                 key: self.key_uri.clone(),
