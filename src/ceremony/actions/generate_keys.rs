@@ -83,6 +83,10 @@ impl Perform for GenerateKeys {
                 info.public_key.algorithm().name(),
                 info.public_key.fingerprint()
             ));
+            details.push(format!(
+                "key {name} device: {}",
+                device_summary(backend.as_ref())?
+            ));
             // For the witnesses to read back, and the TUF key id an auditor finds in roots.
             let tuf_id = crate::tuf::TufKey::from_public(&info.public_key)
                 .map(|k| format!(", TUF key id {}", k.key_id))
@@ -188,9 +192,10 @@ fn generate_or_adopt(
     context.journal(
         action,
         format!(
-            "{} {} ({how})",
+            "{} {} ({how}) on device: {}",
             KeyLocation::parse(&info.uri)?.without_query(),
-            info.public_key.algorithm().name()
+            info.public_key.algorithm().name(),
+            device_summary(backend)?
         ),
         vec![],
         vec![JournalDigest::of(
@@ -206,6 +211,15 @@ fn generate_or_adopt(
     })?;
     crash_point(&step.id, format_args!("after-key-{name}"));
     Ok(info)
+}
+
+/// The device a key was made on, as it describes itself (manufacturer, model, serial,
+/// firmware), so that an auditor can tie the key to the device.
+fn device_summary(backend: &dyn KeyBackend) -> Result<String, CeremonyError> {
+    Ok(backend
+        .device_info()?
+        .map(|device| device.summary())
+        .unwrap_or_else(|| "not described by its backend".into()))
 }
 
 /// A key made for backup is refused on a device that cannot keep it from being wrapped under a

@@ -305,6 +305,28 @@ impl YubiHsm {
         &self.serial
     }
 
+    /// The device as it describes itself (Device Info: serial and firmware version).
+    pub fn device_info(&self) -> Result<crate::keys::DeviceInfo, KeyError> {
+        let info = self
+            .client
+            .device_info()
+            .map_err(|source| KeyError::YubiHsm {
+                device: self.description.clone(),
+                operation: "device info",
+                source,
+            })?;
+        Ok(crate::keys::DeviceInfo {
+            manufacturer: "Yubico".into(),
+            model: "YubiHSM2".into(),
+            serial: info.serial_number.to_string(),
+            firmware: format!(
+                "{}.{}.{}",
+                info.major_version, info.minor_version, info.build_version
+            ),
+            hardware: None,
+        })
+    }
+
     /// The device as messages name it: `YubiHSM2 0012345678 (connector=usb)`.
     pub fn description(&self) -> &str {
         &self.description

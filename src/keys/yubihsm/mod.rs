@@ -169,6 +169,10 @@ impl KeyBackend for YubiHsmBackend {
         self.device.enforcement().map(Some)
     }
 
+    fn device_info(&self) -> Result<Option<crate::keys::DeviceInfo>, KeyError> {
+        self.device.device_info().map(Some)
+    }
+
     fn list(&self) -> Result<Vec<KeyInfo>, KeyError> {
         Ok(self
             .device
