@@ -69,10 +69,12 @@ impl TokenCapabilities {
     pub(crate) fn read(ctx: &Pkcs11, slot: Slot) -> Result<Self, KeyError> {
         let ck = |operation| move |source| KeyError::Pkcs11 { operation, source };
         let info = ctx.get_token_info(slot).map_err(ck("C_GetTokenInfo"))?;
+        // Blank-padded, as PKCS#11 says; tpm2-pkcs11 pads its model with NULs.
+        let field = |s: &str| s.trim_end_matches([' ', '\0']).to_string();
         let device = DeviceInfo {
-            manufacturer: info.manufacturer_id().trim_end().to_string(),
-            model: info.model().trim_end().to_string(),
-            serial: info.serial_number().trim_end().to_string(),
+            manufacturer: field(info.manufacturer_id()),
+            model: field(info.model()),
+            serial: field(info.serial_number()),
             firmware: info.firmware_version().to_string(),
             hardware: Some(info.hardware_version().to_string()),
         };
