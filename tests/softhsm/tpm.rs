@@ -3,7 +3,7 @@
 //! there verifies with openssl, a real ceremony runs on it and records the TPM as the device,
 //! and what the TPM token does not enforce of the keys' protection is said, not assumed.
 
-use crate::common::{ok, openssl, openssl_verify};
+use crate::common::{ok, openssl, openssl_verify, repo_file};
 use crate::provenance::{assert_provenance_recorded, listed_device, run_small_root};
 use crate::tpm_token::TpmToken;
 
@@ -94,11 +94,16 @@ fn keys_generated_in_a_tpm_are_sign_only_and_fixed_and_a_root_signed_there_verif
     );
 }
 
-/// tpm2-pkcs11 makes only token objects (`CKA_TOKEN=false` is refused), so rootcellar's probe
-/// of what the token enforces, made on throwaway session objects, cannot run: `key show` says
-/// that nothing is shown to be enforced, and why, rather than claiming protection.
+/// tpm2-pkcs11 keeps a key's PKCS#11 attributes in its own store beside the TPM: measured,
+/// it accepts `C_SetAttributeValue` on a `CKA_MODIFIABLE=false` key (turning on decrypt,
+/// derive, unwrap, extractable), while it refuses `C_CopyObject` and makes no AES key to wrap
+/// under. rootcellar's probe of what a token enforces runs on session objects, which
+/// tpm2-pkcs11 refuses to make (`CKA_TOKEN` must be true), so `key show` says that nothing is
+/// shown to be enforced, and why, rather than claiming protection; and after the attack it
+/// shows the changed attributes, while the TPM key itself (made sign-only, fixed to the TPM)
+/// still signs as before.
 #[test]
-fn what_the_tpm_token_enforces_is_reported_not_assumed() {
+fn what_the_tpm_token_does_not_enforce_is_reported_and_the_tpm_key_still_signs() {
     let tpm = tpm_or_skip!("tpm-enforce");
     key_json(
         &tpm,
@@ -122,6 +127,45 @@ fn what_the_tpm_token_enforces_is_reported_not_assumed() {
             .contains("would not make a session key"),
         "{shown:#}"
     );
+
+    tpm.flush_transients();
+    let attack = std::process::Command::new("python3")
+        .arg(repo_file("tests/python/pkcs11_attack.py"))
+        .arg("--module")
+        .arg(&tpm.module)
+        .args(["--token", "tpm-enforce", "--label", "k", "--pin-file"])
+        .arg(&tpm.pin_file)
+        .envs(tpm.env())
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&attack.stdout).unwrap_or_else(|_| {
+        panic!(
+            "pkcs11_attack.py: {}{}",
+            String::from_utf8_lossy(&attack.stdout),
+            String::from_utf8_lossy(&attack.stderr)
+        )
+    });
+    let attempts = &report["attempts"];
+    for set in ["set-CKA_DECRYPT", "set-CKA_DERIVE", "set-CKA_EXTRACTABLE"] {
+        assert_eq!(attempts[set], "accepted", "{report:#}");
+    }
+    assert_eq!(attempts["copy"], "CKR_FUNCTION_NOT_SUPPORTED", "{report:#}");
+    assert!(
+        attempts["wrap"].as_str().unwrap().starts_with("no AES key"),
+        "{report:#}"
+    );
+    assert!(report.get("recovered").is_none(), "{report:#}");
+
+    let after = key_json(&tpm, &["key", "show", &tpm.uri(Some("k"))]);
+    assert_eq!(after["protection"]["extractable"], true, "{after:#}");
+    assert_eq!(after["protection"]["decrypt"], true, "{after:#}");
+    let root = tpm.path("after-attack.pem");
+    ok(tpm
+        .rootcellar()
+        .args(["x509", "root", "--key", &tpm.uri(Some("k"))])
+        .args(["--subject", "CN=After,O=rootcellar tests", "--out"])
+        .arg(&root));
+    assert!(openssl_verify(&root, &root).status.success());
 }
 
 #[test]
