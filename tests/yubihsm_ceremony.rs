@@ -179,12 +179,20 @@ fn ceremonies_run_with_yubihsm_keys_beside_softhsm_tokens() {
     assert!(old.is_err(), "the initial password still opens the device");
     let rebuilt =
         keys::combine_shares(&rehearsal_shares(&state, "yubihsm-mock-root-auth-0x0001")).unwrap();
-    yubihsm::Client::open(
+    let root_client = yubihsm::Client::open(
         root_device.clone(),
         yubihsm::Credentials::from_password(1, &rebuilt),
         false,
     )
     .expect("the rebuilt password opens the device");
+    // The key's provenance, as the device describes itself to a client of its own.
+    let info = root_client.device_info().unwrap();
+    let provenance = format!(
+        "key root-ca device: manufacturer \"Yubico\", model \"YubiHSM2\", serial \"{}\", \
+         firmware {}.{}.{}",
+        info.serial_number, info.major_version, info.minor_version, info.build_version
+    );
+    drop(root_client);
 
     // The certificate's key is the one on the device (the ceremony logged out at its end: the
     // test logs in with the rebuilt password).
@@ -212,6 +220,10 @@ fn ceremonies_run_with_yubihsm_keys_beside_softhsm_tokens() {
     // journal; the full logs travel in the response bundle, which verifies.
     let transcript = std::fs::read_to_string(init_out.join("transcript.md")).unwrap();
     assert!(transcript.contains("## HSM audit logs"), "{transcript}");
+    assert!(
+        transcript.contains(&provenance),
+        "{provenance}\n{transcript}"
+    );
     assert_eq!(
         transcript
             .matches("rootcellar asked this device for 1 signature(s) in this run")

@@ -103,7 +103,14 @@ pub fn run(command: KeyCommand, hsm: &HsmConfig) -> Result<(), CliError> {
                 super::journal_action(
                     &state,
                     Record::new(time, super::actor(), "key.generate")
-                        .detail(info.uri.split('?').next().unwrap_or_default().to_string())
+                        .detail(format!(
+                            "{} on device: {}",
+                            info.uri.split('?').next().unwrap_or_default(),
+                            backend
+                                .device_info()?
+                                .map(|d| d.summary())
+                                .unwrap_or_else(|| "not described by its backend".into())
+                        ))
                         .output(Digest::of(
                             "public key (SPKI DER)",
                             &info.public_key.spki_der(),

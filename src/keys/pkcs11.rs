@@ -370,7 +370,7 @@ impl Pkcs11Token {
     }
 
     /// The device, as the token describes itself (`C_GetTokenInfo` at login).
-    pub fn device_info(&self) -> &super::DeviceInfo {
+    pub fn device(&self) -> &super::DeviceInfo {
         &self.capabilities.device
     }
 

@@ -98,6 +98,10 @@ impl Perform for RestoreKeys {
                     uri,
                     Some(&PinSource::Given(context.pins[&token_label].clone())),
                 )?;
+                details.push(format!(
+                    "{token_label} device: {}",
+                    token.device().summary()
+                ));
                 let mut publics = BTreeMap::new();
                 let mut missing = Vec::new();
                 for key in &file.keys {
@@ -125,6 +129,10 @@ impl Perform for RestoreKeys {
                     &custodians,
                 )?;
                 let device = location.yubihsm(&context.hsm)?.expect("a YubiHSM2 location");
+                details.push(format!(
+                    "{token_label} device: {}",
+                    device.device_info()?.summary()
+                ));
                 yubihsm_keys::restore_keys(&device, &keys, &shares)?
                     .into_iter()
                     .map(|d| (d.label.clone(), d.public_key))
