@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what rootcellar's demo and tests need and the machine lacks: SoftHSM2 (the PKCS#11
 # token), OpenSC's pkcs11-tool, openssl and age (independent checkers), p11-kit's PKCS#11 header,
-# jq, Chromium and poppler's pdftotext (the printed transcript), python-tuf (the TUF reference
-# client) and PyKCS11 (drives a token from outside rootcellar).
+# jq, Chromium and poppler's pdftotext (the printed transcript), swtpm and tpm2-pkcs11 (a TPM as a
+# second token), python-tuf (the TUF reference client) and PyKCS11 (drives a token from outside
+# rootcellar).
 # Idempotent: a machine that has everything is left alone.
 set -euo pipefail
 
@@ -22,6 +23,13 @@ command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)
 # The transcript's print test: a real browser prints transcript.html to PDF, read back as text.
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v pdftotext >/dev/null 2>&1 || need_apt+=(poppler-utils)
+# A second, independent PKCS#11 token for the tests: a software TPM 2.0 (swtpm) behind
+# tpm2-pkcs11, reached over swtpm's socket (libtss2-tcti-swtpm0); tpm2-tools flushes the TPM's
+# transient objects between processes.
+command -v swtpm >/dev/null 2>&1 || need_apt+=(swtpm)
+command -v tpm2_flushcontext >/dev/null 2>&1 || need_apt+=(tpm2-tools)
+compgen -G "/usr/lib/*/pkcs11/libtpm2_pkcs11.so" >/dev/null || need_apt+=(libtpm2-pkcs11-1)
+compgen -G "/usr/lib/*/libtss2-tcti-swtpm.so.0" >/dev/null || need_apt+=(libtss2-tcti-swtpm0)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
