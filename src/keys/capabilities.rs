@@ -58,7 +58,9 @@ pub(crate) enum EcdsaSigning {
 #[derive(Clone, Debug)]
 pub(crate) struct TokenCapabilities {
     pub(crate) device: DeviceInfo,
-    mechanisms: Vec<MechanismType>,
+    /// `None` when the token would not list them: it is then asked for `CKM_ECDSA`, as every
+    /// token rootcellar has met offers it, and its own answer to each call stands.
+    mechanisms: Option<Vec<MechanismType>>,
     /// `CKM_EC_KEY_PAIR_GEN`'s key sizes in bits, when the token says.
     ec_key_bits: Option<(usize, usize)>,
 }
@@ -78,16 +80,11 @@ impl TokenCapabilities {
             firmware: info.firmware_version().to_string(),
             hardware: Some(info.hardware_version().to_string()),
         };
-        let mechanisms = ctx
-            .get_mechanism_list(slot)
-            .map_err(ck("C_GetMechanismList"))?;
-        let ec_key_bits = if mechanisms.contains(&MechanismType::ECC_KEY_PAIR_GEN) {
-            ctx.get_mechanism_info(slot, MechanismType::ECC_KEY_PAIR_GEN)
-                .ok()
-                .map(|m| (m.min_key_size(), m.max_key_size()))
-        } else {
-            None
-        };
+        let mechanisms = ctx.get_mechanism_list(slot).ok();
+        let ec_key_bits = ctx
+            .get_mechanism_info(slot, MechanismType::ECC_KEY_PAIR_GEN)
+            .ok()
+            .map(|m| (m.min_key_size(), m.max_key_size()));
         Ok(TokenCapabilities {
             device,
             mechanisms,
@@ -101,14 +98,17 @@ impl TokenCapabilities {
         &self,
         algorithm: KeyAlgorithm,
     ) -> Result<(Mechanism<'static>, EcdsaSigning), KeyError> {
-        if self.mechanisms.contains(&MechanismType::ECDSA) {
+        let Some(mechanisms) = &self.mechanisms else {
+            return Ok((Mechanism::Ecdsa, EcdsaSigning::OverDigest));
+        };
+        if mechanisms.contains(&MechanismType::ECDSA) {
             return Ok((Mechanism::Ecdsa, EcdsaSigning::OverDigest));
         }
         let (hashing, mechanism) = match algorithm {
             KeyAlgorithm::EcdsaP256 => (MechanismType::ECDSA_SHA256, Mechanism::EcdsaSha256),
             KeyAlgorithm::EcdsaP384 => (MechanismType::ECDSA_SHA384, Mechanism::EcdsaSha384),
         };
-        if self.mechanisms.contains(&hashing) {
+        if mechanisms.contains(&hashing) {
             return Ok((mechanism, EcdsaSigning::TokenHashes));
         }
         Err(KeyError::UnsupportedAlgorithm(format!(
@@ -122,7 +122,11 @@ impl TokenCapabilities {
     /// Refuses, before anything is made, a key the token says it cannot generate: no
     /// `CKM_EC_KEY_PAIR_GEN`, or a curve outside the key sizes it gives.
     pub(crate) fn check_can_generate(&self, algorithm: KeyAlgorithm) -> Result<(), KeyError> {
-        if !self.mechanisms.contains(&MechanismType::ECC_KEY_PAIR_GEN) {
+        if self
+            .mechanisms
+            .as_ref()
+            .is_some_and(|m| !m.contains(&MechanismType::ECC_KEY_PAIR_GEN))
+        {
             return Err(KeyError::UnsupportedAlgorithm(format!(
                 "token {} {} does not offer CKM_EC_KEY_PAIR_GEN",
                 self.device.manufacturer, self.device.model
@@ -160,7 +164,7 @@ mod tests {
                 firmware: "1.0".into(),
                 hardware: None,
             },
-            mechanisms,
+            mechanisms: Some(mechanisms),
             ec_key_bits: Some((256, 384)),
         }
     }
@@ -177,6 +181,19 @@ mod tests {
         assert_eq!(how, EcdsaSigning::TokenHashes);
         assert_eq!(mechanism.mechanism_type(), MechanismType::ECDSA_SHA256);
         assert!(hashing.ecdsa_signing(KeyAlgorithm::EcdsaP384).is_err());
+    }
+
+    #[test]
+    fn a_token_that_lists_no_mechanisms_is_asked_for_ckm_ecdsa() {
+        let unlisted = TokenCapabilities {
+            mechanisms: None,
+            ec_key_bits: None,
+            ..offering(vec![])
+        };
+        let (mechanism, how) = unlisted.ecdsa_signing(KeyAlgorithm::EcdsaP384).unwrap();
+        assert_eq!(mechanism.mechanism_type(), MechanismType::ECDSA);
+        assert_eq!(how, EcdsaSigning::OverDigest);
+        assert!(unlisted.check_can_generate(KeyAlgorithm::EcdsaP384).is_ok());
     }
 
     #[test]
