@@ -24,11 +24,14 @@ command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v pdftotext >/dev/null 2>&1 || need_apt+=(poppler-utils)
 # A second, independent PKCS#11 token for the tests: a software TPM 2.0 (swtpm) behind
-# tpm2-pkcs11, reached over swtpm's socket (libtss2-tcti-swtpm0); tpm2-tools flushes the TPM's
-# transient objects between processes.
+# tpm2-pkcs11, with tpm2-abrmd on a private D-Bus as its resource manager (a TPM holds only three
+# loaded objects); tpm2-tools tells when it is ready.
 command -v swtpm >/dev/null 2>&1 || need_apt+=(swtpm)
-command -v tpm2_flushcontext >/dev/null 2>&1 || need_apt+=(tpm2-tools)
+command -v tpm2_getcap >/dev/null 2>&1 || need_apt+=(tpm2-tools)
+command -v tpm2-abrmd >/dev/null 2>&1 || [ -x /usr/sbin/tpm2-abrmd ] || need_apt+=(tpm2-abrmd)
+command -v dbus-daemon >/dev/null 2>&1 || need_apt+=(dbus-daemon)
 compgen -G "/usr/lib/*/pkcs11/libtpm2_pkcs11.so" >/dev/null || need_apt+=(libtpm2-pkcs11-1)
+compgen -G "/usr/lib/*/libtss2-tcti-tabrmd.so.0" >/dev/null || need_apt+=(libtss2-tcti-tabrmd0)
 compgen -G "/usr/lib/*/libtss2-tcti-swtpm.so.0" >/dev/null || need_apt+=(libtss2-tcti-swtpm0)
 
 if [ ${#need_apt[@]} -gt 0 ]; then

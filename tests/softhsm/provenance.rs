@@ -7,10 +7,21 @@ use std::process::Command;
 
 use crate::common::{clock_time, ok, SoftHsm};
 
-/// A ceremony of two steps on the token `token`: generate `root-ca` (P-384, never leaves the
-/// token) and self-sign the root certificate with it.
-pub fn small_root_script(dir: &Path, token: &str) -> PathBuf {
+/// A ceremony on the token `token`: generate `root-ca` (P-384, never leaves the token), with
+/// `split_pin` replace the token's PIN by a random one split 2 of 3 among three custodians
+/// (`C_SetPIN`), and self-sign the root certificate with the key.
+pub fn small_root_script(dir: &Path, token: &str, split_pin: bool) -> PathBuf {
     let script = dir.join("small-root.toml");
+    let (roles, pin, split) = if split_pin {
+        (
+            "custodians = [\"custodian-1\", \"custodian-2\", \"custodian-3\"]\nquorum = 2\n",
+            "pin = \"shares\"\n",
+            "[[steps]]\nid = \"split-root-pin\"\ntitle = \"Split the root token's PIN\"\n\
+             action = \"split-pin\"\nkey = \"root-ca\"\n\n",
+        )
+    } else {
+        ("", "", "")
+    };
     std::fs::write(
         &script,
         format!(
@@ -23,18 +34,18 @@ summary = "Generates the root CA key inside its token and self-signs the root ce
 
 [roles]
 witnesses = 2
-
+{roles}
 [keys.root-ca]
 uri = "pkcs11:token={token};object=root-ca"
 algorithm = "p384"
-
+{pin}
 [[steps]]
 id = "generate-keys"
 title = "Generate the root CA key inside its token"
 action = "generate-keys"
 keys = ["root-ca"]
 
-[[steps]]
+{split}[[steps]]
 id = "root-certificate"
 title = "Self-sign the root CA certificate"
 action = "root-certificate"
@@ -50,23 +61,32 @@ output = "root.pem"
 }
 
 /// Runs [`small_root_script`] for real (not a rehearsal) with `rootcellar` (a command with the
-/// token's environment): the clock's time, an operator and two witnesses, the token's PIN as
-/// its holder types it (from `pin_file`). Returns the state and output directories.
+/// token's environment): the clock's time, an operator, two witnesses and three custodians, the
+/// token's PIN as its holder types it (from `pin_file`), shares written down into
+/// `DIR/shares`. Returns the state and output directories.
 pub fn run_small_root(
     mut rootcellar: Command,
     dir: &Path,
     token: &str,
+    split_pin: bool,
     module: &Path,
     pin_file: &Path,
 ) -> (PathBuf, PathBuf) {
-    std::fs::create_dir_all(dir).unwrap();
+    std::fs::create_dir_all(dir.join("shares")).unwrap();
     let answers = dir.join("answers.toml");
+    let custodians = if split_pin {
+        "custodian-1 = [\"Carol\"]\ncustodian-2 = [\"Chidi\"]\ncustodian-3 = [\"Cem\"]\n"
+    } else {
+        ""
+    };
     std::fs::write(
         &answers,
         format!(
-            "time = \"{}\"\nconfirm = true\n[present]\noperator = [\"Olga\"]\n\
-             witness = [\"Wim\", \"Wanda\"]\n[pins]\n{token} = \"{}\"\n",
+            "time = \"{}\"\nconfirm = true\nshare_dir = \"{}\"\n[present]\n\
+             operator = [\"Olga\"]\nwitness = [\"Wim\", \"Wanda\"]\n{custodians}\
+             [pins]\n{token} = \"{}\"\n",
             clock_time(),
+            dir.join("shares").display(),
             pin_file.display()
         ),
     )
@@ -75,7 +95,7 @@ pub fn run_small_root(
     ok(rootcellar
         .env("ROOTCELLAR_PKCS11_MODULE", module)
         .args(["ceremony", "run"])
-        .arg(small_root_script(dir, token))
+        .arg(small_root_script(dir, token, split_pin))
         .arg("--state")
         .arg(&state)
         .arg("--out")
@@ -160,6 +180,7 @@ fn a_ceremony_records_the_softhsm_token_each_key_was_made_on() {
         hsm.rootcellar(),
         hsm.dir.path(),
         "small-root",
+        false,
         &hsm.module,
         &hsm.pin_file,
     );

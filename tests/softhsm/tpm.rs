@@ -128,7 +128,6 @@ fn what_the_tpm_token_does_not_enforce_is_reported_and_the_tpm_key_still_signs()
         "{shown:#}"
     );
 
-    tpm.flush_transients();
     let attack = std::process::Command::new("python3")
         .arg(repo_file("tests/python/pkcs11_attack.py"))
         .arg("--module")
@@ -176,6 +175,7 @@ fn a_real_ceremony_on_a_tpm_token_signs_a_root_and_records_the_tpm() {
         tpm.rootcellar(),
         &tpm.path("ceremony"),
         "tpm-root",
+        true,
         &tpm.module,
         &tpm.pin_file,
     );
@@ -187,7 +187,27 @@ fn a_real_ceremony_on_a_tpm_token_signs_a_root_and_records_the_tpm() {
         String::from_utf8_lossy(&verified.stderr)
     );
     let pem = std::fs::read_to_string(out.join("root-ca.pub.pem")).unwrap();
-    let shown = key_json(&tpm, &["key", "show", &tpm.uri(Some("root-ca"))]);
-    assert_eq!(pem.trim(), shown["public_key_pem"].as_str().unwrap().trim());
+    let from_cert = openssl(&["x509", "-in", root.to_str().unwrap(), "-noout", "-pubkey"]);
+    assert_eq!(
+        pem.trim(),
+        String::from_utf8_lossy(&from_cert.stdout).trim()
+    );
     assert_provenance_recorded(tpm.rootcellar(), &state, &out, &listed);
+    // The token's PIN was replaced (C_SetPIN) by one split among the custodians, whose written
+    // shares are three: the PIN it had opens it no more.
+    let shares = std::fs::read_dir(tpm.path("ceremony/shares"))
+        .unwrap()
+        .count();
+    assert_eq!(shares, 3);
+    let refused = tpm
+        .rootcellar()
+        .args(["key", "show", &tpm.uri(Some("root-ca"))])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("PIN"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(!refused.status.success());
 }

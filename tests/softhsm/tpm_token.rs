@@ -3,13 +3,14 @@
 //! fixture is dropped.
 //!
 //! The TPM listens on a unix socket inside the fixture's own directory (no port to collide
-//! with a parallel test); tpm2-pkcs11 keeps its token database (sqlite) in a `store/` beside it.
-//! A process that uses the module is told where both are by environment variables
-//! ([`TpmToken::env`]); [`TpmToken::rootcellar`] gives a `rootcellar` command with them set.
-//!
-//! Without a resource manager the TPM holds at most three transient objects, and a process
-//! that exits (or a module call that fails) can leave some loaded: every command made here
-//! first flushes them (`tpm2_flushcontext -t`), as a resource manager would.
+//! with a parallel test). In front of it runs a resource manager, `tpm2-abrmd`, on a D-Bus
+//! session bus of the fixture's own, as the kernel's `/dev/tpmrm0` stands in front of a real
+//! TPM: the TPM holds only three loaded objects, and tpm2-pkcs11 keeps each key it generates
+//! or signs with loaded, so without one a ceremony runs out ("out of memory for object
+//! contexts") within a process, and exited processes leave objects behind. tpm2-pkcs11 keeps
+//! its token database (sqlite) in a `store/` beside them. A process that uses the module is
+//! told where all this is by environment variables ([`TpmToken::env`]);
+//! [`TpmToken::rootcellar`] gives a `rootcellar` command with them set.
 //!
 //! Other test binaries can use it with `#[path = "softhsm/tpm_token.rs"] mod tpm_token;`.
 
@@ -24,6 +25,9 @@ use std::time::{Duration, Instant};
 pub const TPM_PIN: &str = "246810";
 /// Its security officer PIN.
 pub const TPM_SO_PIN: &str = "13579111";
+
+/// Debian's tpm2-abrmd (in sbin, which a user's PATH may lack).
+const TPM2_ABRMD: &str = "/usr/sbin/tpm2-abrmd";
 
 /// Where Debian's libtpm2-pkcs11-1 puts the module.
 pub fn tpm2_pkcs11_module() -> PathBuf {
@@ -44,8 +48,8 @@ pub fn tpm2_pkcs11_module() -> PathBuf {
 /// A running software TPM with one initialised PKCS#11 token.
 pub struct TpmToken {
     dir: tempfile::TempDir,
-    swtpm: Child,
-    socket: PathBuf,
+    /// swtpm, the D-Bus daemon and tpm2-abrmd, stopped in reverse order.
+    daemons: Vec<Child>,
     /// The PKCS#11 module to load (tpm2-pkcs11).
     pub module: PathBuf,
     /// The token's label.
@@ -60,9 +64,12 @@ impl TpmToken {
     pub fn start(label: &str) -> Option<Self> {
         let module = tpm2_pkcs11_module();
         assert!(
-            which("swtpm") && which("tpm2_flushcontext") && which("pkcs11-tool"),
-            "swtpm, tpm2-tools and opensc are needed (`make test` installs them: \
-             scripts/install-deps.sh)"
+            ["swtpm", "dbus-daemon", "tpm2_getcap", "pkcs11-tool"]
+                .into_iter()
+                .all(which)
+                && Path::new(TPM2_ABRMD).exists(),
+            "swtpm, dbus-daemon, tpm2-abrmd, tpm2-tools and opensc are needed (`make test` \
+             installs them: scripts/install-deps.sh)"
         );
         let dir = tempfile::Builder::new()
             .prefix("tpm")
@@ -72,7 +79,9 @@ impl TpmToken {
         std::fs::create_dir(&state).unwrap();
         std::fs::create_dir(dir.path().join("store")).unwrap();
         let socket = dir.path().join("tpm.sock");
-        let mut swtpm = Command::new("swtpm")
+        let mut daemons = Vec::new();
+        let mut swtpm = Command::new("swtpm");
+        swtpm
             .arg("socket")
             .arg("--tpm2")
             .arg("--tpmstate")
@@ -81,36 +90,51 @@ impl TpmToken {
             .arg(format!("type=unixio,path={}", socket.display()))
             .arg("--ctrl")
             .arg(format!("type=unixio,path={}.ctrl", socket.display()))
-            .args(["--flags", "not-need-init,startup-clear"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("swtpm starts");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !socket.exists() {
-            if let Ok(Some(status)) = swtpm.try_wait() {
-                let mut said = String::new();
-                if let Some(mut stderr) = swtpm.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut stderr, &mut said);
-                }
-                eprintln!(
-                    "SKIPPED: swtpm cannot run on this machine ({status}): {}",
-                    said.trim()
-                );
-                return None;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "swtpm did not open its socket in 20 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
+            .args(["--flags", "not-need-init,startup-clear"]);
+        let log = |name: &str| dir.path().join(format!("{name}.log"));
+        daemons.push(spawn(&mut swtpm, &log("swtpm")));
+        if !wait_for(&mut daemons[0], "swtpm", &log("swtpm"), || socket.exists()) {
+            return None;
         }
+        let bus = dir.path().join("bus");
+        daemons.push(spawn(
+            Command::new("dbus-daemon")
+                .args(["--session", "--nofork", "--nopidfile"])
+                .arg(format!("--address=unix:path={}", bus.display())),
+            &log("dbus"),
+        ));
+        assert!(
+            wait_for(&mut daemons[1], "dbus-daemon", &log("dbus"), || bus
+                .exists()),
+            "the D-Bus daemon would not start"
+        );
+        let bus_address = format!("unix:path={}", bus.display());
+        daemons.push(spawn(
+            Command::new(TPM2_ABRMD)
+                .args(["--session", "--allow-root", "--flush-all"])
+                .arg(format!("--tcti=swtpm:path={}", socket.display()))
+                .env("DBUS_SESSION_BUS_ADDRESS", &bus_address)
+                .env("TSS2_LOG", "all+NONE"),
+            &log("abrmd"),
+        ));
+        let ready = || {
+            Command::new("tpm2_getcap")
+                .arg("handles-transient")
+                .env("TPM2TOOLS_TCTI", "tabrmd:bus_type=session")
+                .env("DBUS_SESSION_BUS_ADDRESS", &bus_address)
+                .env("TSS2_LOG", "all+NONE")
+                .output()
+                .is_ok_and(|out| out.status.success())
+        };
+        assert!(
+            wait_for(&mut daemons[2], "tpm2-abrmd", &log("abrmd"), ready),
+            "tpm2-abrmd would not start"
+        );
         let pin_file = dir.path().join("user.pin");
         std::fs::write(&pin_file, format!("{TPM_PIN}\n")).unwrap();
         let tpm = TpmToken {
             dir,
-            swtpm,
-            socket,
+            daemons,
             module,
             label: label.to_string(),
             pin_file,
@@ -147,11 +171,16 @@ impl TpmToken {
         ]));
     }
 
-    /// The environment a process needs to reach this token through tpm2-pkcs11: the TPM's
-    /// socket (TCTI), the token store, and the TSS's logging off (it writes to stderr).
+    /// The environment a process needs to reach this token through tpm2-pkcs11: the resource
+    /// manager (TCTI) and the bus it is on, the token store, and the TSS's logging off (it
+    /// writes to stderr).
     pub fn env(&self) -> Vec<(&'static str, OsString)> {
         vec![
-            ("TPM2_PKCS11_TCTI", self.tcti().into()),
+            ("TPM2_PKCS11_TCTI", "tabrmd:bus_type=session".into()),
+            (
+                "DBUS_SESSION_BUS_ADDRESS",
+                format!("unix:path={}", self.dir.path().join("bus").display()).into(),
+            ),
             (
                 "TPM2_PKCS11_STORE",
                 self.dir.path().join("store").into_os_string(),
@@ -160,30 +189,10 @@ impl TpmToken {
         ]
     }
 
-    fn tcti(&self) -> String {
-        format!("swtpm:path={}", self.socket.display())
-    }
-
-    /// Flushes every transient object the TPM holds (see the module documentation).
-    pub fn flush_transients(&self) {
-        let out = Command::new("tpm2_flushcontext")
-            .arg("-t")
-            .env("TPM2TOOLS_TCTI", self.tcti())
-            .env("TSS2_LOG", "all+NONE")
-            .output()
-            .expect("tpm2_flushcontext runs");
-        assert!(
-            out.status.success(),
-            "tpm2_flushcontext: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
     /// The `rootcellar` binary with this token's environment and none that would point it
     /// elsewhere (as `common::rootcellar`; this file stands alone), run in the fixture's
     /// directory.
     pub fn rootcellar(&self) -> Command {
-        self.flush_transients();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rootcellar"));
         for var in [
             "ROOTCELLAR_PKCS11_MODULE",
@@ -200,7 +209,6 @@ impl TpmToken {
 
     /// OpenSC's `pkcs11-tool` with this token's environment (add `--module`).
     pub fn pkcs11_tool(&self) -> Command {
-        self.flush_transients();
         let mut cmd = Command::new("pkcs11-tool");
         cmd.envs(self.env());
         cmd
@@ -225,10 +233,43 @@ impl TpmToken {
 
 impl Drop for TpmToken {
     fn drop(&mut self) {
-        // Our own child, by its handle.
-        let _ = self.swtpm.kill();
-        let _ = self.swtpm.wait();
+        // Our own children, by their handles.
+        for daemon in self.daemons.iter_mut().rev() {
+            let _ = daemon.kill();
+            let _ = daemon.wait();
+        }
     }
+}
+
+/// Starts a daemon of the fixture's, what it says going to `log` (read when it fails to start;
+/// a pipe nobody reads could fill and stop it).
+fn spawn(command: &mut Command, log: &Path) -> Child {
+    let log = std::fs::File::create(log).expect("daemon log");
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{command:?} does not start: {e}"))
+}
+
+/// Waits up to 20 s for `ready`; false, said on standard error with what the daemon wrote to
+/// `log`, when `daemon` exits first.
+fn wait_for(daemon: &mut Child, name: &str, log: &Path, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        if let Ok(Some(status)) = daemon.try_wait() {
+            let said = std::fs::read_to_string(log).unwrap_or_default();
+            eprintln!(
+                "SKIPPED: {name} cannot run on this machine ({status}): {}",
+                said.trim()
+            );
+            return false;
+        }
+        assert!(Instant::now() < deadline, "{name} was not ready in 20 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
 }
 
 /// Runs `cmd`, which must succeed; on failure the assertion shows its output.
