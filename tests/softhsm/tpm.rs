@@ -58,6 +58,27 @@ fn keys_generated_in_a_tpm_are_sign_only_and_fixed_and_a_root_signed_there_verif
             );
         }
     }
+    // A second token on the same TPM is told apart by its label, as on SoftHSM2.
+    tpm.add_token("tpm-second");
+    let second = key_json(
+        &tpm,
+        &[
+            "key",
+            "generate",
+            &tpm.uri_on("tpm-second", Some("root-ca")),
+            "--algorithm",
+            "p256",
+        ],
+    );
+    assert!(
+        second["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("pkcs11:token=tpm-second;object=root-ca;"),
+        "{second:#}"
+    );
+    let first = key_json(&tpm, &["key", "list", &tpm.uri(None)]);
+    assert_eq!(first.as_array().map(Vec::len), Some(2), "{first:#}");
     // A label in use is refused, as on SoftHSM2.
     let refused = tpm
         .rootcellar()

@@ -52,7 +52,7 @@ pub struct TpmToken {
     daemons: Vec<Child>,
     /// The PKCS#11 module to load (tpm2-pkcs11).
     pub module: PathBuf,
-    /// The token's label.
+    /// The label of the token made at the start.
     pub label: String,
     /// A file holding the user PIN ([`TPM_PIN`]), for `pin-source=` and answers files.
     pub pin_file: PathBuf,
@@ -139,19 +139,29 @@ impl TpmToken {
             label: label.to_string(),
             pin_file,
         };
-        tpm.initialize_token();
+        tpm.add_token(label);
         Some(tpm)
     }
 
-    /// `C_InitToken` and `C_InitPIN` through OpenSC's pkcs11-tool (test PINs only).
-    fn initialize_token(&self) {
+    /// Makes another token labelled `label` on the same TPM, with the same PINs: `C_InitToken`
+    /// in the free slot tpm2-pkcs11 always lists last, and `C_InitPIN`, through OpenSC's
+    /// pkcs11-tool (test PINs only).
+    pub fn add_token(&self, label: &str) {
         let module = self.module.to_str().unwrap();
+        let listed = run_ok(self.pkcs11_tool().args(["--module", module, "-L"]));
+        let slots = String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .filter(|l| l.starts_with("Slot "))
+            .count();
+        assert!(slots > 0, "tpm2-pkcs11 lists no slot");
         run_ok(self.pkcs11_tool().args([
             "--module",
             module,
+            "--slot-index",
+            &(slots - 1).to_string(),
             "--init-token",
             "--label",
-            &self.label,
+            label,
             "--so-pin",
             TPM_SO_PIN,
         ]));
@@ -159,7 +169,7 @@ impl TpmToken {
             "--module",
             module,
             "--token-label",
-            &self.label,
+            label,
             "--login",
             "--login-type",
             "so",
@@ -216,10 +226,14 @@ impl TpmToken {
 
     /// A `pkcs11:` URI for the token (and key `object`, when given) with module and PIN file.
     pub fn uri(&self, object: Option<&str>) -> String {
+        self.uri_on(&self.label, object)
+    }
+
+    /// [`TpmToken::uri`] for another token of this TPM ([`TpmToken::add_token`]).
+    pub fn uri_on(&self, token: &str, object: Option<&str>) -> String {
         let object = object.map(|o| format!(";object={o}")).unwrap_or_default();
         format!(
-            "pkcs11:token={}{object}?module-path={}&pin-source={}",
-            self.label,
+            "pkcs11:token={token}{object}?module-path={}&pin-source={}",
             self.module.display(),
             self.pin_file.display()
         )
