@@ -13,13 +13,56 @@ use rootcellar::keys::Signer;
 use serde_json::Value;
 
 use crate::common::*;
+use crate::tpm_token::TpmToken;
 
-/// A custodian away from the appliance: their own SoftHSM2 with token `custodian-N`, their key,
-/// and the root they trust, in a directory of their own.
+/// A custodian away from the appliance: their own token `custodian-N` (a SoftHSM2, or a TPM
+/// through tpm2-pkcs11), their key, and the root they trust, in a directory of their own.
 struct Custodian {
-    hsm: SoftHsm,
+    hsm: CustodianToken,
     uri: String,
     trusted_root: PathBuf,
+}
+
+/// The token on a custodian's own machine.
+enum CustodianToken {
+    /// A SoftHSM2 and its token's label.
+    SoftHsm(SoftHsm, String),
+    Tpm(TpmToken),
+}
+
+impl CustodianToken {
+    /// `rootcellar` as the custodian runs it, reaching their token only.
+    fn rootcellar(&self) -> Command {
+        match self {
+            CustodianToken::SoftHsm(hsm, _) => hsm.rootcellar(),
+            CustodianToken::Tpm(tpm) => tpm.rootcellar(),
+        }
+    }
+
+    /// A path in the custodian's own directory.
+    fn path(&self, name: &str) -> PathBuf {
+        match self {
+            CustodianToken::SoftHsm(hsm, _) => hsm.path(name),
+            CustodianToken::Tpm(tpm) => tpm.path(name),
+        }
+    }
+
+    /// Generates the custodian's TUF root key; returns its URI and public key PEM.
+    fn generate(&self) -> (String, String) {
+        let uri = match self {
+            CustodianToken::SoftHsm(hsm, token) => hsm.uri(token, Some("tuf-root")),
+            CustodianToken::Tpm(tpm) => tpm.uri(Some("tuf-root")),
+        };
+        let out =
+            ok(self
+                .rootcellar()
+                .args(["key", "generate", &uri, "--algorithm", "p256", "--json"]));
+        let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (
+            info["uri"].as_str().unwrap().to_string(),
+            info["public_key_pem"].as_str().unwrap().to_string(),
+        )
+    }
 }
 
 /// The appliance: custodian 1's token and the appliance's (targets, snapshot, timestamp,
@@ -55,6 +98,15 @@ fn generate(hsm: &SoftHsm, token: &str, label: &str) -> (String, String) {
 
 impl Appliance {
     fn new() -> Self {
+        Self::with_custodians(
+            ["custodian-2", "custodian-3"]
+                .map(|label| CustodianToken::SoftHsm(SoftHsm::new(label), label.into()))
+                .into(),
+        )
+    }
+
+    /// The appliance with custodians 2 and 3 on these tokens of their own.
+    fn with_custodians(tokens: Vec<CustodianToken>) -> Self {
         let hsm = SoftHsm::new("custodian-1");
         hsm.add_token("appliance");
         let (c1, _) = generate(&hsm, "custodian-1", "tuf-root");
@@ -65,9 +117,8 @@ impl Appliance {
         }
         let (bundle_key, _) = generate(&hsm, "appliance", "bundle-key");
         let mut custodians = Vec::new();
-        for n in [2, 3] {
-            let custodian = SoftHsm::new(&format!("custodian-{n}"));
-            let (uri, pem) = generate(&custodian, &format!("custodian-{n}"), "tuf-root");
+        for (n, custodian) in (2..).zip(tokens) {
+            let (uri, pem) = custodian.generate();
             // The appliance knows only the public half, as the custodian handed it over.
             let pem_file = hsm.path(&format!("c{n}.pub.pem"));
             std::fs::write(&pem_file, pem).unwrap();
@@ -319,6 +370,40 @@ fn two_custodians_sign_where_they_are_and_python_tuf_follows() {
             "{action} not journaled:\n{journal}"
         );
     }
+}
+
+#[test]
+fn a_custodian_signs_from_a_tpm_token_and_python_tuf_follows() {
+    // Custodian 3 holds their root key in a TPM (swtpm + tpm2-pkcs11), custodian 2 in a
+    // SoftHSM2, each on their own machine; custodian 1 signs at the appliance.
+    let Some(tpm) = TpmToken::start("custodian-3") else {
+        return;
+    };
+    let appliance = Appliance::with_custodians(vec![
+        CustodianToken::SoftHsm(SoftHsm::new("custodian-2"), "custodian-2".into()),
+        CustodianToken::Tpm(tpm),
+    ]);
+    let policy = appliance.policy("policy-2.toml", &["c1", "c2", "c3"], 3);
+    let payload = appliance.rotate(&policy);
+    let c2_signature = appliance.custodians[0].sign(&appliance.request("c2", "c2"), &payload);
+    let (signed, text, c3_signature) = appliance.custodians[1].sign_request(
+        &appliance.request("c3", "c3"),
+        &appliance.custodians[1].trusted_root,
+        &payload[..8],
+    );
+    assert!(signed, "{text}");
+    assert!(text.contains("+ c3 ("), "{text}");
+    let mut sign = appliance.tuf(&["sign", "--repo"]);
+    sign.arg(&appliance.repo).arg("--key").arg(&appliance.c1);
+    ok(&mut sign);
+    ok(&mut appliance.publish(&policy, &[&c2_signature, &c3_signature]));
+    python_tuf_accepts(&appliance.repo, &[&appliance.target]);
+    // The published root carries the TPM key's signature under c3's key id.
+    let root: Value = serde_json::from_slice(
+        &std::fs::read(appliance.repo.join("metadata/2.root.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(root["signatures"].as_array().unwrap().len(), 3, "{root}");
 }
 
 #[test]
