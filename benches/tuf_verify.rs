@@ -14,8 +14,14 @@
 //! counted against it). Rounds alternate; the median of each is compared, as wall time and as
 //! CPU time (rootcellar's whole process, all threads; python-tuf's client thread, without the
 //! HTTP server thread), since on a shared 2-core machine wall times move with the load.
+//!
+//! Then how rootcellar's time and memory grow with the chain: 100, 1000 and 4000 rotations,
+//! time per rotation and the heap's peak during verification (a counting allocator), which
+//! must stay flat (the client keeps only the keys still in use and a batch of roots).
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +32,33 @@ use rootcellar::tuf::{
     sha256_hex, signatures_verified, verify_repository, SignedMetadata, TufKey, VerifyOptions,
 };
 use serde_json::{json, Value};
+
+/// The heap as the bench sees it: bytes in use now, and the most since the last reset.
+struct CountingAllocator;
+
+static HEAP_NOW: AtomicUsize = AtomicUsize::new(0);
+static HEAP_PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract is passed on to the system allocator unchanged.
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            let now = HEAP_NOW.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            HEAP_PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        HEAP_NOW.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: `ptr` was allocated by `alloc` above with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 const ROTATIONS: u64 = 1000;
 const KEYS: usize = 5;
@@ -103,8 +136,14 @@ fn write(path: &Path, metadata: &SignedMetadata) -> Vec<u8> {
     bytes
 }
 
-/// Builds the repository in `dir`; returns the trusted root (v1) bytes.
+/// Builds the repository in `dir` with `ROTATIONS` rotations; returns the trusted root bytes.
 fn build(dir: &Path) -> Vec<u8> {
+    build_with(dir, ROTATIONS)
+}
+
+/// Builds the repository in `dir` with `rotations` root rotations; returns the trusted root
+/// (v1) bytes.
+fn build_with(dir: &Path, rotations: u64) -> Vec<u8> {
     let metadata = dir.join("metadata");
     let targets = dir.join("targets");
     std::fs::create_dir_all(&metadata).unwrap();
@@ -117,7 +156,7 @@ fn build(dir: &Path) -> Vec<u8> {
         root.sign_with(key.as_ref()).unwrap();
     }
     let trusted = write(&metadata.join("1.root.json"), &root);
-    for version in 2..=ROTATIONS + 1 {
+    for version in 2..=rotations + 1 {
         // Replace one custodian key; the three kept keys after it and the new key sign.
         let replaced = (version as usize) % KEYS;
         let newcomer = SoftKey::random();
@@ -292,4 +331,40 @@ fn main() {
         signatures as f64 / ROTATIONS as f64,
         ROTATIONS * THRESHOLD as u64 + 3
     );
+    scaling();
+}
+
+/// rootcellar's time per rotation and heap peak along chains of 100, 1000 and 4000 rotations
+/// (median of three runs each).
+fn scaling() {
+    println!("TUF client growth with the chain (rootcellar, median of 3):");
+    println!("  rotations   wall time   per rotation   heap peak during verification");
+    let mut first: Option<(f64, usize)> = None;
+    for rotations in [100u64, 1000, 4000] {
+        let dir = tempfile::tempdir().unwrap();
+        let trusted = build_with(dir.path(), rotations);
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            HEAP_PEAK.store(HEAP_NOW.load(Ordering::Relaxed), Ordering::Relaxed);
+            let base = HEAP_NOW.load(Ordering::Relaxed);
+            let started = Instant::now();
+            let report =
+                verify_repository(&trusted, dir.path(), &VerifyOptions::at(jiff::Timestamp::now()))
+                    .expect("rootcellar verifies the repository");
+            let wall = started.elapsed();
+            assert_eq!(report.root_version(), rotations + 1);
+            runs.push((wall, HEAP_PEAK.load(Ordering::Relaxed) - base));
+        }
+        runs.sort();
+        let (wall, peak) = runs[1];
+        let per_rotation = wall.as_secs_f64() * 1e6 / rotations as f64;
+        let (base_rate, base_peak) = *first.get_or_insert((per_rotation, peak));
+        println!(
+            "  {rotations:>9}   {:>7.1} ms   {per_rotation:>7.1} µs ({:.2}×)   {:>7.0} KiB ({:.2}×)",
+            wall.as_secs_f64() * 1e3,
+            per_rotation / base_rate,
+            peak as f64 / 1024.0,
+            peak as f64 / base_peak as f64
+        );
+    }
 }
