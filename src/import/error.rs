@@ -159,6 +159,16 @@ pub enum ImportError {
         /// What is wrong.
         reason: String,
     },
+    /// The signing config target is not a Sigstore signing config.
+    #[error(
+        "signing config check failed: the {name} target is not a Sigstore signing config: {reason}"
+    )]
+    BadSigningConfig {
+        /// The target name.
+        name: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// The resource name for the manifests is not a Kubernetes name.
     #[error("--name {name:?} is not a Kubernetes resource name: {reason}")]
     BadName {

@@ -21,6 +21,8 @@
 //!                              N.targets.json, targets/<sha256>.<name> (cosign initialize
 //!                              --mirror file://OUT/repository --root OUT/repository/N.root.json)
 //! OUT/trusted_root.json        the verified Sigstore trusted root (cosign verify --trusted-root)
+//! OUT/trust_config.json        with a signing config target: both as a client trust config
+//!                              (sigstore verify --trust-config)
 //! OUT/manifests/policy-controller-trustroot.yaml           TrustRoot, spec.repository
 //! OUT/manifests/policy-controller-clusterimagepolicy.yaml  ClusterImagePolicy   } for the admission
 //! OUT/manifests/kyverno-imagevalidatingpolicy.yaml         ImageValidatingPolicy } policy (policy.rs)
@@ -347,6 +349,7 @@ pub fn import(options: &ImportOptions) -> Result<ImportReport, ImportError> {
         },
     )?;
     let trusted_root = parse_trusted_root(trusted_root_json)?;
+    let trust_config = output::trust_config(&repo, &verified, &trusted_root)?;
 
     // Every root verified so far, the mirror, and what changed.
     let mut roots = held.roots.clone();
@@ -385,6 +388,7 @@ pub fn import(options: &ImportOptions) -> Result<ImportReport, ImportError> {
         mirror,
         trusted_root_json,
         &trusted_root,
+        trust_config,
     )?;
     output::write_new_dir(&options.out, &files)?;
 
@@ -466,6 +470,7 @@ fn output_files(
     mirror: BTreeMap<String, Vec<u8>>,
     trusted_root_json: &[u8],
     trusted_root: &TrustedRoot,
+    trust_config: Option<(String, Vec<u8>)>,
 ) -> Result<BTreeMap<String, Vec<u8>>, ImportError> {
     let mirror_tar_gz = archive::tar_gz(MIRROR_DIR, &mirror)?;
     let verified = &report.repository;
@@ -487,6 +492,7 @@ fn output_files(
         .map(|(path, bytes)| (format!("{MIRROR_DIR}/{path}"), bytes))
         .collect();
     files.insert(TRUSTED_ROOT_TARGET.into(), trusted_root_json.to_vec());
+    files.extend(trust_config);
     files.insert(
         "manifests/policy-controller-trustroot.yaml".into(),
         manifests::trust_root(&inputs).into_bytes(),

@@ -5,7 +5,40 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::repository::{self, BundleRepository};
 use super::ImportError;
+use crate::trustroot::{SigningConfig, TrustedRoot, SIGNING_CONFIG_MEDIA_TYPE, TRUST_CONFIG_FILE};
+use crate::tuf::VerifiedRepository;
+
+/// The signing config target `trustroot build` writes and publish-trust-root publishes.
+const SIGNING_CONFIG_TARGET: &str = "signing_config.v0.2.json";
+
+/// `trust_config.json`, when the repository publishes a signing config: the verified trusted
+/// root and the verified signing config target as one client trust config (`sigstore verify
+/// --trust-config`).
+pub(super) fn trust_config(
+    repo: &BundleRepository<'_>,
+    verified: &VerifiedRepository,
+    trusted_root: &TrustedRoot,
+) -> Result<Option<(String, Vec<u8>)>, ImportError> {
+    let Some(bytes) = repository::target_bytes(repo, verified, SIGNING_CONFIG_TARGET) else {
+        return Ok(None);
+    };
+    let bad = |reason: String| ImportError::BadSigningConfig {
+        name: SIGNING_CONFIG_TARGET,
+        reason,
+    };
+    let signing_config: SigningConfig =
+        serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+    if signing_config.media_type != SIGNING_CONFIG_MEDIA_TYPE {
+        return Err(bad(format!(
+            "its media type {:?} is not {SIGNING_CONFIG_MEDIA_TYPE:?}",
+            signing_config.media_type
+        )));
+    }
+    let json = crate::trustroot::trust_config_json(trusted_root, &signing_config);
+    Ok(Some((TRUST_CONFIG_FILE.into(), json.into_bytes())))
+}
 
 /// Writes `files` (paths relative to `dir`, `/`-separated) into the new directory `dir`, which
 /// must not exist.

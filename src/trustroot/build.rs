@@ -60,11 +60,13 @@ pub struct ServiceUrls {
     /// Who operates the services (e.g. the organisation's domain).
     pub operator: String,
     /// Fulcio.
+    #[serde(default)]
     pub ca_urls: Vec<String>,
     /// OIDC providers.
     #[serde(default)]
     pub oidc_urls: Vec<String>,
     /// Rekor.
+    #[serde(default)]
     pub rekor_urls: Vec<String>,
     /// Rekor's API major version (1 unless a Rekor v2 log is deployed).
     #[serde(default)]
@@ -129,6 +131,20 @@ pub struct LogFile {
     start: Option<String>,
 }
 
+impl ServiceUrls {
+    /// The first list a signing client needs that is empty, as (field, what it is for).
+    fn missing(&self) -> Option<(&'static str, &'static str)> {
+        [
+            (&self.ca_urls, "ca_urls", "certificate authority (Fulcio)"),
+            (&self.oidc_urls, "oidc_urls", "OIDC provider"),
+            (&self.rekor_urls, "rekor_urls", "transparency log (Rekor)"),
+        ]
+        .into_iter()
+        .find(|(urls, _, _)| urls.is_empty())
+        .map(|(_, field, service)| (field, service))
+    }
+}
+
 /// The documents built from a configuration.
 #[derive(Debug)]
 pub struct TrustRootOutputs {
@@ -138,13 +154,27 @@ pub struct TrustRootOutputs {
     pub signing_config: Option<SigningConfig>,
 }
 
+/// The name `trustroot build` and `import` give the client trust config.
+pub const TRUST_CONFIG_FILE: &str = "trust_config.json";
+
+/// `trust_config.json`'s bytes: the trusted root and signing config as one client trust config.
+pub fn trust_config_json(trusted_root: &TrustedRoot, signing_config: &SigningConfig) -> String {
+    use erased::Json;
+    ClientTrustConfig::new(trusted_root.clone(), signing_config.clone()).pretty()
+}
+
 impl TrustRootOutputs {
-    /// Writes `trusted_root.json` (and `signing_config.v0.2.json`) into `dir`, refusing to
-    /// overwrite either; returns the paths written.
+    /// Writes `trusted_root.json` (and, with service URLs, `signing_config.v0.2.json` and
+    /// `trust_config.json`) into `dir`, refusing to overwrite any; returns the paths written.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>, TrustRootError> {
         let trusted_root = dir.join("trusted_root.json");
         let signing_config = dir.join("signing_config.v0.2.json");
-        files::ensure_absent([trusted_root.as_path(), signing_config.as_path()])?;
+        let trust_config = dir.join(TRUST_CONFIG_FILE);
+        files::ensure_absent([
+            trusted_root.as_path(),
+            signing_config.as_path(),
+            trust_config.as_path(),
+        ])?;
         let mut written = vec![];
         let json = |v: &dyn erased::Json| v.pretty();
         files::write_new(&trusted_root, json(&self.trusted_root).as_bytes())?;
@@ -152,6 +182,9 @@ impl TrustRootOutputs {
         if let Some(config) = &self.signing_config {
             files::write_new(&signing_config, json(config).as_bytes())?;
             written.push(signing_config);
+            let client = trust_config_json(&self.trusted_root, config);
+            files::write_new(&trust_config, client.as_bytes())?;
+            written.push(trust_config);
         }
         Ok(written)
     }
@@ -181,6 +214,14 @@ impl TrustRootConfig {
         let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
         let mut config: TrustRootConfig = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
         config.dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        // The signing config also goes into trust_config.json, which clients sign with.
+        if let Some((field, service)) = config.signing_config.as_ref().and_then(|u| u.missing()) {
+            return Err(TrustRootError::MissingServiceUrl {
+                path: path.to_path_buf(),
+                field,
+                service,
+            });
+        }
         Ok(config)
     }
 
@@ -543,5 +584,57 @@ pub fn build_signing_config(urls: &ServiceUrls, now: crate::time::ConfirmedTime)
         tsa_urls: services(&urls.tsa_urls, 1),
         rekor_tlog_config: any.clone(),
         tsa_config: any,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<TrustRootConfig, TrustRootError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trustroot.toml");
+        std::fs::write(&path, text).unwrap();
+        TrustRootConfig::load(&path)
+    }
+
+    #[test]
+    fn a_signing_config_without_a_url_a_client_needs_is_refused_by_name() {
+        let complete = "[signing_config]\noperator = \"x\"\n\
+                        ca_urls = [\"https://fulcio.x\"]\noidc_urls = [\"https://oidc.x\"]\n\
+                        rekor_urls = [\"https://rekor.x\"]\n";
+        assert!(load(complete).is_ok());
+        for (line, field, service) in [
+            ("ca_urls", "ca_urls", "certificate authority (Fulcio)"),
+            ("oidc_urls", "oidc_urls", "OIDC provider"),
+            ("rekor_urls", "rekor_urls", "transparency log (Rekor)"),
+        ] {
+            // Left out, or given as an empty list: the same message.
+            let without: String = complete
+                .lines()
+                .filter(|l| !l.starts_with(line))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let empty = format!("{without}{line} = []\n");
+            for text in [without, empty] {
+                let err = load(&text).unwrap_err();
+                assert!(
+                    matches!(&err, TrustRootError::MissingServiceUrl { field: f, .. } if *f == field),
+                    "{err}"
+                );
+                let message = err.to_string();
+                assert!(
+                    message.contains(&format!("[signing_config] {field} names no URL"))
+                        && message.contains(service),
+                    "{message}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn without_service_urls_only_the_trusted_root_is_configured() {
+        let config = load("").unwrap();
+        assert!(config.signing_config.is_none());
     }
 }

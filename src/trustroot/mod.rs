@@ -1,4 +1,5 @@
-//! Sigstore trust roots: `trusted_root.json` and `signing_config.v0.2.json`.
+//! Sigstore trust roots: `trusted_root.json`, `signing_config.v0.2.json` and the client trust
+//! config that holds both (`trust_config.json`).
 //!
 //! The appliance's root and intermediates, and the log keys and service URLs the online side
 //! sends, become the two documents Sigstore clients are configured with. Both are published as
@@ -10,13 +11,14 @@ mod changes;
 mod model;
 
 pub use build::{
-    build_signing_config, build_trusted_root, read_trusted_root, CaFile, CaInput, LogFile,
-    LogInput, ServiceUrls, TrustRootConfig, TrustRootOutputs,
+    build_signing_config, build_trusted_root, read_trusted_root, trust_config_json, CaFile,
+    CaInput, LogFile, LogInput, ServiceUrls, TrustRootConfig, TrustRootOutputs, TRUST_CONFIG_FILE,
 };
 pub use changes::{compare, Change, TrustChange};
 pub use model::{
-    CertificateAuthority, SigningConfig, TimeRange, TransparencyLog, TrustedRoot,
-    SIGNING_CONFIG_MEDIA_TYPE, TRUSTED_ROOT_MEDIA_TYPE,
+    CertificateAuthority, ClientTrustConfig, SigningConfig, TimeRange, TransparencyLog,
+    TrustedRoot, CLIENT_TRUST_CONFIG_MEDIA_TYPE, SIGNING_CONFIG_MEDIA_TYPE,
+    TRUSTED_ROOT_MEDIA_TYPE,
 };
 
 use std::path::PathBuf;
@@ -63,6 +65,19 @@ pub enum TrustRootError {
         path: PathBuf,
         /// What is wrong.
         reason: String,
+    },
+    /// The service URLs lack one a client needs to sign.
+    #[error(
+        "trust root config {path}: [signing_config] {field} names no URL; a client signing \
+         with this deployment needs its {service}"
+    )]
+    MissingServiceUrl {
+        /// The file.
+        path: PathBuf,
+        /// The empty list, e.g. `oidc_urls`.
+        field: &'static str,
+        /// What the URL is for, e.g. `OIDC provider`.
+        service: &'static str,
     },
     /// A time value is malformed.
     #[error("invalid time {value:?}: {reason}")]

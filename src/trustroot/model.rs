@@ -9,6 +9,9 @@ pub const TRUSTED_ROOT_MEDIA_TYPE: &str =
     "application/vnd.dev.sigstore.trustedroot+json;version=0.1";
 /// The signing config media type.
 pub const SIGNING_CONFIG_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.signingconfig.v0.2+json";
+/// The client trust config media type (`sigstore verify --trust-config`).
+pub const CLIENT_TRUST_CONFIG_MEDIA_TYPE: &str =
+    "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json";
 
 /// `dev.sigstore.trustroot.v1.TrustedRoot`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -149,6 +152,30 @@ pub struct Service {
     pub operator: String,
 }
 
+/// `dev.sigstore.trustroot.v1.ClientTrustConfig`: everything a client needs to sign and verify
+/// against one deployment, in one file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientTrustConfig {
+    /// Always [`CLIENT_TRUST_CONFIG_MEDIA_TYPE`].
+    pub media_type: String,
+    /// What to verify against.
+    pub trusted_root: TrustedRoot,
+    /// Where to sign.
+    pub signing_config: SigningConfig,
+}
+
+impl ClientTrustConfig {
+    /// The trust config of a trusted root and the signing config published beside it.
+    pub fn new(trusted_root: TrustedRoot, signing_config: SigningConfig) -> Self {
+        ClientTrustConfig {
+            media_type: CLIENT_TRUST_CONFIG_MEDIA_TYPE.into(),
+            trusted_root,
+            signing_config,
+        }
+    }
+}
+
 /// `ServiceConfiguration`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ServiceConfiguration {
@@ -157,4 +184,92 @@ pub struct ServiceConfiguration {
     /// With `EXACT`: how many.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signing_config() -> SigningConfig {
+        let service = |url: &str| Service {
+            url: url.into(),
+            major_api_version: 1,
+            valid_for: TimeRange {
+                start: "2026-12-06T00:00:00Z".into(),
+                end: None,
+            },
+            operator: "example.internal".into(),
+        };
+        let any = ServiceConfiguration {
+            selector: "ANY".into(),
+            count: None,
+        };
+        SigningConfig {
+            media_type: SIGNING_CONFIG_MEDIA_TYPE.into(),
+            ca_urls: vec![service("https://fulcio.example.internal")],
+            oidc_urls: vec![service("https://oidc.example.internal")],
+            rekor_tlog_urls: vec![service("https://rekor.example.internal")],
+            tsa_urls: vec![],
+            rekor_tlog_config: any.clone(),
+            tsa_config: any,
+        }
+    }
+
+    fn trusted_root() -> TrustedRoot {
+        TrustedRoot {
+            media_type: TRUSTED_ROOT_MEDIA_TYPE.into(),
+            tlogs: vec![],
+            certificate_authorities: vec![],
+            ctlogs: vec![],
+            timestamp_authorities: vec![],
+        }
+    }
+
+    /// Field names as protobuf-specs' JSON mapping of `ClientTrustConfig` has them (checked
+    /// against sigstore/protobuf-specs' `sigstore_trustroot.proto` and sigstore-python 4.5.1).
+    #[test]
+    fn client_trust_config_has_protobuf_specs_field_names() {
+        let config = ClientTrustConfig::new(trusted_root(), signing_config());
+        let json = serde_json::to_value(&config).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["mediaType", "signingConfig", "trustedRoot"]);
+        assert_eq!(
+            json["mediaType"],
+            "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
+        );
+        assert_eq!(json["trustedRoot"]["mediaType"], TRUSTED_ROOT_MEDIA_TYPE);
+        for list in [
+            "tlogs",
+            "certificateAuthorities",
+            "ctlogs",
+            "timestampAuthorities",
+        ] {
+            assert!(json["trustedRoot"][list].is_array(), "{list}");
+        }
+        let signing = &json["signingConfig"];
+        assert_eq!(
+            signing["mediaType"],
+            "application/vnd.dev.sigstore.signingconfig.v0.2+json"
+        );
+        assert_eq!(
+            signing["caUrls"][0]["url"],
+            "https://fulcio.example.internal"
+        );
+        assert_eq!(signing["oidcUrls"][0]["majorApiVersion"], 1);
+        assert_eq!(
+            signing["rekorTlogUrls"][0]["validFor"]["start"],
+            "2026-12-06T00:00:00Z"
+        );
+        assert!(signing["rekorTlogUrls"][0]["validFor"].get("end").is_none());
+        assert_eq!(signing["rekorTlogConfig"]["selector"], "ANY");
+        assert_eq!(signing["tsaConfig"]["selector"], "ANY");
+        // And it reads back to the same value.
+        let back: ClientTrustConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(back, config);
+    }
 }

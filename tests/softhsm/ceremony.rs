@@ -880,7 +880,7 @@ fn rotation_and_trust_root_ceremonies_verify_with_both_clients() {
         r.path("trustroot.toml"),
         "[[certificate_authorities]]\nuri = \"https://fulcio.example\"\nchain = [\"root.pem\"]\n\
          [signing_config]\noperator = \"example\"\nca_urls = [\"https://fulcio.example\"]\n\
-         rekor_urls = [\"https://rekor.example\"]\n",
+         oidc_urls = [\"https://oidc.example\"]\nrekor_urls = [\"https://rekor.example\"]\n",
     )
     .unwrap();
     let built = rootcellar()

@@ -440,7 +440,7 @@ fn the_console_rehearses_root_init_then_an_intermediate_from_a_request_bundle() 
         online.join("trustroot.toml"),
         "[[certificate_authorities]]\nuri = \"https://fulcio.example\"\n\
          chain = [\"response/root.pem\"]\n[signing_config]\noperator = \"example\"\n\
-         ca_urls = [\"https://fulcio.example\"]\nrekor_urls = [\"https://rekor.example\"]\n",
+         ca_urls = [\"https://fulcio.example\"]\noidc_urls = [\"https://oidc.example\"]\nrekor_urls = [\"https://rekor.example\"]\n",
     )
     .unwrap();
     let trust = online.join("trust");

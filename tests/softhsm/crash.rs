@@ -52,7 +52,7 @@ const SEQUENCE: [(&str, &str, Option<&str>); 8] = [
 const TRUSTROOT_CONFIG: &str = "[[certificate_authorities]]\nuri = \"https://fulcio.example\"\n\
     chain = [\"intermediates/intermediate-fulcio.pem\", \"root-init/root.pem\"]\n\
     [signing_config]\noperator = \"example\"\nca_urls = [\"https://fulcio.example\"]\n\
-    rekor_urls = [\"https://rekor.example\"]\n";
+    oidc_urls = [\"https://oidc.example\"]\nrekor_urls = [\"https://rekor.example\"]\n";
 
 /// Copies a directory tree with `cp -r`.
 fn copy_dir(from: &Path, to: &Path) {
