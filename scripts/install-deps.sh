@@ -52,3 +52,19 @@ sys.exit(any(importlib.util.find_spec(m) is None for m in modules))' >/dev/null 
   echo "installing python-tuf, sigstore-python and PyKCS11 (independent clients the tests check against)"
   "$python" -m pip install --quiet --disable-pip-version-check -r "$(dirname "$0")/../tests/python/requirements.txt"
 fi
+
+# sigstore-js's verifier and tuf-js: the JavaScript clients the tests check rootcellar's trust
+# root with (exact versions in tests/node/package-lock.json; they need Node >= 20.17). `npm ci`
+# runs only when the installed tree is not the locked one, so an offline machine that has it
+# is left alone.
+node_dir="$(cd "$(dirname "$0")/../tests/node" && pwd)"
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+              process.exit(a > 20 || (a === 20 && b >= 17) ? 0 : 1)' >/dev/null 2>&1; then
+  echo "install-deps: Node.js >= 20.17 is needed for tests/node (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+if ! cmp -s "$node_dir/package-lock.json" "$node_dir/node_modules/.rootcellar-installed-lock"; then
+  echo "installing sigstore-js's verifier and tuf-js (npm ci in tests/node)"
+  (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  cp "$node_dir/package-lock.json" "$node_dir/node_modules/.rootcellar-installed-lock"
+fi
