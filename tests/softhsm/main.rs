@@ -16,6 +16,7 @@ mod provenance;
 mod remote_signing;
 mod sealed_shares;
 mod serials;
+mod sigstore_verify;
 mod time;
 mod tpm;
 mod tpm_token;

@@ -1,0 +1,568 @@
+//! A private Sigstore deployment on rootcellar's trust root, checked end to end by independent
+//! clients. The appliance's keys are on SoftHSM2 (root CA, TUF roles, bundle key); the online
+//! side's are software keys (the Fulcio intermediate's CSR key, the Rekor and CT log keys).
+//! The trust root is built, published in a TUF repository, carried in a response bundle and
+//! imported; then python-tuf and tuf-js refresh the imported mirror from the pinned root, and
+//! `tests/python/private_sigstore.py` plays Fulcio, a signer and Rekor from the online side's
+//! keys. sigstore-python and sigstore-js verify its bundles offline with the imported
+//! `trust_config.json`, and refuse them when the leaf chains to another root, when the log key
+//! is not ours, and when the signature time is outside the Fulcio intermediate's `validFor`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::common::*;
+
+const IDENTITY: &str = "release-bot@site.internal";
+const OIDC_ISSUER: &str = "https://oidc.site.internal";
+const REKOR_URL: &str = "https://rekor.site.internal";
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn openssl_ok(args: &[&str]) {
+    let out = openssl(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The appliance's side (one SoftHSM2 token) and the online side's files, in one directory.
+struct Deployment {
+    hsm: SoftHsm,
+}
+
+impl Deployment {
+    fn new() -> Self {
+        let hsm = SoftHsm::new("appliance");
+        let d = Deployment { hsm };
+        let mut keys = String::from("[keys]\n");
+        for (name, label) in [
+            ("root", "tuf-root"),
+            ("targets", "tuf-targets"),
+            ("snapshot", "tuf-snapshot"),
+            ("timestamp", "tuf-timestamp"),
+            ("bundle", "bundle-key"),
+        ] {
+            let uri = d.hsm.generate("appliance", label, "p256");
+            keys.push_str(&format!("{name} = {}\n", toml::Value::String(uri)));
+        }
+        std::fs::write(d.path("keys.toml"), keys).unwrap();
+        d
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.hsm.path(name)
+    }
+
+    fn key_uri(&self, name: &str) -> String {
+        let keys: toml::Table =
+            toml::from_str(&std::fs::read_to_string(self.path("keys.toml")).unwrap()).unwrap();
+        keys["keys"][name].as_str().unwrap().to_string()
+    }
+
+    /// A root CA `NAME.pem` on the token (every root here has the same subject, so only keys
+    /// tell them apart) and a Fulcio intermediate `NAME-fulcio.pem` issued from a P-384 CSR
+    /// whose key (`NAME-fulcio.key`) stays with the online side.
+    fn pki(&self, name: &str) -> (PathBuf, PathBuf) {
+        let root_key = self
+            .hsm
+            .generate("appliance", &format!("{name}-ca"), "p384");
+        ok(self
+            .hsm
+            .rootcellar()
+            .args(["x509", "root", "--key", &root_key])
+            .args(["--subject", "O=site,CN=site root"])
+            .args(["--out", &format!("{name}.pem")]));
+        let csr = openssl_csr(
+            self.hsm.dir.path(),
+            &format!("{name}-fulcio"),
+            "secp384r1",
+            "/O=site/CN=site fulcio",
+        );
+        ok(self
+            .hsm
+            .rootcellar()
+            .args(["x509", "issue", "--profile", "fulcio"])
+            .args(["--csr", csr.to_str().unwrap()])
+            .args([
+                "--issuer-cert",
+                &format!("{name}.pem"),
+                "--issuer-key",
+                &root_key,
+            ])
+            .args(["--out", &format!("{name}-fulcio.pem")]));
+        (
+            self.path(&format!("{name}-fulcio.pem")),
+            self.path(&format!("{name}-fulcio.key")),
+        )
+    }
+
+    /// A log key pair `NAME.key` / `NAME.pub` (P-256), the online side's.
+    fn log_key(&self, name: &str) {
+        let key = self.path(&format!("{name}.key"));
+        let key = key.to_str().unwrap();
+        openssl_ok(&[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            key,
+        ]);
+        let public = self.path(&format!("{name}.pub"));
+        openssl_ok(&[
+            "ec",
+            "-in",
+            key,
+            "-pubout",
+            "-out",
+            public.to_str().unwrap(),
+        ]);
+    }
+}
+
+/// The notBefore of a PEM certificate, in Unix seconds.
+fn not_before(pem: &Path) -> i64 {
+    let bytes = std::fs::read(pem).unwrap();
+    let pem = x509_parser::pem::parse_x509_pem(&bytes).unwrap().1;
+    pem.parse_x509().unwrap().validity().not_before.timestamp()
+}
+
+/// Serves an imported mirror as the TUF clients read a repository: `metadata/` and `targets/`.
+fn served(mirror: &Path, at: &Path) -> PathBuf {
+    std::fs::create_dir(at).unwrap();
+    let mirror = mirror.canonicalize().unwrap();
+    std::os::unix::fs::symlink(&mirror, at.join("metadata")).unwrap();
+    std::os::unix::fs::symlink(mirror.join("targets"), at.join("targets")).unwrap();
+    at.to_path_buf()
+}
+
+/// A TUF client (`python3 tests/python/tuf_client.py` or `node tests/node/tuf_client.js`)
+/// refreshing `repo` from `root` and downloading each target, compared with the file given.
+fn tuf_client(program: &str, script: &str, repo: &Path, root: &Path, targets: &[&Path]) -> Output {
+    let downloads = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(program);
+    cmd.arg(repo_file(script))
+        .arg("--repo")
+        .arg(repo)
+        .arg("--root")
+        .arg(root)
+        .arg("--download-dir")
+        .arg(downloads.path());
+    for target in targets {
+        let name = target.file_name().unwrap().to_str().unwrap();
+        cmd.arg(format!("{name}={}", target.display()));
+    }
+    cmd.output().unwrap()
+}
+
+/// How `private_sigstore.py` is told to deviate from an honest signature.
+#[derive(Clone, Copy, Debug)]
+enum Signing<'a> {
+    /// Under our Fulcio intermediate, recorded in our log, at this time.
+    Honest(i64),
+    /// Under another chain (this intermediate and its key), at this time.
+    Chain(&'a Path, &'a Path, i64),
+    /// Under a fresh software root and intermediate named like ours.
+    ImpostorCa(i64),
+    /// Recorded in a log whose key is not ours.
+    ImpostorLog(i64),
+}
+
+/// A verdict of one verifier on one bundle: `Ok(summary)` or `Err(refusal)`.
+type Verdict = Result<Value, String>;
+
+struct Signer<'a> {
+    d: &'a Deployment,
+    fulcio: (PathBuf, PathBuf),
+    artifact: PathBuf,
+    trust_config: PathBuf,
+}
+
+impl Signer<'_> {
+    /// Signs the artifact and its provenance as `how` says; returns the two bundles.
+    fn sign(&self, how: Signing, out: &str) -> [PathBuf; 2] {
+        let (cert, key, at, extra) = match how {
+            Signing::Honest(at) => (&self.fulcio.0, &self.fulcio.1, at, None),
+            Signing::Chain(cert, key, at) => (&cert.to_path_buf(), &key.to_path_buf(), at, None),
+            Signing::ImpostorCa(at) => (&self.fulcio.0, &self.fulcio.1, at, Some("--impostor-ca")),
+            Signing::ImpostorLog(at) => {
+                (&self.fulcio.0, &self.fulcio.1, at, Some("--impostor-log"))
+            }
+        };
+        let dir = self.d.path(out);
+        let mut cmd = Command::new("python3");
+        cmd.arg(repo_file("tests/python/private_sigstore.py"))
+            .arg("--fulcio-cert")
+            .arg(cert)
+            .arg("--fulcio-key")
+            .arg(key)
+            .arg("--rekor-key")
+            .arg(self.d.path("rekor.key"))
+            .arg("--ct-key")
+            .arg(self.d.path("ctfe.key"))
+            .args(["--rekor-url", REKOR_URL, "--identity", IDENTITY])
+            .args(["--issuer", OIDC_ISSUER, "--signed-at", &at.to_string()])
+            .arg("--artifact")
+            .arg(&self.artifact)
+            .arg("--out")
+            .arg(&dir)
+            .args(extra);
+        ok(&mut cmd);
+        [
+            dir.join("artifact.sigstore.json"),
+            dir.join("provenance.sigstore.json"),
+        ]
+    }
+
+    /// sigstore-python's and sigstore-js's verdicts on `bundle`.
+    fn verify(&self, bundle: &Path) -> [Verdict; 2] {
+        let run = |program: &str, script: &str| -> Verdict {
+            let out = Command::new(program)
+                .arg(repo_file(script))
+                .arg("--trust-config")
+                .arg(&self.trust_config)
+                .arg("--bundle")
+                .arg(bundle)
+                .args(["--identity", IDENTITY, "--issuer", OIDC_ISSUER])
+                .arg("--artifact")
+                .arg(&self.artifact)
+                .output()
+                .unwrap();
+            let said: Value = serde_json::from_str(&stdout(&out)).unwrap_or_else(|_| {
+                panic!(
+                    "{script}: {}{}",
+                    stdout(&out),
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+            match (
+                out.status.success(),
+                said.get("verified"),
+                said.get("refused"),
+            ) {
+                (true, Some(v), None) => Ok(v.clone()),
+                (false, None, Some(Value::String(why))) => Err(why.clone()),
+                _ => panic!("{script}: unexpected verdict {said}"),
+            }
+        };
+        [
+            run("python3", "tests/python/sigstore_verify.py"),
+            run("node", "tests/node/sigstore_verify.js"),
+        ]
+    }
+
+    /// Both verifiers refuse both bundles, each with the message expected of it.
+    fn both_refuse(&self, bundles: &[PathBuf; 2], python: &str, js: &str, case: &str) {
+        for bundle in bundles {
+            let [p, j] = self.verify(bundle);
+            let p = p.expect_err(&format!("sigstore-python accepted {case}"));
+            let j = j.expect_err(&format!("sigstore-js accepted {case}"));
+            assert!(p.contains(python), "sigstore-python on {case}: {p}");
+            assert!(j.contains(js), "sigstore-js on {case}: {j}");
+        }
+    }
+}
+
+#[test]
+fn independent_clients_verify_signatures_on_the_imported_trust_root_and_refuse_others() {
+    let d = Deployment::new();
+    let fulcio = d.pki("root");
+    let other_fulcio = d.pki("other-root");
+    d.log_key("rekor");
+    d.log_key("ctfe");
+
+    // The Fulcio intermediate's validFor starts 2 s after its notBefore: a signature in
+    // between is valid X.509 but outside what trusted_root.json says.
+    let issued = not_before(&fulcio.0);
+    let valid_from = jiff::Timestamp::from_second(issued + 2).unwrap();
+    std::fs::write(
+        d.path("trustroot.toml"),
+        format!(
+            "[[certificate_authorities]]\nuri = \"https://fulcio.site.internal\"\n\
+             chain = [\"root-fulcio.pem\", \"root.pem\"]\nstart = \"{valid_from}\"\n\
+             [[tlogs]]\nbase_url = \"{REKOR_URL}\"\npublic_key = \"rekor.pub\"\n\
+             [[ctlogs]]\nbase_url = \"https://ctfe.site.internal\"\npublic_key = \"ctfe.pub\"\n\
+             [signing_config]\noperator = \"site.internal\"\n\
+             ca_urls = [\"https://fulcio.site.internal\"]\noidc_urls = [\"{OIDC_ISSUER}\"]\n\
+             rekor_urls = [\"{REKOR_URL}\"]\n"
+        ),
+    )
+    .unwrap();
+    let trust = d.path("trust");
+    std::fs::create_dir(&trust).unwrap();
+    let built = stdout(&ok(d
+        .hsm
+        .rootcellar()
+        .args([
+            "trustroot",
+            "build",
+            "--config",
+            "trustroot.toml",
+            "--out",
+            "trust",
+        ])
+        .args(["--time", &clock_time()])));
+    assert!(built.contains("trust_config.json"), "{built}");
+
+    // Published in a TUF repository, carried in a response bundle, imported.
+    std::fs::write(
+        d.path("policy.toml"),
+        "consistent_snapshot = true\nmode = \"offline\"\n\
+         [roles.root]\nkeys = [\"root\"]\nthreshold = 1\nexpires_days = 182\nsigning_days = 42\n\
+         [roles.targets]\nkeys = [\"targets\"]\nthreshold = 1\nexpires_days = 182\n\
+         [roles.snapshot]\nkeys = [\"snapshot\"]\nthreshold = 1\nexpires_days = 21\nsigning_days = 7\n\
+         [roles.timestamp]\nkeys = [\"timestamp\"]\nthreshold = 1\nexpires_days = 7\nsigning_days = 2\n",
+    )
+    .unwrap();
+    ok(d.hsm
+        .rootcellar()
+        .args([
+            "tuf",
+            "init",
+            "--policy",
+            "policy.toml",
+            "--keys",
+            "keys.toml",
+        ])
+        .args(["--out", "repo", "--target", "trust/trusted_root.json"])
+        .args(["--target", "trust/signing_config.v0.2.json"]));
+    let listing = |dir: &str| -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(d.path(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+    };
+    std::fs::write(
+        d.path("transcript.txt"),
+        "rehearsal: trust root published\n",
+    )
+    .unwrap();
+    ok(d.hsm
+        .rootcellar()
+        .args(["bundle", "respond", "--key", &d.key_uri("bundle")])
+        .args(["--out", "response.rcb", "--transcript", "transcript.txt"])
+        .arg("--tuf-metadata")
+        .args(listing("repo/metadata"))
+        .arg("--file")
+        .args(listing("repo/targets")));
+    let bundle_key = d.path("bundle-key.pem");
+    let shown: Value = serde_json::from_slice(
+        &ok(d
+            .hsm
+            .rootcellar()
+            .args(["key", "show", &d.key_uri("bundle"), "--json"]))
+        .stdout,
+    )
+    .unwrap();
+    std::fs::write(&bundle_key, shown["public_key_pem"].as_str().unwrap()).unwrap();
+    let pinned = d.path("pinned-1.root.json");
+    std::fs::copy(d.path("repo/metadata/1.root.json"), &pinned).unwrap();
+    let report: Value = serde_json::from_slice(
+        &ok(d
+            .hsm
+            .rootcellar()
+            .args(["import", "--bundle", "response.rcb", "--out", "import"])
+            .arg("--root")
+            .arg(&pinned)
+            .arg("--bundle-key")
+            .arg(&bundle_key)
+            .arg("--json"))
+        .stdout,
+    )
+    .unwrap();
+    let import = d.path("import");
+    assert!(
+        report["files"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("trust_config.json")),
+        "{report}"
+    );
+
+    // trust_config.json: the imported trusted root and the published signing config, as
+    // `trustroot build` wrote it.
+    let trust_config = import.join("trust_config.json");
+    let config = read_json(&trust_config);
+    assert_eq!(config, read_json(&trust.join("trust_config.json")));
+    assert_eq!(
+        config["mediaType"],
+        "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
+    );
+    assert_eq!(
+        config["trustedRoot"],
+        read_json(&import.join("trusted_root.json"))
+    );
+    assert_eq!(
+        config["signingConfig"],
+        read_json(&trust.join("signing_config.v0.2.json"))
+    );
+    assert_eq!(config["signingConfig"]["oidcUrls"][0]["url"], OIDC_ISSUER);
+
+    // Two TUF clients refresh the imported mirror from the pinned root and download both
+    // targets; both refuse it once the timestamp's signature is damaged.
+    let repo = served(&import.join("repository"), &d.path("served"));
+    let (trusted_root, signing_config) = (
+        import.join("trusted_root.json"),
+        trust.join("signing_config.v0.2.json"),
+    );
+    let targets: [&Path; 2] = [&trusted_root, &signing_config];
+    for (program, script) in [
+        ("python3", "tests/python/tuf_client.py"),
+        ("node", "tests/node/tuf_client.js"),
+    ] {
+        let out = tuf_client(program, script, &repo, &pinned, &targets);
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let summary: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(summary["root_version"], 1, "{script}: {summary}");
+        let sha256 = |p: &Path| {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(std::fs::read(p).unwrap()))
+        };
+        for target in targets {
+            let name = target.file_name().unwrap().to_str().unwrap();
+            assert_eq!(
+                summary["targets"][name]["sha256"],
+                sha256(target),
+                "{script}"
+            );
+        }
+    }
+    let tampered = d.path("tampered");
+    std::fs::create_dir(&tampered).unwrap();
+    for file in listing("import/repository") {
+        if file.is_file() {
+            std::fs::copy(&file, tampered.join(file.file_name().unwrap())).unwrap();
+        }
+    }
+    std::os::unix::fs::symlink(
+        import.join("repository/targets").canonicalize().unwrap(),
+        tampered.join("targets"),
+    )
+    .unwrap();
+    let mut timestamp = read_json(&tampered.join("timestamp.json"));
+    let sig = timestamp["signatures"][0]["sig"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let flipped = if sig.ends_with('0') { '1' } else { '0' };
+    timestamp["signatures"][0]["sig"] = Value::from(format!("{}{flipped}", &sig[..sig.len() - 1]));
+    std::fs::write(
+        tampered.join("timestamp.json"),
+        serde_json::to_vec(&timestamp).unwrap(),
+    )
+    .unwrap();
+    let tampered_repo = served(&tampered, &d.path("served-tampered"));
+    for (program, script) in [
+        ("python3", "tests/python/tuf_client.py"),
+        ("node", "tests/node/tuf_client.js"),
+    ] {
+        let out = tuf_client(program, script, &tampered_repo, &pinned, &targets);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{script} accepted a bad timestamp signature"
+        );
+        assert!(
+            said.to_lowercase().contains("timestamp"),
+            "{script}: {said}"
+        );
+    }
+
+    // The private Sigstore signs; both verifiers accept, offline, with trust_config.json.
+    std::fs::write(d.path("release.tar"), b"rootcellar release artifact\n").unwrap();
+    let signer = Signer {
+        d: &d,
+        fulcio,
+        artifact: d.path("release.tar"),
+        trust_config,
+    };
+    let now = clock().as_second();
+    assert!(now >= issued + 2, "the clock is before validFor.start");
+    let [blob, provenance] = signer.sign(Signing::Honest(now), "honest");
+    let artifact_sha256 = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(
+            std::fs::read(&signer.artifact).unwrap(),
+        ))
+    };
+    for verdict in signer.verify(&blob) {
+        let verified = verdict.expect("the honest signature verifies");
+        assert_eq!(verified["artifact_sha256"], artifact_sha256);
+    }
+    for verdict in signer.verify(&provenance) {
+        let verified = verdict.expect("the honest provenance verifies");
+        assert_eq!(verified["payload_type"], "application/vnd.in-toto+json");
+        assert_eq!(verified["predicate_type"], "https://slsa.dev/provenance/v1");
+    }
+
+    // (a) A leaf under another root: one the appliance made with the same names, and one made
+    // in software with the same names.
+    let other = signer.sign(
+        Signing::Chain(&other_fulcio.0, &other_fulcio.1, now),
+        "other-root",
+    );
+    signer.both_refuse(
+        &other,
+        "failed to build timestamp certificate chain",
+        "CERTIFICATE_ERROR",
+        "a leaf under another root",
+    );
+    let impostor = signer.sign(Signing::ImpostorCa(now), "impostor-ca");
+    signer.both_refuse(
+        &impostor,
+        "failed to build timestamp certificate chain",
+        "CERTIFICATE_ERROR",
+        "a leaf under a look-alike chain",
+    );
+
+    // (b) An entry in a log whose key is not ours.
+    let foreign_log = signer.sign(Signing::ImpostorLog(now), "impostor-log");
+    signer.both_refuse(
+        &foreign_log,
+        "invalid log entry",
+        "TLOG_INCLUSION_PROMISE_ERROR",
+        "an entry in another log",
+    );
+
+    // (c) Signed before the intermediate's validFor.start. An hour before, the intermediate's
+    // certificate was not valid either: both refuse.
+    let early = signer.sign(Signing::Honest(issued - 3600), "before-issue");
+    signer.both_refuse(
+        &early,
+        "cert is not valid at validation time",
+        "CERTIFICATE_ERROR",
+        "a signature before the intermediate existed",
+    );
+    // One second after notBefore and a second before validFor.start, only trusted_root.json
+    // says no. sigstore-js refuses; sigstore-python 4.5.1 compares validFor with the clock, not
+    // the signing time, and accepts (README: "What the independent verifiers prove").
+    let between = signer.sign(Signing::Honest(issued + 1), "before-valid-for");
+    for bundle in &between {
+        let [python, js] = signer.verify(bundle);
+        let js = js.expect_err("sigstore-js accepted a signature before validFor.start");
+        assert!(js.contains("CERTIFICATE_ERROR"), "{js}");
+        assert!(
+            python.is_ok(),
+            "sigstore-python now refuses a signature before validFor.start ({python:?}): \
+             update the README and make this a refusal"
+        );
+    }
+}
