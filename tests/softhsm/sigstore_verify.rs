@@ -178,6 +178,8 @@ enum Signing<'a> {
     ImpostorCa(i64),
     /// Recorded in a log whose key is not ours.
     ImpostorLog(i64),
+    /// With an SCT signed by a key that is not our CT log's (our Rekor key).
+    ForeignSct(i64),
 }
 
 /// A verdict of one verifier on one bundle: `Ok(summary)` or `Err(refusal)`.
@@ -200,6 +202,11 @@ impl Signer<'_> {
             Signing::ImpostorLog(at) => {
                 (&self.fulcio.0, &self.fulcio.1, at, Some("--impostor-log"))
             }
+            Signing::ForeignSct(at) => (&self.fulcio.0, &self.fulcio.1, at, None),
+        };
+        let ct_key = match how {
+            Signing::ForeignSct(_) => "rekor.key",
+            _ => "ctfe.key",
         };
         let dir = self.d.path(out);
         let mut cmd = Command::new("python3");
@@ -211,7 +218,7 @@ impl Signer<'_> {
             .arg("--rekor-key")
             .arg(self.d.path("rekor.key"))
             .arg("--ct-key")
-            .arg(self.d.path("ctfe.key"))
+            .arg(self.d.path(ct_key))
             .args(["--rekor-url", REKOR_URL, "--identity", IDENTITY])
             .args(["--issuer", OIDC_ISSUER, "--signed-at", &at.to_string()])
             .arg("--artifact")
@@ -540,6 +547,15 @@ fn independent_clients_verify_signatures_on_the_imported_trust_root_and_refuse_o
         "invalid log entry",
         "TLOG_INCLUSION_PROMISE_ERROR",
         "an entry in another log",
+    );
+
+    // And a certificate whose SCT our CT log did not sign.
+    let foreign_sct = signer.sign(Signing::ForeignSct(now), "foreign-sct");
+    signer.both_refuse(
+        &foreign_sct,
+        "failed to verify SCT on signing certificate",
+        "SCT verification failed",
+        "an SCT from another key",
     );
 
     // (c) Signed before the intermediate's validFor.start. An hour before, the intermediate's
