@@ -214,6 +214,7 @@ outputs in $out:
   pki/intermediate-tsa.pem         TSA intermediate (timeStamping, pathlen 0)
   trusted_root.json                Sigstore trusted root (also a TUF target)
   signing_config.v0.2.json         Sigstore signing config (also a TUF target)
+  trust_config.json                both as one client trust config (sigstore verify --trust-config)
   tuf/metadata/                    TUF metadata: root v1, rotated root v2, targets, snapshot, timestamp
   tuf/targets/                     TUF targets under consistent-snapshot names
   token/                           the SoftHSM2 tokens, their config and PIN files
@@ -221,7 +222,8 @@ outputs in $out:
   online/                          the online side's software keys and CSRs
   response.rcb, bundle-key.pub     the signed response bundle and the key to pin when verifying it
   transcript.txt, state/           the demo's journal, as carried in the bundle
-  import/, import-state/           the cluster side: TUF mirror, verified trusted_root.json,
+  import/, import-state/           the cluster side: TUF mirror, verified trusted_root.json and
+                                   trust_config.json,
                                    policy-controller and Kyverno manifests, change report
   ceremonies/                      the same flow as rehearsed console ceremonies, with transcripts
 check them:

@@ -2,8 +2,8 @@
 # Installs what rootcellar's demo and tests need and the machine lacks: SoftHSM2 (the PKCS#11
 # token), OpenSC's pkcs11-tool, openssl and age (independent checkers), p11-kit's PKCS#11 header,
 # jq, Chromium and poppler's pdftotext (the printed transcript), swtpm and tpm2-pkcs11 (a TPM as a
-# second token), python-tuf (the TUF reference client) and PyKCS11 (drives a token from outside
-# rootcellar).
+# second token), python-tuf (the TUF reference client), PyKCS11 (drives a token from outside
+# rootcellar) and, with npm, sigstore-js and tuf-js (tests/node).
 # Idempotent: a machine that has everything is left alone.
 set -euo pipefail
 
