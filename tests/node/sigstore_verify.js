@@ -6,7 +6,8 @@
 //                           --issuer URL --artifact FILE
 //
 // A bundle with a DSSE envelope is verified as an attestation (its in-toto subject digest must
-// be the artifact's); any other as a signature over the artifact. Prints {"verified": ...} and
+// be the artifact's); any other as a signature over the artifact. Every time source must
+// verify (the log's and each RFC 3161 timestamp); the summary lists them. Prints {"verified": ...} and
 // exits 0, or prints {"refused": "<sigstore-js's code and message>"} and exits 1.
 'use strict';
 
@@ -44,8 +45,16 @@ const artifactSha256 = crypto.createHash('sha256').update(artifact).digest('hex'
 try {
   const trustMaterial = toTrustMaterial(TrustedRoot.fromJSON(config.trustedRoot));
   // One log entry and one SCT required, as the public good instance's clients do.
-  const verifier = new Verifier(trustMaterial, { tlogThreshold: 1, ctlogThreshold: 1 });
   const bundle = bundleFromJSON(JSON.parse(fs.readFileSync(args.bundle, 'utf8')));
+  // Every time source the bundle carries must verify: the log's integrated time and each
+  // RFC 3161 timestamp.
+  const tsaTimestamps = bundle.verificationMaterial.timestampVerificationData?.rfc3161Timestamps
+    ?.length ?? 0;
+  const verifier = new Verifier(trustMaterial, {
+    tlogThreshold: 1,
+    ctlogThreshold: 1,
+    timestampThreshold: 1 + tsaTimestamps,
+  });
   const policy = {
     subjectAlternativeName: args.identity,
     extensions: { issuer: args.issuer },
@@ -64,6 +73,7 @@ try {
     verifier.verify(toSignedEntity(bundle, artifact), policy);
     result = { artifact_sha256: artifactSha256 };
   }
+  result.times = ['transparency-log', ...Array(tsaTimestamps).fill('timestamp-authority')].sort();
   console.log(JSON.stringify({ verified: result }));
 } catch (e) {
   const code = e.code ? `${e.code}: ` : '';

@@ -12,10 +12,12 @@ verifiers to check against rootcellar's trusted_root.json / trust_config.json.
     private_sigstore.py --fulcio-cert PEM --fulcio-key PEM --rekor-key PEM --ct-key PEM
                         --rekor-url URL --identity EMAIL --issuer URL --signed-at UNIX
                         --artifact FILE --out DIR [--impostor-ca] [--impostor-log]
+                        [--tsa-chain PEM --tsa-key PEM]
 
 --impostor-ca issues the leaf from a fresh software root and intermediate with the same names
 as the real ones; --impostor-log records the entry in a log with a fresh key (an honest log,
-but not ours). Writes DIR/artifact.sigstore.json and DIR/provenance.sigstore.json and prints
+but not ours). With --tsa-chain (the TSA's signing certificate first) and its key, each
+signature also gets an RFC 3161 timestamp from `openssl ts -reply`, at the clock. Writes DIR/artifact.sigstore.json and DIR/provenance.sigstore.json and prints
 a JSON summary. Formats follow sigstore/protobuf-specs and what sigstore-python 4.5.1 and
 sigstore-js check: log ids are the SHA-256 of the DER SPKI; the SET signs the RFC 8785 JSON of
 body, integratedTime, logID (hex) and logIndex; the checkpoint is a signed note whose signature
@@ -30,6 +32,8 @@ import json
 import os
 import secrets
 import struct
+import subprocess
+import tempfile
 from urllib.parse import urlparse
 
 import rfc8785
@@ -239,18 +243,63 @@ def log_entry(body, kind, rekor_key, rekor_url, at):
     }
 
 
-def bundle(leaf, entry, content):
-    return {
-        "mediaType": BUNDLE_MEDIA_TYPE,
-        "verificationMaterial": {
-            "certificate": {"rawBytes": b64(leaf.public_bytes(serialization.Encoding.DER))},
-            "tlogEntries": [entry],
-        },
-        **content,
+TSA_CONFIG = """[tsa]
+default_tsa = tsa_config
+[tsa_config]
+serial = {serial}
+crypto_device = builtin
+signer_digest = sha256
+default_policy = 1.3.6.1.4.1.57264.2
+digests = sha256
+accuracy = secs:1
+ordering = yes
+tsa_name = no
+ess_cert_id_chain = no
+ess_cert_id_alg = sha256
+"""
+
+
+def timestamp(signature, tsa):
+    """The TSA's part: an RFC 3161 TimeStampResp over the signature bytes, by openssl ts."""
+    chain, key = tsa
+    with tempfile.TemporaryDirectory() as work:
+        path = lambda name: os.path.join(work, name)  # noqa: E731
+        with open(path("signature"), "wb") as f:
+            f.write(signature)
+        with open(path("ts.cnf"), "w") as f:
+            f.write(TSA_CONFIG.format(serial=path("serial")))
+        with open(path("serial"), "w") as f:
+            f.write("01\n")
+        run = lambda *args: subprocess.run(  # noqa: E731
+            ["openssl", "ts", *args], check=True, capture_output=True
+        )
+        run("-query", "-data", path("signature"), "-sha256", "-cert", "-out", path("req"))
+        # Only the signing certificate travels in the token (the query's -cert): with the chain
+        # too, openssl writes the certificates SET unsorted, which is not DER and which
+        # sigstore-python's parser refuses; verifiers take the chain from trusted_root.json.
+        with open(chain, "rb") as f:
+            signer = x509.load_pem_x509_certificates(f.read())[0]
+        with open(path("signer.pem"), "wb") as f:
+            f.write(signer.public_bytes(serialization.Encoding.PEM))
+        run("-reply", "-config", path("ts.cnf"), "-queryfile", path("req"),
+            "-signer", path("signer.pem"), "-inkey", key, "-out", path("resp"))
+        with open(path("resp"), "rb") as f:
+            return f.read()
+
+
+def bundle(leaf, entry, content, signature, tsa):
+    material = {
+        "certificate": {"rawBytes": b64(leaf.public_bytes(serialization.Encoding.DER))},
+        "tlogEntries": [entry],
     }
+    if tsa:
+        material["timestampVerificationData"] = {
+            "rfc3161Timestamps": [{"signedTimestamp": b64(timestamp(signature, tsa))}]
+        }
+    return {"mediaType": BUNDLE_MEDIA_TYPE, "verificationMaterial": material, **content}
 
 
-def sign_blob(artifact, leaf, leaf_key, rekor_key, rekor_url, at):
+def sign_blob(artifact, leaf, leaf_key, rekor_key, rekor_url, at, tsa):
     digest = hashlib.sha256(artifact).digest()
     signature = leaf_key.sign(artifact, ec.ECDSA(hashes.SHA256()))
     body = {
@@ -271,6 +320,8 @@ def sign_blob(artifact, leaf, leaf_key, rekor_key, rekor_url, at):
                 "signature": b64(signature),
             }
         },
+        signature,
+        tsa,
     )
 
 
@@ -280,7 +331,7 @@ def pae(payload_type, payload):
     return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
 
 
-def sign_provenance(artifact, name, leaf, leaf_key, rekor_key, rekor_url, at):
+def sign_provenance(artifact, name, leaf, leaf_key, rekor_key, rekor_url, at, tsa):
     statement = {
         "_type": "https://in-toto.io/Statement/v1",
         "subject": [{"name": name, "digest": {"sha256": hashlib.sha256(artifact).hexdigest()}}],
@@ -313,7 +364,7 @@ def sign_provenance(artifact, name, leaf, leaf_key, rekor_key, rekor_url, at):
         },
     }
     entry = log_entry(body, "dsse", rekor_key, rekor_url, at)
-    return bundle(leaf, entry, {"dsseEnvelope": envelope})
+    return bundle(leaf, entry, {"dsseEnvelope": envelope}, signature, tsa)
 
 
 def main():
@@ -327,7 +378,10 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--impostor-ca", action="store_true")
     p.add_argument("--impostor-log", action="store_true")
+    p.add_argument("--tsa-chain", help="the TSA's certificates, its signing certificate first")
+    p.add_argument("--tsa-key", help="the TSA signing certificate's key")
     args = p.parse_args()
+    tsa = (args.tsa_chain, args.tsa_key) if args.tsa_chain else None
 
     at = args.signed_at
     fulcio_cert, fulcio_key = load_cert(args.fulcio_cert), load_key(args.fulcio_key)
@@ -345,10 +399,13 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     written = {}
     for file, content in (
-        ("artifact.sigstore.json", sign_blob(artifact, leaf, leaf_key, rekor_key, args.rekor_url, at)),
+        (
+            "artifact.sigstore.json",
+            sign_blob(artifact, leaf, leaf_key, rekor_key, args.rekor_url, at, tsa),
+        ),
         (
             "provenance.sigstore.json",
-            sign_provenance(artifact, name, leaf, leaf_key, rekor_key, args.rekor_url, at),
+            sign_provenance(artifact, name, leaf, leaf_key, rekor_key, args.rekor_url, at, tsa),
         ),
     ):
         path = os.path.join(args.out, file)

@@ -5,7 +5,8 @@
                        --issuer URL --artifact FILE
 
 A bundle with a DSSE envelope is verified as an attestation (its in-toto subject digest must be
-the artifact's); any other as a signature over the artifact. Prints {"verified": ...} and exits
+the artifact's); any other as a signature over the artifact. The summary lists the sources
+of verified time (the log's integrated time, and an RFC 3161 timestamp's when one verifies). Prints {"verified": ...} and exits
 0, or prints {"refused": "<sigstore-python's message>"} and exits 1.
 """
 
@@ -43,6 +44,10 @@ def main():
         else:
             verifier.verify_artifact(artifact, bundle, policy)
             result = {"artifact_sha256": hashlib.sha256(artifact).hexdigest()}
+        # Which sources of time verified: sigstore-python counts a timestamp that fails to
+        # verify as no timestamp (the log's time suffices), so list them to see the TSA's.
+        names = {"TIMESTAMP_AUTHORITY": "timestamp-authority", "TRANSPARENCY_SERVICE": "transparency-log"}
+        result["times"] = sorted(names[t.source.name] for t in verifier._establish_time(bundle))
     except Exception as e:  # noqa: BLE001 (every refusal is reported the same way)
         print(json.dumps({"refused": f"{type(e).__name__}: {e}"}))
         sys.exit(1)

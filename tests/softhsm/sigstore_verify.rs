@@ -72,8 +72,9 @@ impl Deployment {
 
     /// A root CA `NAME.pem` on the token (every root here has the same subject, so only keys
     /// tell them apart) and a Fulcio intermediate `NAME-fulcio.pem` issued from a P-384 CSR
-    /// whose key (`NAME-fulcio.key`) stays with the online side.
-    fn pki(&self, name: &str) -> (PathBuf, PathBuf) {
+    /// whose key (`NAME-fulcio.key`) stays with the online side; returns the root key's URI,
+    /// the intermediate and its key.
+    fn pki(&self, name: &str) -> (String, PathBuf, PathBuf) {
         let root_key = self
             .hsm
             .generate("appliance", &format!("{name}-ca"), "p384");
@@ -83,28 +84,78 @@ impl Deployment {
             .args(["x509", "root", "--key", &root_key])
             .args(["--subject", "O=site,CN=site root"])
             .args(["--out", &format!("{name}.pem")]));
+        let fulcio = self.intermediate(name, &root_key, "fulcio", "secp384r1");
+        (root_key, fulcio, self.path(&format!("{name}-fulcio.key")))
+    }
+
+    /// An intermediate `ROOT-PROFILE.pem` issued by root `ROOT` from a CSR of the online side.
+    fn intermediate(&self, root: &str, root_key: &str, profile: &str, curve: &str) -> PathBuf {
+        let name = format!("{root}-{profile}");
         let csr = openssl_csr(
             self.hsm.dir.path(),
-            &format!("{name}-fulcio"),
-            "secp384r1",
-            "/O=site/CN=site fulcio",
+            &name,
+            curve,
+            &format!("/O=site/CN=site {profile}"),
         );
         ok(self
             .hsm
             .rootcellar()
-            .args(["x509", "issue", "--profile", "fulcio"])
+            .args(["x509", "issue", "--profile", profile])
             .args(["--csr", csr.to_str().unwrap()])
             .args([
                 "--issuer-cert",
-                &format!("{name}.pem"),
+                &format!("{root}.pem"),
                 "--issuer-key",
-                &root_key,
+                root_key,
             ])
-            .args(["--out", &format!("{name}-fulcio.pem")]));
-        (
-            self.path(&format!("{name}-fulcio.pem")),
-            self.path(&format!("{name}-fulcio.key")),
+            .args(["--out", &format!("{name}.pem")]));
+        self.path(&format!("{name}.pem"))
+    }
+
+    /// The online TSA's signing certificate `tsa-signer.pem`, issued by the TSA intermediate's
+    /// software key as the demo does, and `tsa-chain.pem`: it, the intermediate and the root.
+    fn tsa(&self, root_key: &str) -> (PathBuf, PathBuf) {
+        let intermediate = self.intermediate("root", root_key, "tsa", "prime256v1");
+        let csr = openssl_csr(
+            self.hsm.dir.path(),
+            "tsa-signer",
+            "prime256v1",
+            "/O=site/CN=site tsa signer",
+        );
+        let ext = self.path("tsa-signer.ext");
+        std::fs::write(
+            &ext,
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+             extendedKeyUsage=critical,timeStamping\n",
         )
+        .unwrap();
+        let signer = self.path("tsa-signer.pem");
+        let path = |p: &Path| p.to_str().unwrap().to_string();
+        openssl_ok(&[
+            "x509",
+            "-req",
+            "-in",
+            &path(&csr),
+            "-CA",
+            &path(&intermediate),
+            "-CAkey",
+            &path(&self.path("root-tsa.key")),
+            "-set_serial",
+            "7",
+            "-days",
+            "365",
+            "-extfile",
+            &path(&ext),
+            "-out",
+            &path(&signer),
+        ]);
+        let chain = self.path("tsa-chain.pem");
+        let pems: Vec<u8> = [&signer, &intermediate, &self.path("root.pem")]
+            .iter()
+            .flat_map(|p| std::fs::read(p).unwrap())
+            .collect();
+        std::fs::write(&chain, pems).unwrap();
+        (chain, self.path("tsa-signer.key"))
     }
 
     /// A log key pair `NAME.key` / `NAME.pub` (P-256), the online side's.
@@ -172,6 +223,8 @@ fn tuf_client(program: &str, script: &str, repo: &Path, root: &Path, targets: &[
 enum Signing<'a> {
     /// Under our Fulcio intermediate, recorded in our log, at this time.
     Honest(i64),
+    /// As `Honest` at the clock, with an RFC 3161 timestamp from our TSA (its chain and key).
+    Timestamped(&'a Path, &'a Path, i64),
     /// Under another chain (this intermediate and its key), at this time.
     Chain(&'a Path, &'a Path, i64),
     /// Under a fresh software root and intermediate named like ours.
@@ -203,6 +256,7 @@ impl Signer<'_> {
                 (&self.fulcio.0, &self.fulcio.1, at, Some("--impostor-log"))
             }
             Signing::ForeignSct(at) => (&self.fulcio.0, &self.fulcio.1, at, None),
+            Signing::Timestamped(_, _, at) => (&self.fulcio.0, &self.fulcio.1, at, None),
         };
         let ct_key = match how {
             Signing::ForeignSct(_) => "rekor.key",
@@ -226,6 +280,9 @@ impl Signer<'_> {
             .arg("--out")
             .arg(&dir)
             .args(extra);
+        if let Signing::Timestamped(chain, key, _) = how {
+            cmd.arg("--tsa-chain").arg(chain).arg("--tsa-key").arg(key);
+        }
         ok(&mut cmd);
         [
             dir.join("artifact.sigstore.json"),
@@ -285,8 +342,10 @@ impl Signer<'_> {
 #[test]
 fn independent_clients_verify_signatures_on_the_imported_trust_root_and_refuse_others() {
     let d = Deployment::new();
-    let fulcio = d.pki("root");
-    let other_fulcio = d.pki("other-root");
+    let (root_key, fulcio_cert, fulcio_key) = d.pki("root");
+    let (_, other_fulcio_cert, other_fulcio_key) = d.pki("other-root");
+    let tsa = d.tsa(&root_key);
+    let fulcio = (fulcio_cert, fulcio_key);
     d.log_key("rekor");
     d.log_key("ctfe");
 
@@ -299,6 +358,8 @@ fn independent_clients_verify_signatures_on_the_imported_trust_root_and_refuse_o
         format!(
             "[[certificate_authorities]]\nuri = \"https://fulcio.site.internal\"\n\
              chain = [\"root-fulcio.pem\", \"root.pem\"]\nstart = \"{valid_from}\"\n\
+             [[timestamp_authorities]]\nuri = \"https://tsa.site.internal\"\n\
+             chain = [\"tsa-chain.pem\"]\n\
              [[tlogs]]\nbase_url = \"{REKOR_URL}\"\npublic_key = \"rekor.pub\"\n\
              [[ctlogs]]\nbase_url = \"https://ctfe.site.internal\"\npublic_key = \"ctfe.pub\"\n\
              [signing_config]\noperator = \"site.internal\"\n\
@@ -503,19 +564,23 @@ fn independent_clients_verify_signatures_on_the_imported_trust_root_and_refuse_o
     };
     let now = clock().as_second();
     assert!(now >= issued + 2, "the clock is before validFor.start");
-    let [blob, provenance] = signer.sign(Signing::Honest(now), "honest");
+    let [blob, provenance] = signer.sign(Signing::Timestamped(&tsa.0, &tsa.1, now), "honest");
     let artifact_sha256 = {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(
             std::fs::read(&signer.artifact).unwrap(),
         ))
     };
+    // The log's time and the TSA's timestamp both verified (the TSA chain from trust_config.json).
+    let both_times = serde_json::json!(["timestamp-authority", "transparency-log"]);
     for verdict in signer.verify(&blob) {
         let verified = verdict.expect("the honest signature verifies");
         assert_eq!(verified["artifact_sha256"], artifact_sha256);
+        assert_eq!(verified["times"], both_times, "{verified}");
     }
     for verdict in signer.verify(&provenance) {
         let verified = verdict.expect("the honest provenance verifies");
+        assert_eq!(verified["times"], both_times, "{verified}");
         assert_eq!(verified["payload_type"], "application/vnd.in-toto+json");
         assert_eq!(verified["predicate_type"], "https://slsa.dev/provenance/v1");
     }
@@ -523,7 +588,7 @@ fn independent_clients_verify_signatures_on_the_imported_trust_root_and_refuse_o
     // (a) A leaf under another root: one the appliance made with the same names, and one made
     // in software with the same names.
     let other = signer.sign(
-        Signing::Chain(&other_fulcio.0, &other_fulcio.1, now),
+        Signing::Chain(&other_fulcio_cert, &other_fulcio_key, now),
         "other-root",
     );
     signer.both_refuse(
