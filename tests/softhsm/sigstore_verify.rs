@@ -327,6 +327,27 @@ impl Signer<'_> {
         ]
     }
 
+    /// sigstore-python's command line, `sigstore --trust-config … verify identity --offline`:
+    /// whether it passed, and what it printed.
+    fn cli(&self, bundle: &Path) -> (bool, String) {
+        let out = Command::new("python3")
+            .args(["-m", "sigstore", "--trust-config"])
+            .arg(&self.trust_config)
+            .args(["verify", "identity", "--offline", "--bundle"])
+            .arg(bundle)
+            .args([
+                "--cert-identity",
+                IDENTITY,
+                "--cert-oidc-issuer",
+                OIDC_ISSUER,
+            ])
+            .arg(&self.artifact)
+            .output()
+            .unwrap();
+        let said = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), said)
+    }
+
     /// Both verifiers refuse both bundles, each with the message expected of it.
     fn both_refuse(&self, bundles: &[PathBuf; 2], python: &str, js: &str, case: &str) {
         for bundle in bundles {
@@ -585,6 +606,13 @@ fn independent_clients_verify_signatures_on_the_imported_trust_root_and_refuse_o
         assert_eq!(verified["predicate_type"], "https://slsa.dev/provenance/v1");
     }
 
+    // sigstore-python's command line agrees, from the same file.
+    let ok_line = format!("OK: {}", signer.artifact.display());
+    for bundle in [&blob, &provenance] {
+        let (passed, said) = signer.cli(bundle);
+        assert!(passed && said.contains(&ok_line), "sigstore CLI: {said}");
+    }
+
     // (a) A leaf under another root: one the appliance made with the same names, and one made
     // in software with the same names.
     let other = signer.sign(
@@ -613,6 +641,8 @@ fn independent_clients_verify_signatures_on_the_imported_trust_root_and_refuse_o
         "TLOG_INCLUSION_PROMISE_ERROR",
         "an entry in another log",
     );
+    let (passed, said) = signer.cli(&foreign_log[0]);
+    assert!(!passed && said.contains("FAIL:"), "sigstore CLI: {said}");
 
     // And a certificate whose SCT our CT log did not sign.
     let foreign_sct = signer.sign(Signing::ForeignSct(now), "foreign-sct");
