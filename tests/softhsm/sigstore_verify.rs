@@ -1,12 +1,13 @@
 //! A private Sigstore deployment on rootcellar's trust root, checked end to end by independent
-//! clients. The appliance's keys are on SoftHSM2 (root CA, TUF roles, bundle key); the online
-//! side's are software keys (the Fulcio intermediate's CSR key, the Rekor and CT log keys).
-//! The trust root is built, published in a TUF repository, carried in a response bundle and
-//! imported; then python-tuf and tuf-js refresh the imported mirror from the pinned root, and
-//! `tests/python/private_sigstore.py` plays Fulcio, a signer and Rekor from the online side's
-//! keys. sigstore-python and sigstore-js verify its bundles offline with the imported
-//! `trust_config.json`, and refuse them when the leaf chains to another root, when the log key
-//! is not ours, and when the signature time is outside the Fulcio intermediate's `validFor`.
+//! clients. Rehearsal ceremonies make the appliance's side (root-init, issue-intermediate for
+//! the online side's Fulcio and TSA CSRs, rotate-tuf-root, publish-trust-root); the online side
+//! builds the trust root from them and its software log keys, and the cluster imports the
+//! published response from the TUF root pinned at root-init. python-tuf and tuf-js refresh the
+//! imported mirror; `tests/python/private_sigstore.py` plays Fulcio, a signer, Rekor and the
+//! TSA from the online side's keys; sigstore-python (API and CLI) and sigstore-js verify its
+//! bundles offline with the imported `trust_config.json`, and refuse them when the leaf chains
+//! to another root, when the log key or the SCT's key is not ours, and when the signature time
+//! is outside the Fulcio intermediate's `validFor`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -36,88 +37,92 @@ fn openssl_ok(args: &[&str]) {
     );
 }
 
-/// The appliance's side (one SoftHSM2 token) and the online side's files, in one directory.
+/// Rehearsed appliances (each its own state and throwaway tokens) and the online side's files,
+/// in one directory.
 struct Deployment {
-    hsm: SoftHsm,
+    dir: tempfile::TempDir,
+}
+
+/// What an appliance's root-init and issue-intermediate rehearsals delivered, and the keys of
+/// the online side's CSRs.
+struct Pki {
+    /// root-init's output directory (root.pem, tuf/, bundle-key.pub.pem, response.rcb).
+    root_init: PathBuf,
+    fulcio_cert: PathBuf,
+    fulcio_key: PathBuf,
+    tsa_cert: PathBuf,
+    tsa_key: PathBuf,
 }
 
 impl Deployment {
     fn new() -> Self {
-        let hsm = SoftHsm::new("appliance");
-        let d = Deployment { hsm };
-        let mut keys = String::from("[keys]\n");
-        for (name, label) in [
-            ("root", "tuf-root"),
-            ("targets", "tuf-targets"),
-            ("snapshot", "tuf-snapshot"),
-            ("timestamp", "tuf-timestamp"),
-            ("bundle", "bundle-key"),
-        ] {
-            let uri = d.hsm.generate("appliance", label, "p256");
-            keys.push_str(&format!("{name} = {}\n", toml::Value::String(uri)));
-        }
-        std::fs::write(d.path("keys.toml"), keys).unwrap();
-        d
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("answers.toml"),
+            answers_toml(&clock_time(), None),
+        )
+        .unwrap();
+        Deployment { dir }
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.hsm.path(name)
+        self.dir.path().join(name)
     }
 
-    fn key_uri(&self, name: &str) -> String {
-        let keys: toml::Table =
-            toml::from_str(&std::fs::read_to_string(self.path("keys.toml")).unwrap()).unwrap();
-        keys["keys"][name].as_str().unwrap().to_string()
+    /// Rehearses `script` on the appliance whose state is `state`, into `out`.
+    fn rehearse(&self, state: &str, script: &str, inputs: Option<&Path>, out: &str) -> PathBuf {
+        ok(rehearsal_command(
+            script,
+            &self.path(state),
+            &self.path("answers.toml"),
+            inputs,
+            &self.path(out),
+        )
+        .args(["--bundle-key", "bundle-key"]));
+        self.path(out)
     }
 
-    /// A root CA `NAME.pem` on the token (every root here has the same subject, so only keys
-    /// tell them apart) and a Fulcio intermediate `NAME-fulcio.pem` issued from a P-384 CSR
-    /// whose key (`NAME-fulcio.key`) stays with the online side; returns the root key's URI,
-    /// the intermediate and its key.
-    fn pki(&self, name: &str) -> (String, PathBuf, PathBuf) {
-        let root_key = self
-            .hsm
-            .generate("appliance", &format!("{name}-ca"), "p384");
-        ok(self
-            .hsm
-            .rootcellar()
-            .args(["x509", "root", "--key", &root_key])
-            .args(["--subject", "O=site,CN=site root"])
-            .args(["--out", &format!("{name}.pem")]));
-        let fulcio = self.intermediate(name, &root_key, "fulcio", "secp384r1");
-        (root_key, fulcio, self.path(&format!("{name}-fulcio.key")))
-    }
-
-    /// An intermediate `ROOT-PROFILE.pem` issued by root `ROOT` from a CSR of the online side.
-    fn intermediate(&self, root: &str, root_key: &str, profile: &str, curve: &str) -> PathBuf {
-        let name = format!("{root}-{profile}");
-        let csr = openssl_csr(
-            self.hsm.dir.path(),
-            &name,
-            curve,
-            &format!("/O=site/CN=site {profile}"),
+    /// root-init, then issue-intermediate for the online side's CSRs (a P-384 Fulcio key and a
+    /// P-256 TSA key, which stay with the online side), on the appliance `state`.
+    fn appliance_pki(&self, state: &str) -> Pki {
+        let root_init = self.rehearse(
+            state,
+            "ceremony/root-init.toml",
+            None,
+            &format!("{state}-root-init"),
         );
-        ok(self
-            .hsm
-            .rootcellar()
-            .args(["x509", "issue", "--profile", profile])
-            .args(["--csr", csr.to_str().unwrap()])
-            .args([
-                "--issuer-cert",
-                &format!("{root}.pem"),
-                "--issuer-key",
-                root_key,
-            ])
-            .args(["--out", &format!("{name}.pem")]));
-        self.path(&format!("{name}.pem"))
+        let request = self.path(&format!("{state}-request"));
+        std::fs::create_dir(&request).unwrap();
+        std::fs::copy(root_init.join("root.pem"), request.join("root.pem")).unwrap();
+        for (name, curve) in [("fulcio", "secp384r1"), ("tsa", "prime256v1")] {
+            let csr = openssl_csr(
+                self.dir.path(),
+                &format!("{state}-{name}"),
+                curve,
+                &format!("/O=site/CN=site {name}"),
+            );
+            std::fs::rename(csr, request.join(format!("{name}.csr"))).unwrap();
+        }
+        let issued = self.rehearse(
+            state,
+            "ceremony/issue-intermediate.toml",
+            Some(&request),
+            &format!("{state}-intermediates"),
+        );
+        Pki {
+            root_init,
+            fulcio_cert: issued.join("intermediate-fulcio.pem"),
+            fulcio_key: self.path(&format!("{state}-fulcio.key")),
+            tsa_cert: issued.join("intermediate-tsa.pem"),
+            tsa_key: self.path(&format!("{state}-tsa.key")),
+        }
     }
 
     /// The online TSA's signing certificate `tsa-signer.pem`, issued by the TSA intermediate's
     /// software key as the demo does, and `tsa-chain.pem`: it, the intermediate and the root.
-    fn tsa(&self, root_key: &str) -> (PathBuf, PathBuf) {
-        let intermediate = self.intermediate("root", root_key, "tsa", "prime256v1");
+    fn tsa(&self, pki: &Pki) -> (PathBuf, PathBuf) {
         let csr = openssl_csr(
-            self.hsm.dir.path(),
+            self.dir.path(),
             "tsa-signer",
             "prime256v1",
             "/O=site/CN=site tsa signer",
@@ -137,9 +142,9 @@ impl Deployment {
             "-in",
             &path(&csr),
             "-CA",
-            &path(&intermediate),
+            &path(&pki.tsa_cert),
             "-CAkey",
-            &path(&self.path("root-tsa.key")),
+            &path(&pki.tsa_key),
             "-set_serial",
             "7",
             "-days",
@@ -150,7 +155,7 @@ impl Deployment {
             &path(&signer),
         ]);
         let chain = self.path("tsa-chain.pem");
-        let pems: Vec<u8> = [&signer, &intermediate, &self.path("root.pem")]
+        let pems: Vec<u8> = [&signer, &pki.tsa_cert, &pki.root_init.join("root.pem")]
             .iter()
             .flat_map(|p| std::fs::read(p).unwrap())
             .collect();
@@ -181,6 +186,27 @@ impl Deployment {
             public.to_str().unwrap(),
         ]);
     }
+}
+
+/// The files in `dir`, sorted.
+fn listing(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+/// Copies a directory tree with `cp -r`.
+fn copy_tree(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success());
 }
 
 /// The notBefore of a PEM certificate, in Unix seconds.
@@ -363,113 +389,80 @@ impl Signer<'_> {
 #[test]
 fn independent_clients_verify_signatures_on_the_imported_trust_root_and_refuse_others() {
     let d = Deployment::new();
-    let (root_key, fulcio_cert, fulcio_key) = d.pki("root");
-    let (_, other_fulcio_cert, other_fulcio_key) = d.pki("other-root");
-    let tsa = d.tsa(&root_key);
-    let fulcio = (fulcio_cert, fulcio_key);
+    // The appliance: root CA, Fulcio and TSA intermediates, TUF root rotated to custodians
+    // 1, 2 and 4. Another appliance, rehearsed the same way, has a root of the same name.
+    let pki = d.appliance_pki("appliance");
+    let other = d.appliance_pki("other-appliance");
+    let rotate_request = d.path("rotate-request");
+    std::fs::create_dir(&rotate_request).unwrap();
+    copy_tree(&pki.root_init.join("tuf"), &rotate_request.join("tuf"));
+    let rotated = d.rehearse(
+        "appliance",
+        "ceremony/rotate-tuf-root.toml",
+        Some(&rotate_request),
+        "rotated",
+    );
+    let tsa = d.tsa(&pki);
+    let fulcio = (pki.fulcio_cert.clone(), pki.fulcio_key.clone());
     d.log_key("rekor");
     d.log_key("ctfe");
 
-    // The Fulcio intermediate's validFor starts 2 s after its notBefore: a signature in
-    // between is valid X.509 but outside what trusted_root.json says.
+    // The online side builds the trust root. The Fulcio intermediate's validFor starts 2 s
+    // after its notBefore: a signature in between is valid X.509 but outside what
+    // trusted_root.json says.
     let issued = not_before(&fulcio.0);
     let valid_from = jiff::Timestamp::from_second(issued + 2).unwrap();
+    let path = |p: &Path| p.to_str().unwrap().to_string();
     std::fs::write(
         d.path("trustroot.toml"),
         format!(
             "[[certificate_authorities]]\nuri = \"https://fulcio.site.internal\"\n\
-             chain = [\"root-fulcio.pem\", \"root.pem\"]\nstart = \"{valid_from}\"\n\
+             chain = [{:?}, {:?}]\nstart = \"{valid_from}\"\n\
              [[timestamp_authorities]]\nuri = \"https://tsa.site.internal\"\n\
              chain = [\"tsa-chain.pem\"]\n\
              [[tlogs]]\nbase_url = \"{REKOR_URL}\"\npublic_key = \"rekor.pub\"\n\
              [[ctlogs]]\nbase_url = \"https://ctfe.site.internal\"\npublic_key = \"ctfe.pub\"\n\
              [signing_config]\noperator = \"site.internal\"\n\
              ca_urls = [\"https://fulcio.site.internal\"]\noidc_urls = [\"{OIDC_ISSUER}\"]\n\
-             rekor_urls = [\"{REKOR_URL}\"]\n"
+             rekor_urls = [\"{REKOR_URL}\"]\n",
+            path(&fulcio.0),
+            path(&pki.root_init.join("root.pem")),
         ),
     )
     .unwrap();
-    let trust = d.path("trust");
-    std::fs::create_dir(&trust).unwrap();
-    let built = stdout(&ok(d
-        .hsm
-        .rootcellar()
-        .args([
-            "trustroot",
-            "build",
-            "--config",
-            "trustroot.toml",
-            "--out",
-            "trust",
-        ])
+    let publish = d.path("publish-request");
+    std::fs::create_dir(&publish).unwrap();
+    copy_tree(&rotated.join("tuf-rotated"), &publish.join("tuf"));
+    let built = stdout(&ok(rootcellar()
+        .args(["trustroot", "build", "--config"])
+        .arg(d.path("trustroot.toml"))
+        .arg("--out")
+        .arg(&publish)
         .args(["--time", &clock_time()])));
     assert!(built.contains("trust_config.json"), "{built}");
+    let trust = publish.clone();
 
-    // Published in a TUF repository, carried in a response bundle, imported.
-    std::fs::write(
-        d.path("policy.toml"),
-        "consistent_snapshot = true\nmode = \"offline\"\n\
-         [roles.root]\nkeys = [\"root\"]\nthreshold = 1\nexpires_days = 182\nsigning_days = 42\n\
-         [roles.targets]\nkeys = [\"targets\"]\nthreshold = 1\nexpires_days = 182\n\
-         [roles.snapshot]\nkeys = [\"snapshot\"]\nthreshold = 1\nexpires_days = 21\nsigning_days = 7\n\
-         [roles.timestamp]\nkeys = [\"timestamp\"]\nthreshold = 1\nexpires_days = 7\nsigning_days = 2\n",
-    )
-    .unwrap();
-    ok(d.hsm
-        .rootcellar()
-        .args([
-            "tuf",
-            "init",
-            "--policy",
-            "policy.toml",
-            "--keys",
-            "keys.toml",
-        ])
-        .args(["--out", "repo", "--target", "trust/trusted_root.json"])
-        .args(["--target", "trust/signing_config.v0.2.json"]));
-    let listing = |dir: &str| -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(d.path(dir))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        files
-    };
-    std::fs::write(
-        d.path("transcript.txt"),
-        "rehearsal: trust root published\n",
-    )
-    .unwrap();
-    ok(d.hsm
-        .rootcellar()
-        .args(["bundle", "respond", "--key", &d.key_uri("bundle")])
-        .args(["--out", "response.rcb", "--transcript", "transcript.txt"])
-        .arg("--tuf-metadata")
-        .args(listing("repo/metadata"))
-        .arg("--file")
-        .args(listing("repo/targets")));
-    let bundle_key = d.path("bundle-key.pem");
-    let shown: Value = serde_json::from_slice(
-        &ok(d
-            .hsm
-            .rootcellar()
-            .args(["key", "show", &d.key_uri("bundle"), "--json"]))
-        .stdout,
-    )
-    .unwrap();
-    std::fs::write(&bundle_key, shown["public_key_pem"].as_str().unwrap()).unwrap();
-    let pinned = d.path("pinned-1.root.json");
-    std::fs::copy(d.path("repo/metadata/1.root.json"), &pinned).unwrap();
+    // The appliance publishes it (a new targets version signed in a rehearsal); the cluster
+    // imports the response from the TUF root pinned at root-init.
+    let published = d.rehearse(
+        "appliance",
+        "ceremony/publish-trust-root.toml",
+        Some(&publish),
+        "published",
+    );
+    let pinned = pki.root_init.join("tuf/metadata/1.root.json");
     let report: Value = serde_json::from_slice(
-        &ok(d
-            .hsm
-            .rootcellar()
-            .args(["import", "--bundle", "response.rcb", "--out", "import"])
+        &ok(rootcellar()
+            .arg("import")
+            .arg("--bundle")
+            .arg(published.join("response.rcb"))
             .arg("--root")
             .arg(&pinned)
             .arg("--bundle-key")
-            .arg(&bundle_key)
-            .arg("--json"))
+            .arg(pki.root_init.join("bundle-key.pub.pem"))
+            .arg("--out")
+            .arg(d.path("import"))
+            .args(["--allow-rehearsal", "--json"]))
         .stdout,
     )
     .unwrap();
@@ -520,7 +513,7 @@ fn independent_clients_verify_signatures_on_the_imported_trust_root_and_refuse_o
             String::from_utf8_lossy(&out.stderr)
         );
         let summary: Value = serde_json::from_str(&stdout(&out)).unwrap();
-        assert_eq!(summary["root_version"], 1, "{script}: {summary}");
+        assert_eq!(summary["root_version"], 2, "{script}: {summary}");
         let sha256 = |p: &Path| {
             use sha2::Digest;
             hex::encode(sha2::Sha256::digest(std::fs::read(p).unwrap()))
@@ -536,7 +529,7 @@ fn independent_clients_verify_signatures_on_the_imported_trust_root_and_refuse_o
     }
     let tampered = d.path("tampered");
     std::fs::create_dir(&tampered).unwrap();
-    for file in listing("import/repository") {
+    for file in listing(&import.join("repository")) {
         if file.is_file() {
             std::fs::copy(&file, tampered.join(file.file_name().unwrap())).unwrap();
         }
@@ -613,10 +606,10 @@ fn independent_clients_verify_signatures_on_the_imported_trust_root_and_refuse_o
         assert!(passed && said.contains(&ok_line), "sigstore CLI: {said}");
     }
 
-    // (a) A leaf under another root: one the appliance made with the same names, and one made
-    // in software with the same names.
+    // (a) A leaf under another root: another appliance's rehearsal root of the same name, and
+    // a look-alike chain made in software.
     let other = signer.sign(
-        Signing::Chain(&other_fulcio_cert, &other_fulcio_key, now),
+        Signing::Chain(&other.fulcio_cert, &other.fulcio_key, now),
         "other-root",
     );
     signer.both_refuse(
