@@ -388,6 +388,12 @@ impl Signer<'_> {
 
 #[test]
 fn independent_clients_verify_signatures_on_the_imported_trust_root_and_refuse_others() {
+    for module in ["@sigstore/verify", "tuf-js"] {
+        assert!(
+            repo_file("tests/node/node_modules").join(module).is_dir(),
+            "{module} is not installed in tests/node: run scripts/install-deps.sh (make deps)"
+        );
+    }
     let d = Deployment::new();
     // The appliance: root CA, Fulcio and TSA intermediates, TUF root rotated to custodians
     // 1, 2 and 4. Another appliance, rehearsed the same way, has a root of the same name.
