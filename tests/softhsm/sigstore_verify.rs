@@ -614,12 +614,12 @@ fn independent_clients_verify_signatures_on_the_imported_trust_root_and_refuse_o
 
     // (a) A leaf under another root: another appliance's rehearsal root of the same name, and
     // a look-alike chain made in software.
-    let other = signer.sign(
+    let other_root = signer.sign(
         Signing::Chain(&other.fulcio_cert, &other.fulcio_key, now),
         "other-root",
     );
     signer.both_refuse(
-        &other,
+        &other_root,
         "failed to build timestamp certificate chain",
         "CERTIFICATE_ERROR",
         "a leaf under another root",
@@ -672,6 +672,56 @@ fn independent_clients_verify_signatures_on_the_imported_trust_root_and_refuse_o
         assert!(
             python.is_ok(),
             "sigstore-python now refuses a signature before validFor.start ({python:?}): \
+             update the README and make this a refusal"
+        );
+    }
+
+    // After validFor.end: the next trust root lists the other appliance's intermediate instead,
+    // and keeps ours, closed (`trustroot build --previous`). A signature made now
+    // under ours is refused by sigstore-js; sigstore-python 4.5.1 ignores validFor.end when
+    // verifying and accepts it.
+    let next = d.path("next-trustroot.toml");
+    let config = std::fs::read_to_string(d.path("trustroot.toml")).unwrap();
+    let replaced = config
+        .replace(&path(&pki.fulcio_cert), &path(&other.fulcio_cert))
+        .replace(
+            &path(&pki.root_init.join("root.pem")),
+            &path(&other.root_init.join("root.pem")),
+        )
+        .replace(&format!("start = \"{valid_from}\"\n"), "");
+    assert_ne!(replaced, config);
+    std::fs::write(&next, replaced).unwrap();
+    // Closed at the clock (a signing time may not precede rootcellar's build), and signed two
+    // seconds later.
+    let retired_at = clock();
+    let next_trust = d.path("next-trust");
+    std::fs::create_dir(&next_trust).unwrap();
+    ok(rootcellar()
+        .args(["trustroot", "build", "--config"])
+        .arg(&next)
+        .arg("--previous")
+        .arg(trust.join("trusted_root.json"))
+        .arg("--out")
+        .arg(&next_trust)
+        .args(["--time", &retired_at.to_string()]));
+    let next_config = read_json(&next_trust.join("trust_config.json"));
+    let ours = &next_config["trustedRoot"]["certificateAuthorities"][0];
+    assert_eq!(ours["validFor"]["start"], valid_from.to_string(), "{ours}");
+    assert_eq!(ours["validFor"]["end"], retired_at.to_string(), "{ours}");
+    let after_end = Signer {
+        trust_config: next_trust.join("trust_config.json"),
+        ..signer
+    };
+    while clock().as_second() < retired_at.as_second() + 2 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    for bundle in &after_end.sign(Signing::Honest(clock().as_second()), "after-valid-for") {
+        let [python, js] = after_end.verify(bundle);
+        let js = js.expect_err("sigstore-js accepted a signature after validFor.end");
+        assert!(js.contains("CERTIFICATE_ERROR"), "{js}");
+        assert!(
+            python.is_ok(),
+            "sigstore-python now refuses a signature after validFor.end ({python:?}): \
              update the README and make this a refusal"
         );
     }
