@@ -9,8 +9,9 @@ use super::CliError;
 
 #[derive(Debug, Subcommand)]
 pub enum TrustRootCommand {
-    /// Build trusted_root.json (and signing_config.v0.2.json) from a TOML configuration naming
-    /// certificate chains, log keys and service URLs.
+    /// Build trusted_root.json (and, with service URLs, signing_config.v0.2.json and
+    /// trust_config.json) from a TOML configuration naming certificate chains, log keys and
+    /// service URLs.
     Build {
         /// The configuration (see `ceremony/config/trustroot.example.toml`).
         #[arg(long, value_name = "FILE")]

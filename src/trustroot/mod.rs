@@ -3,8 +3,9 @@
 //!
 //! The appliance's root and intermediates, and the log keys and service URLs the online side
 //! sends, become the two documents Sigstore clients are configured with. Both are published as
-//! TUF targets. Rotation keeps history: an authority or log key that is no longer current stays
-//! listed with a closed `validFor.end`, so signatures made while it was current still verify.
+//! TUF targets; `trust_config.json` holds both for clients that take one file. Rotation keeps
+//! history: an authority or log key that is no longer current stays listed with a closed
+//! `validFor.end`, so signatures made while it was current still verify.
 
 mod build;
 mod changes;

@@ -226,7 +226,7 @@ mod tests {
     }
 
     /// Field names as protobuf-specs' JSON mapping of `ClientTrustConfig` has them (checked
-    /// against sigstore/protobuf-specs' `sigstore_trustroot.proto` and sigstore-python 4.5.1).
+    /// against protobuf-specs' ClientTrustConfig JSON schema and sigstore-python 4.5.1's models).
     #[test]
     fn client_trust_config_has_protobuf_specs_field_names() {
         let config = ClientTrustConfig::new(trusted_root(), signing_config());
