@@ -21,8 +21,8 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -348,9 +348,12 @@ fn scaling() {
             HEAP_PEAK.store(HEAP_NOW.load(Ordering::Relaxed), Ordering::Relaxed);
             let base = HEAP_NOW.load(Ordering::Relaxed);
             let started = Instant::now();
-            let report =
-                verify_repository(&trusted, dir.path(), &VerifyOptions::at(jiff::Timestamp::now()))
-                    .expect("rootcellar verifies the repository");
+            let report = verify_repository(
+                &trusted,
+                dir.path(),
+                &VerifyOptions::at(jiff::Timestamp::now()),
+            )
+            .expect("rootcellar verifies the repository");
             let wall = started.elapsed();
             assert_eq!(report.root_version(), rotations + 1);
             runs.push((wall, HEAP_PEAK.load(Ordering::Relaxed) - base));
