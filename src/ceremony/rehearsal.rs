@@ -22,6 +22,20 @@ const SOFTHSM_MODULES: [&str; 2] = [
     "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
 ];
 
+/// The module rehearsal tokens are made in: SoftHSM2's. With the `test-hooks` feature,
+/// `ROOTCELLAR_TEST_REHEARSAL_MODULE` names another (a shim in front of SoftHSM2 that counts
+/// the calls made, `tests/softhsm/call_counts.rs`).
+fn rehearsal_module() -> Option<PathBuf> {
+    #[cfg(feature = "test-hooks")]
+    if let Some(module) = std::env::var_os("ROOTCELLAR_TEST_REHEARSAL_MODULE") {
+        return Some(PathBuf::from(module));
+    }
+    SOFTHSM_MODULES
+        .iter()
+        .map(PathBuf::from)
+        .find(|m| m.exists())
+}
+
 /// A rehearsal's tokens, made and ready: the provider that reaches them (and nothing else),
 /// each token's PIN file, and what was repaired in them before this run.
 pub struct RehearsalTokens {
@@ -190,9 +204,7 @@ pub fn prepare_tokens(
         path: dir.clone(),
         reason,
     };
-    let module = SOFTHSM_MODULES
-        .iter()
-        .find(|m| Path::new(m).exists())
+    let module = rehearsal_module()
         .ok_or_else(|| fail("SoftHSM2 is not installed (apt-get install softhsm2)".into()))?;
     let tokens = dir.join("tokens");
     let pins = dir.join("pins");
@@ -209,7 +221,7 @@ pub fn prepare_tokens(
     )
     .map_err(|e| fail(e.to_string()))?;
     let repairs = repair_token_files(&tokens, &pins).map_err(|e| fail(e.to_string()))?;
-    let hsm = config.rehearsal(Path::new(module), &conf).open();
+    let hsm = config.rehearsal(&module, &conf).open();
     let mut files = BTreeMap::new();
     for spec in script.keys.values_mut() {
         let location = KeyLocation::parse(&spec.uri)?;

@@ -652,7 +652,7 @@ fn a_full_stick_is_left_empty_and_the_resume_delivers_once() {
 
 /// Builds `tests/softhsm/faulty_pkcs11.c` into `dir`: a PKCS#11 module in front of SoftHSM2
 /// that fails signatures while a trigger file exists.
-fn build_faulty_module(dir: &Path) -> PathBuf {
+pub(crate) fn build_faulty_module(dir: &Path) -> PathBuf {
     let header = Path::new("/usr/include/p11-kit-1/p11-kit/pkcs11.h");
     assert!(
         header.exists(),

@@ -9,6 +9,12 @@
  * holding a number N lets the process's first N signatures through before failing. Each
  * failure appends a line to FAULTY_PKCS11_LOG, when set, so a test can tell that it fired.
  *
+ * With FAULTY_PKCS11_COUNTS set, it also counts the calls a process makes (those named in
+ * COUNTED below, and C_Sign) and appends them to that file at C_Finalize and at exit, one
+ * `NAME COUNT` a line, then counts from zero again: the sum over the file's lines is the
+ * process's total, even if the module is unloaded and loaded again
+ * (tests/softhsm/call_counts.rs).
+ *
  * Built by the test with `cc -shared -fPIC`; the header is p11-kit's (libp11-kit-dev).
  */
 
@@ -65,9 +71,88 @@ static void finish_real_sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULO
     free(scrap);
 }
 
+/* The calls counted, and how many times each was made. */
+#define COUNTED(X)                                                                              \
+    X(C_GetSlotList, (CK_BBOOL a, CK_SLOT_ID_PTR b, CK_ULONG_PTR c), (a, b, c))                 \
+    X(C_GetSlotInfo, (CK_SLOT_ID a, CK_SLOT_INFO_PTR b), (a, b))                                \
+    X(C_GetTokenInfo, (CK_SLOT_ID a, CK_TOKEN_INFO_PTR b), (a, b))                              \
+    X(C_GetMechanismList, (CK_SLOT_ID a, CK_MECHANISM_TYPE_PTR b, CK_ULONG_PTR c), (a, b, c))   \
+    X(C_GetMechanismInfo, (CK_SLOT_ID a, CK_MECHANISM_TYPE b, CK_MECHANISM_INFO_PTR c),         \
+      (a, b, c))                                                                                \
+    X(C_InitToken, (CK_SLOT_ID a, CK_UTF8CHAR_PTR b, CK_ULONG c, CK_UTF8CHAR_PTR d), (a, b, c, d)) \
+    X(C_InitPIN, (CK_SESSION_HANDLE a, CK_UTF8CHAR_PTR b, CK_ULONG c), (a, b, c))              \
+    X(C_SetPIN,                                                                                 \
+      (CK_SESSION_HANDLE a, CK_UTF8CHAR_PTR b, CK_ULONG c, CK_UTF8CHAR_PTR d, CK_ULONG e),      \
+      (a, b, c, d, e))                                                                          \
+    X(C_OpenSession,                                                                            \
+      (CK_SLOT_ID a, CK_FLAGS b, CK_VOID_PTR c, CK_NOTIFY d, CK_SESSION_HANDLE_PTR e),          \
+      (a, b, c, d, e))                                                                          \
+    X(C_CloseSession, (CK_SESSION_HANDLE a), (a))                                               \
+    X(C_Login, (CK_SESSION_HANDLE a, CK_USER_TYPE b, CK_UTF8CHAR_PTR c, CK_ULONG d), (a, b, c, d)) \
+    X(C_Logout, (CK_SESSION_HANDLE a), (a))                                                     \
+    X(C_CreateObject,                                                                           \
+      (CK_SESSION_HANDLE a, CK_ATTRIBUTE_PTR b, CK_ULONG c, CK_OBJECT_HANDLE_PTR d), (a, b, c, d)) \
+    X(C_DestroyObject, (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE b), (a, b))                       \
+    X(C_GetAttributeValue,                                                                      \
+      (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE b, CK_ATTRIBUTE_PTR c, CK_ULONG d), (a, b, c, d))  \
+    X(C_SetAttributeValue,                                                                      \
+      (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE b, CK_ATTRIBUTE_PTR c, CK_ULONG d), (a, b, c, d))  \
+    X(C_FindObjectsInit, (CK_SESSION_HANDLE a, CK_ATTRIBUTE_PTR b, CK_ULONG c), (a, b, c))      \
+    X(C_FindObjects,                                                                            \
+      (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE_PTR b, CK_ULONG c, CK_ULONG_PTR d), (a, b, c, d))  \
+    X(C_FindObjectsFinal, (CK_SESSION_HANDLE a), (a))                                           \
+    X(C_SignInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c), (a, b, c))     \
+    X(C_GenerateKeyPair,                                                                        \
+      (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_ATTRIBUTE_PTR c, CK_ULONG d,                 \
+       CK_ATTRIBUTE_PTR e, CK_ULONG f, CK_OBJECT_HANDLE_PTR g, CK_OBJECT_HANDLE_PTR h),         \
+      (a, b, c, d, e, f, g, h))
+
+enum { COUNTED_ENUM_DUMMY = -1,
+#define AS_ENUM(name, params, args) N_##name,
+       COUNTED(AS_ENUM) N_C_Sign, N_COUNTED };
+
+static const char *const counted_names[N_COUNTED] = {
+#define AS_NAME(name, params, args) #name,
+    COUNTED(AS_NAME) "C_Sign",
+};
+
+static unsigned long counts[N_COUNTED];
+
+/* Appends the counts since the last write to FAULTY_PKCS11_COUNTS, when set. */
+static void write_counts(void)
+{
+    const char *path = getenv("FAULTY_PKCS11_COUNTS");
+    if (path == NULL)
+        return;
+    FILE *f = fopen(path, "a");
+    if (f == NULL)
+        return;
+    for (int i = 0; i < N_COUNTED; i++) {
+        unsigned long n = __atomic_exchange_n(&counts[i], 0, __ATOMIC_RELAXED);
+        if (n != 0)
+            fprintf(f, "%s %lu\n", counted_names[i], n);
+    }
+    fclose(f);
+}
+
+#define AS_WRAPPER(name, params, args)                                                          \
+    static CK_RV counted_##name params                                                          \
+    {                                                                                           \
+        __atomic_add_fetch(&counts[N_##name], 1, __ATOMIC_RELAXED);                            \
+        return real->name args;                                                                 \
+    }
+COUNTED(AS_WRAPPER)
+
+static CK_RV counted_finalize(CK_VOID_PTR reserved)
+{
+    write_counts();
+    return real->C_Finalize(reserved);
+}
+
 static CK_RV faulty_sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data_len,
                          CK_BYTE_PTR signature, CK_ULONG_PTR signature_len)
 {
+    __atomic_add_fetch(&counts[N_C_Sign], 1, __ATOMIC_RELAXED);
     if (failing("C_Sign")) {
         finish_real_sign(session, data, data_len);
         return CKR_DEVICE_ERROR;
@@ -133,6 +218,12 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list)
         faulty.C_Sign = faulty_sign;
         faulty.C_SignUpdate = faulty_sign_update;
         faulty.C_SignFinal = faulty_sign_final;
+        if (getenv("FAULTY_PKCS11_COUNTS") != NULL) {
+#define INSTALL(name, params, args) faulty.name = counted_##name;
+            COUNTED(INSTALL)
+            faulty.C_Finalize = counted_finalize;
+            atexit(write_counts);
+        }
     }
     *list = &faulty;
     return CKR_OK;

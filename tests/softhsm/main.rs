@@ -1,6 +1,7 @@
 //! Integration tests against a real SoftHSM2 token (see `common.rs`).
 
 mod bundle;
+mod call_counts;
 mod ceremony;
 mod common;
 mod console;
