@@ -9,7 +9,7 @@
 
 use cryptoki::context::Pkcs11;
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::slot::Slot;
+use cryptoki::slot::{Slot, TokenInfo};
 
 use super::{KeyAlgorithm, KeyError};
 
@@ -66,11 +66,9 @@ pub(crate) struct TokenCapabilities {
 }
 
 impl TokenCapabilities {
-    /// Reads the token in `slot`: `C_GetTokenInfo`, `C_GetMechanismList`, and
+    /// Reads the token in `slot`, whose `C_GetTokenInfo` is `info`: `C_GetMechanismList`, and
     /// `C_GetMechanismInfo` of EC key generation.
-    pub(crate) fn read(ctx: &Pkcs11, slot: Slot) -> Result<Self, KeyError> {
-        let ck = |operation| move |source| KeyError::Pkcs11 { operation, source };
-        let info = ctx.get_token_info(slot).map_err(ck("C_GetTokenInfo"))?;
+    pub(crate) fn read(ctx: &Pkcs11, slot: Slot, info: &TokenInfo) -> Self {
         // Blank-padded, as PKCS#11 says; tpm2-pkcs11 pads its model with NULs.
         let field = |s: &str| s.trim_end_matches([' ', '\0']).to_string();
         let device = DeviceInfo {
@@ -85,11 +83,11 @@ impl TokenCapabilities {
             .get_mechanism_info(slot, MechanismType::ECC_KEY_PAIR_GEN)
             .ok()
             .map(|m| (m.min_key_size(), m.max_key_size()));
-        Ok(TokenCapabilities {
+        TokenCapabilities {
             device,
             mechanisms,
             ec_key_bits,
-        })
+        }
     }
 
     /// How to sign with an `algorithm` key: `CKM_ECDSA` where offered (every hash made here),

@@ -17,7 +17,7 @@ use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
-use cryptoki::slot::Slot;
+use cryptoki::slot::{Slot, TokenInfo};
 use rand::RngCore;
 
 use super::{
@@ -110,6 +110,21 @@ pub struct Pkcs11Token {
     session: Mutex<Session>,
     /// What the token offers and what it is, read at login.
     capabilities: TokenCapabilities,
+    /// The keys found for signers, by the (label, id) a URI names them with: found and read
+    /// once while the token's objects stay as this session left them. Whatever changes them
+    /// here (a generation, a removal, the session handed out) forgets them all.
+    found: Mutex<HashMap<KeyName, FoundKey>>,
+}
+
+/// A key as a URI names it: `object=` and `id=`.
+type KeyName = (Option<String>, Option<Vec<u8>>);
+
+/// A private key found and read for signing.
+#[derive(Clone)]
+struct FoundKey {
+    handle: ObjectHandle,
+    public_key: PublicKey,
+    key_uri: String,
 }
 
 type TokenKey = (PathBuf, String, Option<String>);
@@ -119,9 +134,25 @@ type TokenKey = (PathBuf, String, Option<String>);
 pub(crate) struct Pkcs11Sessions {
     contexts: Mutex<HashMap<PathBuf, (Pkcs11, ModuleClaim)>>,
     tokens: Mutex<HashMap<TokenKey, Arc<Pkcs11Token>>>,
+    /// Each module's slots with a token, and what each token said of itself
+    /// (`C_GetSlotList`, `C_GetTokenInfo`), kept when `keep_slot_lists`: read once for all the
+    /// tokens a provider logs in to, and again after it makes a token.
+    slots: Mutex<HashMap<PathBuf, Vec<(Slot, TokenInfo)>>>,
+    /// Whether slot lists are kept: only in a rehearsal, whose throwaway SoftHSM2 no one else
+    /// changes. Elsewhere a token may be plugged in, pulled out or swapped between two log-ins,
+    /// and each log-in reads the slots again (a second token with the same label is refused).
+    keep_slot_lists: bool,
 }
 
 impl Pkcs11Sessions {
+    /// No module loaded yet; slot lists kept between log-ins when `keep_slot_lists`.
+    pub(crate) fn new(keep_slot_lists: bool) -> Self {
+        Pkcs11Sessions {
+            keep_slot_lists,
+            ..Default::default()
+        }
+    }
+
     /// The module at `module`, loaded and initialised on first use. `softhsm_conf` is the
     /// SoftHSM2 configuration it must read (a rehearsal's): SoftHSM2 takes it only from the
     /// `SOFTHSM2_CONF` environment variable, and only in `C_Initialize`, so it is set for that
@@ -175,15 +206,40 @@ impl Pkcs11Sessions {
             return Ok(token.clone());
         }
         let ctx = self.context(module, softhsm_conf)?;
-        let token = Pkcs11Token::log_in(&ctx, module, uri, pin_source)?;
+        let (slot, info) = self.find_slot(&ctx, uri, module)?;
+        let token = Pkcs11Token::log_in(&ctx, slot, &info, module, uri, pin_source)?;
         lock(&self.tokens).insert(key, token.clone());
         Ok(token)
+    }
+
+    /// The one slot holding the token `uri` names, from the module's slots as last read.
+    fn find_slot(
+        &self,
+        ctx: &Pkcs11,
+        uri: &Pkcs11Uri,
+        module: &Path,
+    ) -> Result<(Slot, TokenInfo), KeyError> {
+        if !self.keep_slot_lists {
+            return find_slot(&read_slots(ctx)?, uri, module);
+        }
+        let mut slots = lock(&self.slots);
+        let listed = match slots.entry(module.to_path_buf()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(read_slots(ctx)?),
+        };
+        find_slot(listed, uri, module)
+    }
+
+    /// Forgets the slots read from `module`: a token was made there.
+    pub(crate) fn slots_changed(&self, module: &Path) {
+        lock(&self.slots).remove(module);
     }
 
     /// Closes every session (a token is logged out when its last session closes), then
     /// finalizes every module and gives up its claim.
     pub(crate) fn close(&self) {
         lock(&self.tokens).clear();
+        lock(&self.slots).clear();
         let contexts: Vec<_> = lock(&self.contexts).drain().map(|(_, c)| c).collect();
         for (ctx, claim) in contexts {
             // Already finalized: nothing to undo.
@@ -292,24 +348,39 @@ pub(crate) fn initialize_token(
     Ok(())
 }
 
-fn find_slot(ctx: &Pkcs11, uri: &Pkcs11Uri, module: &Path) -> Result<Slot, KeyError> {
+/// The module's slots with a token, each with what its token says of itself.
+fn read_slots(ctx: &Pkcs11) -> Result<Vec<(Slot, TokenInfo)>, KeyError> {
+    ctx.get_slots_with_token()
+        .map_err(ck("C_GetSlotList"))?
+        .into_iter()
+        .map(|slot| {
+            let info = ctx.get_token_info(slot).map_err(ck("C_GetTokenInfo"))?;
+            Ok((slot, info))
+        })
+        .collect()
+}
+
+fn find_slot(
+    slots: &[(Slot, TokenInfo)],
+    uri: &Pkcs11Uri,
+    module: &Path,
+) -> Result<(Slot, TokenInfo), KeyError> {
     let label = uri.token_label();
     let mut present = Vec::new();
     let mut matches = Vec::new();
-    for slot in ctx.get_slots_with_token().map_err(ck("C_GetSlotList"))? {
-        let info = ctx.get_token_info(slot).map_err(ck("C_GetTokenInfo"))?;
+    for (slot, info) in slots {
         let this_label = info.label().trim_end().to_string();
         let serial_ok = uri
             .serial
             .as_deref()
             .is_none_or(|s| info.serial_number().trim_end() == s);
         if this_label == label && serial_ok {
-            matches.push(slot);
+            matches.push((*slot, info.clone()));
         }
         present.push(format!("{this_label:?}"));
     }
     match matches.len() {
-        1 => Ok(matches[0]),
+        1 => Ok(matches.remove(0)),
         0 => Err(KeyError::TokenNotFound {
             label: label.to_string(),
             module: module.to_path_buf(),
@@ -327,16 +398,18 @@ fn find_slot(ctx: &Pkcs11, uri: &Pkcs11Uri, module: &Path) -> Result<Slot, KeyEr
 }
 
 impl Pkcs11Token {
-    /// Logs in to the token `uri` names in the initialised module `ctx` (through
+    /// Logs in to the token `uri` names, in `slot` (`info` its `C_GetTokenInfo`) of the
+    /// initialised module `ctx` (through
     /// [`crate::keys::Hsm`], which keeps the session for later uses).
     fn log_in(
         ctx: &Pkcs11,
+        slot: Slot,
+        info: &TokenInfo,
         module: &Path,
         uri: &Pkcs11Uri,
         pin_source: &PinSource,
     ) -> Result<Arc<Self>, KeyError> {
-        let slot = find_slot(ctx, uri, module)?;
-        let capabilities = TokenCapabilities::read(ctx, slot)?;
+        let capabilities = TokenCapabilities::read(ctx, slot, info);
         let session = ctx.open_rw_session(slot).map_err(ck("C_OpenSession"))?;
         let label = uri.token_label().to_string();
         let pin = pin_source.read(&label)?;
@@ -361,6 +434,7 @@ impl Pkcs11Token {
             token_uri,
             session: Mutex::new(session),
             capabilities,
+            found: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -395,29 +469,59 @@ impl Pkcs11Token {
             .map_err(ck("C_FindObjects"))
     }
 
-    fn string_attribute(
+    /// The attributes `kinds` of object `handle` that the token gives, in one
+    /// `C_GetAttributeValue` (two when some are of variable length: their sizes, then them).
+    /// SoftHSM2 reads the object's file again on every call: an operation asks once for all it
+    /// needs of an object.
+    fn read(
         &self,
         handle: ObjectHandle,
-        kind: AttributeType,
-    ) -> Result<Vec<u8>, KeyError> {
-        let attrs = lock(&self.session)
-            .get_attributes(handle, &[kind])
-            .map_err(ck("C_GetAttributeValue"))?;
-        Ok(attrs
-            .into_iter()
-            .find_map(|a| match a {
-                Attribute::Label(v)
-                | Attribute::Id(v)
-                | Attribute::EcParams(v)
-                | Attribute::EcPoint(v) => Some(v),
-                _ => None,
-            })
-            .unwrap_or_default())
+        kinds: &[AttributeType],
+    ) -> Result<Vec<Attribute>, KeyError> {
+        lock(&self.session)
+            .get_attributes(handle, kinds)
+            .map_err(ck("C_GetAttributeValue"))
     }
 
-    /// The logged-in session, locked.
+    /// The public half `public`'s curve and point, in one read.
+    fn public_half(&self, public: ObjectHandle) -> Result<PublicHalf, KeyError> {
+        let attrs = self.read(public, &[AttributeType::EcParams, AttributeType::EcPoint])?;
+        Ok(PublicHalf {
+            params: bytes_of(&attrs, AttributeType::EcParams).unwrap_or_default(),
+            point: bytes_of(&attrs, AttributeType::EcPoint).unwrap_or_default(),
+        })
+    }
+
+    /// The private half `private`'s label, id, curve and protection, in one read.
+    fn private_half(&self, private: ObjectHandle) -> Result<PrivateHalf, KeyError> {
+        let mut kinds = vec![
+            AttributeType::Label,
+            AttributeType::Id,
+            AttributeType::EcParams,
+        ];
+        kinds.extend(PROTECTION_ATTRIBUTES);
+        let attrs = self.read(private, &kinds)?;
+        Ok(PrivateHalf {
+            label: String::from_utf8_lossy(
+                &bytes_of(&attrs, AttributeType::Label).unwrap_or_default(),
+            )
+            .into_owned(),
+            id: bytes_of(&attrs, AttributeType::Id).unwrap_or_default(),
+            params: bytes_of(&attrs, AttributeType::EcParams),
+            protection: protection_of(&attrs),
+        })
+    }
+
+    /// The logged-in session, locked, for a change to the token's objects: the keys found
+    /// for signers are looked for again afterwards.
     pub(super) fn session(&self) -> std::sync::MutexGuard<'_, Session> {
+        self.forget_found();
         lock(&self.session)
+    }
+
+    /// Forgets the keys found for signers: the token's objects are changing.
+    fn forget_found(&self) {
+        lock(&self.found).clear();
     }
 
     pub(super) fn public_key_for_id(&self, id: &[u8]) -> Result<PublicKey, KeyError> {
@@ -432,73 +536,29 @@ impl Pkcs11Token {
                 handles.len()
             )));
         };
-        let params = self.string_attribute(handle, AttributeType::EcParams)?;
-        let algorithm = KeyAlgorithm::from_ec_params(&params)?;
-        let point = self.string_attribute(handle, AttributeType::EcPoint)?;
-        PublicKey::from_point(algorithm, unwrap_octet_string(&point))
+        self.public_half(handle)?.public_key()
     }
 
-    fn protection(&self, handle: ObjectHandle) -> Result<KeyProtection, KeyError> {
-        use AttributeType as T;
-        let attrs = lock(&self.session)
-            .get_attributes(
-                handle,
-                &[
-                    T::Token,
-                    T::Sensitive,
-                    T::AlwaysSensitive,
-                    T::Extractable,
-                    T::NeverExtractable,
-                    T::Sign,
-                    T::Decrypt,
-                    T::Unwrap,
-                    T::Derive,
-                    T::Modifiable,
-                    T::Copyable,
-                    T::WrapWithTrusted,
-                ],
-            )
-            .map_err(ck("C_GetAttributeValue"))?;
-        // A token that does not report CKA_MODIFIABLE or CKA_COPYABLE is taken at the
-        // standard's default (true): nothing says it refuses.
-        let mut p = KeyProtection {
-            modifiable: true,
-            copyable: true,
-            ..KeyProtection::default()
-        };
-        for attr in attrs {
-            match attr {
-                Attribute::Token(v) => p.token = v,
-                Attribute::Sensitive(v) => p.sensitive = v,
-                Attribute::AlwaysSensitive(v) => p.always_sensitive = v,
-                Attribute::Extractable(v) => p.extractable = v,
-                Attribute::NeverExtractable(v) => p.never_extractable = v,
-                Attribute::Sign(v) => p.sign = v,
-                Attribute::Decrypt(v) => p.decrypt = v,
-                Attribute::Unwrap(v) => p.unwrap = v,
-                Attribute::Derive(v) => p.derive = v,
-                Attribute::Modifiable(v) => p.modifiable = v,
-                Attribute::Copyable(v) => p.copyable = v,
-                Attribute::WrapWithTrusted(v) => p.wrap_with_trusted = v,
-                _ => {}
-            }
-        }
-        Ok(p)
-    }
-
+    /// The key whose private half is `handle`: its public half found by id.
     fn key_info(&self, handle: ObjectHandle) -> Result<(KeyInfo, Vec<u8>), KeyError> {
-        let label = String::from_utf8_lossy(&self.string_attribute(handle, AttributeType::Label)?)
-            .into_owned();
-        let id = self.string_attribute(handle, AttributeType::Id)?;
-        let public_key = self.public_key_for_id(&id)?;
+        let private = self.private_half(handle)?;
+        let public_key = self.public_key_for_id(&private.id)?;
+        Ok(self.info_of(private, public_key))
+    }
+
+    /// What [`Self::key_info`] says, from halves already read.
+    fn info_of(&self, private: PrivateHalf, public_key: PublicKey) -> (KeyInfo, Vec<u8>) {
         let info = KeyInfo {
-            uri: self.token_uri.for_key(&label, &id).to_string(),
-            label,
+            uri: self
+                .token_uri
+                .for_key(&private.label, &private.id)
+                .to_string(),
+            label: private.label,
             public_key,
-            protection: Some(self.protection(handle)?),
+            protection: Some(private.protection),
             enforcement: None,
         };
-        Ok((info, id))
+        (info, private.id)
     }
 
     /// Finds the one private key `uri` names, by label and/or id.
@@ -537,6 +597,99 @@ fn unwrap_octet_string(value: &[u8]) -> &[u8] {
     match value {
         [0x04, len, rest @ ..] if usize::from(*len) == rest.len() => rest,
         _ => value,
+    }
+}
+
+/// The attributes [`KeyProtection`] is made of.
+const PROTECTION_ATTRIBUTES: [AttributeType; 12] = [
+    AttributeType::Token,
+    AttributeType::Sensitive,
+    AttributeType::AlwaysSensitive,
+    AttributeType::Extractable,
+    AttributeType::NeverExtractable,
+    AttributeType::Sign,
+    AttributeType::Decrypt,
+    AttributeType::Unwrap,
+    AttributeType::Derive,
+    AttributeType::Modifiable,
+    AttributeType::Copyable,
+    AttributeType::WrapWithTrusted,
+];
+
+/// The protection `attrs` (read with [`PROTECTION_ATTRIBUTES`]) give.
+fn protection_of(attrs: &[Attribute]) -> KeyProtection {
+    // A token that does not report CKA_MODIFIABLE or CKA_COPYABLE is taken at the
+    // standard's default (true): nothing says it refuses.
+    let mut p = KeyProtection {
+        modifiable: true,
+        copyable: true,
+        ..KeyProtection::default()
+    };
+    for attr in attrs {
+        match *attr {
+            Attribute::Token(v) => p.token = v,
+            Attribute::Sensitive(v) => p.sensitive = v,
+            Attribute::AlwaysSensitive(v) => p.always_sensitive = v,
+            Attribute::Extractable(v) => p.extractable = v,
+            Attribute::NeverExtractable(v) => p.never_extractable = v,
+            Attribute::Sign(v) => p.sign = v,
+            Attribute::Decrypt(v) => p.decrypt = v,
+            Attribute::Unwrap(v) => p.unwrap = v,
+            Attribute::Derive(v) => p.derive = v,
+            Attribute::Modifiable(v) => p.modifiable = v,
+            Attribute::Copyable(v) => p.copyable = v,
+            Attribute::WrapWithTrusted(v) => p.wrap_with_trusted = v,
+            _ => {}
+        }
+    }
+    p
+}
+
+/// The byte string attribute `kind` among `attrs`, when the token gave it.
+fn bytes_of(attrs: &[Attribute], kind: AttributeType) -> Option<Vec<u8>> {
+    attrs.iter().find_map(|a| match a {
+        Attribute::Label(v) | Attribute::Id(v) | Attribute::EcParams(v) | Attribute::EcPoint(v)
+            if a.attribute_type() == kind =>
+        {
+            Some(v.clone())
+        }
+        _ => None,
+    })
+}
+
+/// A public key object, as read.
+struct PublicHalf {
+    params: Vec<u8>,
+    point: Vec<u8>,
+}
+
+impl PublicHalf {
+    /// Whether it holds its key (see [`Pkcs11Token::whole_pair`]).
+    fn holds_key(&self) -> bool {
+        !self.params.is_empty() && !self.point.is_empty()
+    }
+
+    fn public_key(&self) -> Result<PublicKey, KeyError> {
+        let algorithm = KeyAlgorithm::from_ec_params(&self.params)?;
+        PublicKey::from_point(algorithm, unwrap_octet_string(&self.point))
+    }
+}
+
+/// A private key object, as read.
+struct PrivateHalf {
+    label: String,
+    id: Vec<u8>,
+    /// `CKA_EC_PARAMS`, when the token shows it.
+    params: Option<Vec<u8>>,
+    protection: KeyProtection,
+}
+
+impl PrivateHalf {
+    /// Whether it holds its key, as far as can be told: its curve (`CKA_EC_PARAMS`, set with
+    /// the sensitive `CKA_VALUE`) is not empty. A token that does not show a private key's
+    /// curve at all is taken at its word.
+    fn holds_key(&self) -> bool {
+        self.params.as_ref().is_none_or(|p| !p.is_empty())
     }
 }
 
@@ -614,7 +767,8 @@ impl Pkcs11Token {
         // `backup::restored_template`); kept in the same place here.
         private_template.push(Attribute::Modifiable(false));
         let object = format!("{}/{label}", self.label);
-        let (_public, private) = around_token_change("C_GenerateKeyPair", &object, || {
+        self.forget_found();
+        let (public, private) = around_token_change("C_GenerateKeyPair", &object, || {
             lock(&self.session).generate_key_pair(
                 &Mechanism::EccKeyPairGen,
                 &public_template,
@@ -622,7 +776,9 @@ impl Pkcs11Token {
             )
         })
         .map_err(ck("C_GenerateKeyPair"))?;
-        Ok(self.key_info(private)?.0)
+        // Read back from the objects the token made (not from the templates): what it keeps.
+        let public_key = self.public_half(public)?.public_key()?;
+        Ok(self.info_of(self.private_half(private)?, public_key).0)
     }
 }
 
@@ -647,56 +803,63 @@ impl Pkcs11Token {
         Ok(())
     }
 
-    /// Whether the key objects `public` and `private` hold their key: the public half its
+    /// The key `public` and `private` make, when both hold their key: the public half its
     /// point, the private half its curve. SoftHSM2 makes a key object in steps, each written to
     /// its file before the next: first its defaults, then the caller's template (label, id),
     /// and only then what the generation or unwrapping made (`CKA_EC_POINT`; `CKA_EC_PARAMS`
     /// and `CKA_VALUE` of a private key). Killed between the last two, it leaves a half that is
     /// found by label and id but holds no key: a private half without key material fails
-    /// `C_Sign` with `CKR_GENERAL_ERROR`.
-    fn pair_is_whole(&self, public: ObjectHandle, private: ObjectHandle) -> Result<bool, KeyError> {
-        let params = self.string_attribute(public, AttributeType::EcParams)?;
-        let point = self.string_attribute(public, AttributeType::EcPoint)?;
-        Ok(!params.is_empty() && !point.is_empty() && self.private_half_holds_key(private)?)
-    }
-
-    /// Whether private key object `private` holds its key, as far as can be told: its curve
-    /// (`CKA_EC_PARAMS`, set with the sensitive `CKA_VALUE`) is not empty. A token that does
-    /// not show a private key's curve at all is taken at its word.
-    fn private_half_holds_key(&self, private: ObjectHandle) -> Result<bool, KeyError> {
-        let params = lock(&self.session)
-            .get_attributes(private, &[AttributeType::EcParams])
-            .map_err(ck("C_GetAttributeValue"))?
-            .into_iter()
-            .find_map(|a| match a {
-                Attribute::EcParams(v) => Some(v),
-                _ => None,
-            });
-        Ok(params.is_none_or(|p| !p.is_empty()))
+    /// `C_Sign` with `CKR_GENERAL_ERROR`. Each half is read once.
+    fn whole_pair(
+        &self,
+        public: ObjectHandle,
+        private: ObjectHandle,
+    ) -> Result<Option<(KeyInfo, Vec<u8>)>, KeyError> {
+        let public = self.public_half(public)?;
+        let private = self.private_half(private)?;
+        if !public.holds_key() || !private.holds_key() {
+            return Ok(None);
+        }
+        Ok(Some(self.info_of(private, public.public_key()?)))
     }
 
     /// The public and private key objects under `id`, and the key objects with neither a
     /// label nor an id: what SoftHSM2 leaves when killed inside `C_GenerateKeyPair` before it
     /// set them (rootcellar always sets both; a token that generates atomically has none).
+    /// One search lists the token's objects; each is read once (class, label and id together)
+    /// and the ids compared here.
     fn halves(&self, id: &[u8]) -> Result<Halves, KeyError> {
-        let by_id = |class| self.find(&[Attribute::Class(class), Attribute::Id(id.to_vec())]);
-        let mut anonymous = Vec::new();
-        for class in [ObjectClass::PUBLIC_KEY, ObjectClass::PRIVATE_KEY] {
-            for handle in self.find(&[Attribute::Class(class)])? {
-                if self
-                    .string_attribute(handle, AttributeType::Label)?
-                    .is_empty()
-                    && self.string_attribute(handle, AttributeType::Id)?.is_empty()
-                {
-                    anonymous.push(handle);
-                }
+        let mut halves = Halves {
+            public: Vec::new(),
+            private: Vec::new(),
+            anonymous: Vec::new(),
+        };
+        for handle in self.find(&[])? {
+            let attrs = self.read(
+                handle,
+                &[
+                    AttributeType::Class,
+                    AttributeType::Label,
+                    AttributeType::Id,
+                ],
+            )?;
+            let halves_of_class = match attrs.iter().find_map(|a| match a {
+                Attribute::Class(class) => Some(*class),
+                _ => None,
+            }) {
+                Some(ObjectClass::PUBLIC_KEY) => &mut halves.public,
+                Some(ObjectClass::PRIVATE_KEY) => &mut halves.private,
+                _ => continue,
+            };
+            let label = bytes_of(&attrs, AttributeType::Label).unwrap_or_default();
+            let this_id = bytes_of(&attrs, AttributeType::Id).unwrap_or_default();
+            if this_id == id {
+                halves_of_class.push(handle);
+            } else if label.is_empty() && this_id.is_empty() {
+                halves.anonymous.push(handle);
             }
         }
-        Ok(Halves {
-            public: by_id(ObjectClass::PUBLIC_KEY)?,
-            private: by_id(ObjectClass::PRIVATE_KEY)?,
-            anonymous,
-        })
+        Ok(halves)
     }
 }
 
@@ -745,17 +908,21 @@ impl KeyBackend for Arc<Pkcs11Token> {
         let halves = self.halves(&intent.id_bytes())?;
         match (&halves.public[..], &halves.private[..]) {
             ([], []) if halves.anonymous.is_empty() => Ok(IntentOutcome::Absent),
-            ([public], [private])
-                if halves.anonymous.is_empty() && self.pair_is_whole(*public, *private)? =>
-            {
-                let (info, _) = self.key_info(*private)?;
-                if info.label != intent.label {
-                    return Err(KeyError::Malformed(format!(
-                        "the key with CKA_ID {} on token {:?} is labelled {:?}, not {:?}",
-                        intent.id, self.label, info.label, intent.label
-                    )));
+            ([public], [private]) if halves.anonymous.is_empty() => {
+                match self.whole_pair(*public, *private)? {
+                    Some((info, _)) if info.label != intent.label => {
+                        Err(KeyError::Malformed(format!(
+                            "the key with CKA_ID {} on token {:?} is labelled {:?}, not {:?}",
+                            intent.id, self.label, info.label, intent.label
+                        )))
+                    }
+                    Some((info, _)) => Ok(IntentOutcome::Complete(Box::new(info))),
+                    None => Ok(IntentOutcome::Partial {
+                        public: 1,
+                        private: 1,
+                        unnamed: 0,
+                    }),
                 }
-                Ok(IntentOutcome::Complete(Box::new(info)))
             }
             _ => Ok(IntentOutcome::Partial {
                 public: halves.public.len(),
@@ -770,13 +937,13 @@ impl KeyBackend for Arc<Pkcs11Token> {
         let mut doomed = std::mem::take(&mut halves.anonymous);
         // A whole key is adopted, never removed.
         let whole = match (&halves.public[..], &halves.private[..]) {
-            ([public], [private]) => self.pair_is_whole(*public, *private)?,
+            ([public], [private]) => self.whole_pair(*public, *private)?.is_some(),
             _ => false,
         };
         if !whole {
             doomed.extend(halves.public.iter().chain(&halves.private));
         }
-        let session = lock(&self.session);
+        let session = self.session();
         for handle in &doomed {
             around_token_change(
                 "C_DestroyObject",
@@ -828,15 +995,38 @@ impl Pkcs11Token {
         self: &Arc<Self>,
         uri: &Pkcs11Uri,
     ) -> Result<Arc<dyn Signer>, KeyError> {
+        let name = (uri.object.clone(), uri.id.clone());
+        let found = lock(&self.found).get(&name).cloned();
+        let found = match found {
+            Some(found) => found,
+            None => {
+                let found = self.find_for_signing(uri)?;
+                lock(&self.found).insert(name, found.clone());
+                found
+            }
+        };
+        Ok(Arc::new(Pkcs11Signer {
+            token: self.clone(),
+            handle: found.handle,
+            public_key: found.public_key,
+            key_uri: found.key_uri,
+        }))
+    }
+
+    /// The one private key `uri` names, read: refused when it holds no key material.
+    fn find_for_signing(&self, uri: &Pkcs11Uri) -> Result<FoundKey, KeyError> {
         let handle = self.find_private_key(uri)?;
-        let (info, id) = self.key_info(handle)?;
+        let private = self.private_half(handle)?;
+        let holds_key = private.holds_key();
+        let public_key = self.public_key_for_id(&private.id)?;
+        let (info, id) = self.info_of(private, public_key);
         let key_uri = self
             .token_uri
             .for_key(&info.label, &id)
             .without_query()
             .to_string();
         // Said before the token answers C_Sign with a bare CKR_GENERAL_ERROR.
-        if !self.private_half_holds_key(handle)? {
+        if !holds_key {
             return Err(KeyError::Malformed(format!(
                 "the private half of key {key_uri} on token {:?} holds no key material (what \
                  SoftHSM2 leaves when killed while it makes or unwraps a key): it cannot sign, \
@@ -846,12 +1036,11 @@ impl Pkcs11Token {
                 self.label
             )));
         }
-        Ok(Arc::new(Pkcs11Signer {
-            token: self.clone(),
+        Ok(FoundKey {
             handle,
             public_key: info.public_key,
             key_uri,
-        }))
+        })
     }
 }
 

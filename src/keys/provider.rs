@@ -127,7 +127,7 @@ impl HsmConfig {
     pub fn open(&self) -> Hsm {
         Hsm {
             config: self.clone(),
-            pkcs11: Pkcs11Sessions::default(),
+            pkcs11: Pkcs11Sessions::new(self.rehearsal.is_some()),
             yubihsm: YubiHsmSessions::default(),
         }
     }
@@ -227,7 +227,10 @@ impl Hsm {
         let ctx = self
             .pkcs11
             .context(&rehearsal.module, Some(&rehearsal.softhsm_conf))?;
-        super::pkcs11::initialize_token(&ctx, &rehearsal.module, label, so_pin, user_pin)
+        let made =
+            super::pkcs11::initialize_token(&ctx, &rehearsal.module, label, so_pin, user_pin);
+        self.pkcs11.slots_changed(&rehearsal.module);
+        made
     }
 
     fn module_for(&self, uri: &super::Pkcs11Uri) -> Result<PathBuf, KeyError> {
