@@ -5,7 +5,8 @@
 #               rounds, then the appliance image's (build it, boot it under QEMU, rehearse from
 #               its console, rebuild and compare)
 #   make bench  signing throughput of the key backend against raw PKCS#11, TUF verification
-#               against python-tuf, and `make demo` on the built tree
+#               against python-tuf, a rehearsed root-init against the same PKCS#11 calls made
+#               bare, and `make demo` on the built tree
 OUT ?= demo-out
 
 .PHONY: deps build demo test bench lint
@@ -36,6 +37,7 @@ bench: deps
 	@# dev-dependency, which benches build) refuses to compile without them.
 	cargo bench --locked --bench sign_throughput
 	cargo bench --locked --bench tuf_verify
+	cargo bench --locked --bench root_init_floor
 	./scripts/demo-bench.sh
 
 lint:

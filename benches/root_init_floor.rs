@@ -1,0 +1,271 @@
+//! A rehearsed root-init against its floor (issue #19): a program that makes the same
+//! token-changing PKCS#11 calls bare, measured in the same run.
+//!
+//! The floor makes root-init's five SoftHSM2 tokens (`C_InitToken`, `C_InitPIN`), logs in to
+//! each, generates the same eight key pairs with the same templates (`C_GenerateKeyPair`),
+//! changes the root CA token's PIN (`C_SetPIN`) and signs seven times with the keys that sign in
+//! root-init (the root certificate, the three custodians' signatures on TUF root 1, targets,
+//! snapshot and timestamp). Nothing else: no journal, no checks, no files. Each side is a
+//! process of its own on fresh tokens (this bench again, with `--floor DIR`, and `rootcellar
+//! ceremony run ceremony/root-init.toml --rehearsal`), so both pay for starting and loading
+//! SoftHSM2. Rounds alternate, and the median of each is compared.
+//!
+//! `make bench` (or `cargo bench --bench root_init_floor`). Issue #19's goal: at most 1.15.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::types::AuthPin;
+use rootcellar::keys::KeyAlgorithm;
+
+const ROUNDS: usize = 7;
+const SO_PIN: &str = "so-246810";
+const PIN: &str = "246810";
+
+/// root-init's keys: token, label, algorithm, made for backup, signatures made with it.
+const KEYS: [(&str, &str, KeyAlgorithm, bool, usize); 8] = [
+    ("root-ca", "root-ca", KeyAlgorithm::EcdsaP384, true, 1),
+    ("custodian-1", "tuf-root", KeyAlgorithm::EcdsaP256, false, 1),
+    ("custodian-2", "tuf-root", KeyAlgorithm::EcdsaP256, false, 1),
+    ("custodian-3", "tuf-root", KeyAlgorithm::EcdsaP256, false, 1),
+    (
+        "appliance",
+        "tuf-targets",
+        KeyAlgorithm::EcdsaP256,
+        false,
+        1,
+    ),
+    (
+        "appliance",
+        "tuf-snapshot",
+        KeyAlgorithm::EcdsaP256,
+        false,
+        1,
+    ),
+    (
+        "appliance",
+        "tuf-timestamp",
+        KeyAlgorithm::EcdsaP256,
+        false,
+        1,
+    ),
+    ("appliance", "bundle-key", KeyAlgorithm::EcdsaP256, false, 0),
+];
+const TOKENS: [&str; 5] = [
+    "root-ca",
+    "custodian-1",
+    "custodian-2",
+    "custodian-3",
+    "appliance",
+];
+
+fn module() -> &'static str {
+    [
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .expect("SoftHSM2 is installed (make bench installs it)")
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn repo_file(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// The floor, in this process: root-init's token changes in a SoftHSM2 whose tokens are in
+/// `dir`.
+fn floor(dir: &Path) {
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    std::env::set_var("SOFTHSM2_CONF", &conf);
+    let ctx = Pkcs11::new(module()).unwrap();
+    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .unwrap();
+    let so_pin = AuthPin::from(SO_PIN);
+    let pin = AuthPin::from(PIN);
+    let mut sessions: Vec<(&str, Session)> = Vec::new();
+    for label in TOKENS {
+        // SoftHSM2 always offers one free slot, the last.
+        let slot = *ctx.get_all_slots().unwrap().last().unwrap();
+        ctx.init_token(slot, &so_pin, label).unwrap();
+        let session = ctx.open_rw_session(slot).unwrap();
+        session.login(UserType::So, Some(&so_pin)).unwrap();
+        session.init_pin(&pin).unwrap();
+        session.logout().unwrap();
+        session.login(UserType::User, Some(&pin)).unwrap();
+        sessions.push((label, session));
+    }
+    let session_of = |token: &str| &sessions.iter().find(|(l, _)| *l == token).unwrap().1;
+    let mut keys: Vec<(ObjectHandle, KeyAlgorithm, usize)> = Vec::new();
+    for (n, (token, label, algorithm, backup, signatures)) in KEYS.into_iter().enumerate() {
+        let id = vec![n as u8; 16];
+        let public = [
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Wrap(false),
+            Attribute::Derive(false),
+            Attribute::EcParams(algorithm.ec_params().to_vec()),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id.clone()),
+            Attribute::Modifiable(false),
+        ];
+        let mut private = vec![
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(backup),
+            Attribute::Sign(true),
+            Attribute::SignRecover(false),
+            Attribute::Decrypt(false),
+            Attribute::Unwrap(false),
+            Attribute::Derive(false),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id),
+            Attribute::Copyable(false),
+        ];
+        if backup {
+            private.push(Attribute::WrapWithTrusted(true));
+        }
+        private.push(Attribute::Modifiable(false));
+        let (_, key) = session_of(token)
+            .generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private)
+            .unwrap();
+        keys.push((key, algorithm, signatures));
+    }
+    session_of("root-ca")
+        .set_pin(&pin, &AuthPin::from("13579-new"))
+        .unwrap();
+    for ((token, ..), (key, algorithm, signatures)) in KEYS.iter().zip(&keys) {
+        for _ in 0..*signatures {
+            let digest = algorithm.digest(b"the bytes a ceremony signs");
+            std::hint::black_box(
+                session_of(token)
+                    .sign(&Mechanism::Ecdsa, *key, &digest)
+                    .unwrap(),
+            );
+        }
+    }
+    drop(sessions);
+    ctx.finalize().unwrap();
+}
+
+/// One floor run in a process of its own, on fresh tokens.
+fn time_floor() -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .arg("--floor")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let elapsed = start.elapsed();
+    assert!(
+        out.status.success(),
+        "floor: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    elapsed
+}
+
+/// One rehearsed root-init, as the operator runs it, on fresh tokens and state.
+fn time_rehearsal() -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let answers = dir.path().join("answers.toml");
+    std::fs::write(
+        &answers,
+        format!(
+            "time = \"{}\"\nconfirm = true\n[present]\noperator = [\"Olga\"]\n\
+             witness = [\"Wim\", \"Wanda\"]\ncustodian-1 = [\"Carol\"]\n\
+             custodian-2 = [\"Chidi\"]\ncustodian-3 = [\"Cem\"]\n",
+            jiff::Timestamp::now().round(jiff::Unit::Second).unwrap()
+        ),
+    )
+    .unwrap();
+    // `ROOT_INIT_FLOOR_ROOTCELLAR=PATH` times another build (an older commit's) against the
+    // same floor.
+    let rootcellar = std::env::var_os("ROOT_INIT_FLOOR_ROOTCELLAR")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_rootcellar").into());
+    let start = Instant::now();
+    let out = Command::new(rootcellar)
+        .args(["ceremony", "run"])
+        .arg(repo_file("ceremony/root-init.toml"))
+        .arg("--rehearsal")
+        .arg("--state")
+        .arg(dir.path().join("state"))
+        .arg("--answers")
+        .arg(&answers)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .env_remove("SOFTHSM2_CONF")
+        .env_remove("ROOTCELLAR_PKCS11_MODULE")
+        .env_remove("ROOTCELLAR_STATE")
+        .output()
+        .unwrap();
+    let elapsed = start.elapsed();
+    assert!(
+        out.status.success(),
+        "root-init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    elapsed
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--floor") {
+        floor(Path::new(&args[at + 1]));
+        return;
+    }
+    // One of each first, unmeasured: the page cache and the dynamic loader warmed alike.
+    time_floor();
+    time_rehearsal();
+    let mut floor_rounds = Vec::new();
+    let mut rehearsal_rounds = Vec::new();
+    for _ in 0..ROUNDS {
+        floor_rounds.push(time_floor());
+        rehearsal_rounds.push(time_rehearsal());
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let range = |rounds: &[Duration]| {
+        let min = rounds.iter().min().unwrap();
+        let max = rounds.iter().max().unwrap();
+        format!("{:.1}–{:.1} ms", ms(*min), ms(*max))
+    };
+    let floor = median(floor_rounds.clone());
+    let rehearsal = median(rehearsal_rounds.clone());
+    println!("root-init rehearsal against its floor, median of {ROUNDS} alternating rounds");
+    println!(
+        "  floor (the same token changes, bare) : {:>7.1} ms   ({})",
+        ms(floor),
+        range(&floor_rounds)
+    );
+    println!(
+        "  rootcellar root-init --rehearsal     : {:>7.1} ms   ({})",
+        ms(rehearsal),
+        range(&rehearsal_rounds)
+    );
+    println!(
+        "  ratio (rehearsal / floor)            : {:>7.3}   (goal <= 1.15)",
+        ms(rehearsal) / ms(floor)
+    );
+}
