@@ -114,6 +114,31 @@ pub struct Pkcs11Token {
     /// once while the token's objects stay as this session left them. Whatever changes them
     /// here (a generation, a removal, the session handed out) forgets them all.
     found: Mutex<HashMap<KeyName, FoundKey>>,
+    /// The token's objects as last listed, kept (like `found`) until this session changes
+    /// them: a generation right after [`Pkcs11Token::halves`] listed them (a recorded intent
+    /// found absent) checks its label and id against that listing rather than search again.
+    listing: Mutex<Option<Arc<Listing>>>,
+}
+
+/// Every object on a token, each read once: what one search tells of the token.
+struct Listing(Vec<ListedObject>);
+
+/// One object of a [`Listing`].
+struct ListedObject {
+    handle: ObjectHandle,
+    class: Option<ObjectClass>,
+    label: Vec<u8>,
+    id: Vec<u8>,
+}
+
+impl Listing {
+    fn has_label(&self, label: &[u8]) -> bool {
+        self.0.iter().any(|o| o.label == label)
+    }
+
+    fn has_id(&self, id: &[u8]) -> bool {
+        self.0.iter().any(|o| o.id == id)
+    }
 }
 
 /// A key as a URI names it: `object=` and `id=`.
@@ -435,6 +460,7 @@ impl Pkcs11Token {
             session: Mutex::new(session),
             capabilities,
             found: Mutex::new(HashMap::new()),
+            listing: Mutex::new(None),
         }))
     }
 
@@ -515,13 +541,51 @@ impl Pkcs11Token {
     /// The logged-in session, locked, for a change to the token's objects: the keys found
     /// for signers are looked for again afterwards.
     pub(super) fn session(&self) -> std::sync::MutexGuard<'_, Session> {
-        self.forget_found();
+        self.objects_changing();
         lock(&self.session)
     }
 
-    /// Forgets the keys found for signers: the token's objects are changing.
-    fn forget_found(&self) {
+    /// Forgets the keys found for signers and the listing: the token's objects are changing.
+    fn objects_changing(&self) {
         lock(&self.found).clear();
+        *lock(&self.listing) = None;
+    }
+
+    /// Lists every object on the token (one search), each read once for its class, label and
+    /// id, and keeps the listing until the token's objects change.
+    fn list_objects(&self) -> Result<Arc<Listing>, KeyError> {
+        let mut objects = Vec::new();
+        for handle in self.find(&[])? {
+            let attrs = self.read(
+                handle,
+                &[
+                    AttributeType::Class,
+                    AttributeType::Label,
+                    AttributeType::Id,
+                ],
+            )?;
+            objects.push(ListedObject {
+                handle,
+                class: attrs.iter().find_map(|a| match a {
+                    Attribute::Class(class) => Some(*class),
+                    _ => None,
+                }),
+                label: bytes_of(&attrs, AttributeType::Label).unwrap_or_default(),
+                id: bytes_of(&attrs, AttributeType::Id).unwrap_or_default(),
+            });
+        }
+        let listing = Arc::new(Listing(objects));
+        *lock(&self.listing) = Some(listing.clone());
+        Ok(listing)
+    }
+
+    /// The listing kept since the token's objects last changed, or a new one.
+    fn current_listing(&self) -> Result<Arc<Listing>, KeyError> {
+        let kept = lock(&self.listing).clone();
+        match kept {
+            Some(listing) => Ok(listing),
+            None => self.list_objects(),
+        }
     }
 
     pub(super) fn public_key_for_id(&self, id: &[u8]) -> Result<PublicKey, KeyError> {
@@ -708,14 +772,22 @@ impl Pkcs11Token {
         extractable: bool,
         id: Option<Vec<u8>>,
     ) -> Result<KeyInfo, KeyError> {
-        self.check_label_free(label)?;
+        self.refuse_empty_label(label)?;
+        // One listing of the token answers both: no object carries the label, none the id.
+        let listing = self.current_listing()?;
+        if listing.has_label(label.as_bytes()) {
+            return Err(KeyError::LabelExists {
+                token: self.label.clone(),
+                label: label.to_string(),
+            });
+        }
         self.capabilities.check_can_generate(algorithm)?;
         let label_bytes = label.as_bytes().to_vec();
         // A random CKA_ID pairs the private and public halves unambiguously; labels can repeat
         // across tokens and are easy to mistype.
         let id = match id {
             Some(id) => {
-                if !self.find(&[Attribute::Id(id.clone())])?.is_empty() {
+                if listing.has_id(&id) {
                     return Err(KeyError::Malformed(format!(
                         "token {:?} already holds an object with CKA_ID {}",
                         self.label,
@@ -727,7 +799,7 @@ impl Pkcs11Token {
             None => loop {
                 let mut id = vec![0u8; 16];
                 rand::rngs::OsRng.fill_bytes(&mut id);
-                if self.find(&[Attribute::Id(id.clone())])?.is_empty() {
+                if !listing.has_id(&id) {
                     break id;
                 }
             },
@@ -767,7 +839,7 @@ impl Pkcs11Token {
         // `backup::restored_template`); kept in the same place here.
         private_template.push(Attribute::Modifiable(false));
         let object = format!("{}/{label}", self.label);
-        self.forget_found();
+        self.objects_changing();
         let (public, private) = around_token_change("C_GenerateKeyPair", &object, || {
             lock(&self.session).generate_key_pair(
                 &Mechanism::EccKeyPairGen,
@@ -783,14 +855,20 @@ impl Pkcs11Token {
 }
 
 impl Pkcs11Token {
-    /// Refuses an empty label, and one any object on the token carries already.
-    fn check_label_free(&self, label: &str) -> Result<(), KeyError> {
+    /// Refuses an empty label.
+    fn refuse_empty_label(&self, label: &str) -> Result<(), KeyError> {
         if label.is_empty() {
             return Err(KeyError::InvalidUri {
                 uri: self.token_uri.without_query().to_string(),
                 reason: "the key label (object=…) is empty".into(),
             });
         }
+        Ok(())
+    }
+
+    /// Refuses an empty label, and one any object on the token carries already.
+    fn check_label_free(&self, label: &str) -> Result<(), KeyError> {
+        self.refuse_empty_label(label)?;
         if !self
             .find(&[Attribute::Label(label.as_bytes().to_vec())])?
             .is_empty()
@@ -826,37 +904,24 @@ impl Pkcs11Token {
     /// The public and private key objects under `id`, and the key objects with neither a
     /// label nor an id: what SoftHSM2 leaves when killed inside `C_GenerateKeyPair` before it
     /// set them (rootcellar always sets both; a token that generates atomically has none).
-    /// One search lists the token's objects; each is read once (class, label and id together)
-    /// and the ids compared here.
+    /// One search lists the token's objects, each read once (class, label and id together),
+    /// and the ids are compared here; the listing is kept for a generation that follows.
     fn halves(&self, id: &[u8]) -> Result<Halves, KeyError> {
         let mut halves = Halves {
             public: Vec::new(),
             private: Vec::new(),
             anonymous: Vec::new(),
         };
-        for handle in self.find(&[])? {
-            let attrs = self.read(
-                handle,
-                &[
-                    AttributeType::Class,
-                    AttributeType::Label,
-                    AttributeType::Id,
-                ],
-            )?;
-            let halves_of_class = match attrs.iter().find_map(|a| match a {
-                Attribute::Class(class) => Some(*class),
-                _ => None,
-            }) {
+        for object in &self.list_objects()?.0 {
+            let halves_of_class = match object.class {
                 Some(ObjectClass::PUBLIC_KEY) => &mut halves.public,
                 Some(ObjectClass::PRIVATE_KEY) => &mut halves.private,
                 _ => continue,
             };
-            let label = bytes_of(&attrs, AttributeType::Label).unwrap_or_default();
-            let this_id = bytes_of(&attrs, AttributeType::Id).unwrap_or_default();
-            if this_id == id {
-                halves_of_class.push(handle);
-            } else if label.is_empty() && this_id.is_empty() {
-                halves.anonymous.push(handle);
+            if object.id == id {
+                halves_of_class.push(object.handle);
+            } else if object.label.is_empty() && object.id.is_empty() {
+                halves.anonymous.push(object.handle);
             }
         }
         Ok(halves)
