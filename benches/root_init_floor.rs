@@ -8,7 +8,9 @@
 //! snapshot and timestamp). Nothing else: no journal, no checks, no files. Each side is a
 //! process of its own on fresh tokens (this bench again, with `--floor DIR`, and `rootcellar
 //! ceremony run ceremony/root-init.toml --rehearsal`), so both pay for starting and loading
-//! SoftHSM2. Rounds alternate, and the median of each is compared.
+//! SoftHSM2. Rounds alternate, and the median of each is compared: wall time, and the CPU time
+//! of the child process (user + system, all threads), which depends far less on what else the
+//! machine is doing.
 //!
 //! `make bench` (or `cargo bench --bench root_init_floor`). Issue #19's goal: at most 1.15.
 
@@ -77,6 +79,41 @@ fn module() -> &'static str {
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]
+}
+
+/// Wall time and CPU time of one run.
+#[derive(Clone, Copy)]
+struct Round {
+    wall: Duration,
+    cpu: Duration,
+}
+
+/// CPU time (user + system) of this process's children waited for so far, from /proc (10 ms
+/// resolution).
+fn children_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 16 and 17 of stat (cutime, cstime), counted from field 3 after the name.
+    let ticks: u64 = fields[13].parse::<u64>().unwrap() + fields[14].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
+}
+
+/// Runs `command` to its end, timed.
+fn timed(mut command: Command, what: &str) -> Round {
+    let cpu = children_cpu();
+    let start = Instant::now();
+    let out = command.output().unwrap();
+    let wall = start.elapsed();
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Round {
+        wall,
+        cpu: children_cpu() - cpu,
+    }
 }
 
 fn repo_file(relative: &str) -> PathBuf {
@@ -170,25 +207,15 @@ fn floor(dir: &Path) {
 }
 
 /// One floor run in a process of its own, on fresh tokens.
-fn time_floor() -> Duration {
+fn time_floor() -> Round {
     let dir = tempfile::tempdir().unwrap();
-    let start = Instant::now();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .arg("--floor")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let elapsed = start.elapsed();
-    assert!(
-        out.status.success(),
-        "floor: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    elapsed
+    let mut floor = Command::new(std::env::current_exe().unwrap());
+    floor.arg("--floor").arg(dir.path());
+    timed(floor, "floor")
 }
 
 /// One rehearsed root-init, as the operator runs it, on fresh tokens and state.
-fn time_rehearsal() -> Duration {
+fn time_rehearsal() -> Round {
     let dir = tempfile::tempdir().unwrap();
     let answers = dir.path().join("answers.toml");
     std::fs::write(
@@ -205,8 +232,8 @@ fn time_rehearsal() -> Duration {
     // same floor.
     let rootcellar = std::env::var_os("ROOT_INIT_FLOOR_ROOTCELLAR")
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_rootcellar").into());
-    let start = Instant::now();
-    let out = Command::new(rootcellar)
+    let mut rehearsal = Command::new(rootcellar);
+    rehearsal
         .args(["ceremony", "run"])
         .arg(repo_file("ceremony/root-init.toml"))
         .arg("--rehearsal")
@@ -218,16 +245,8 @@ fn time_rehearsal() -> Duration {
         .arg(dir.path().join("out"))
         .env_remove("SOFTHSM2_CONF")
         .env_remove("ROOTCELLAR_PKCS11_MODULE")
-        .env_remove("ROOTCELLAR_STATE")
-        .output()
-        .unwrap();
-    let elapsed = start.elapsed();
-    assert!(
-        out.status.success(),
-        "root-init: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    elapsed
+        .env_remove("ROOTCELLAR_STATE");
+    timed(rehearsal, "root-init")
 }
 
 fn main() {
@@ -246,26 +265,30 @@ fn main() {
         rehearsal_rounds.push(time_rehearsal());
     }
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let range = |rounds: &[Duration]| {
-        let min = rounds.iter().min().unwrap();
-        let max = rounds.iter().max().unwrap();
-        format!("{:.1}–{:.1} ms", ms(*min), ms(*max))
+    let summary = |rounds: &[Round]| {
+        let wall = median(rounds.iter().map(|r| r.wall).collect());
+        let cpu = median(rounds.iter().map(|r| r.cpu).collect());
+        let min = rounds.iter().map(|r| r.wall).min().unwrap();
+        let max = rounds.iter().map(|r| r.wall).max().unwrap();
+        (wall, cpu, format!("{:.0}–{:.0} ms", ms(min), ms(max)))
     };
-    let floor = median(floor_rounds.clone());
-    let rehearsal = median(rehearsal_rounds.clone());
+    let (floor_wall, floor_cpu, floor_range) = summary(&floor_rounds);
+    let (ours_wall, ours_cpu, ours_range) = summary(&rehearsal_rounds);
     println!("root-init rehearsal against its floor, median of {ROUNDS} alternating rounds");
+    println!("                                         wall time               CPU time");
     println!(
-        "  floor (the same token changes, bare) : {:>7.1} ms   ({})",
-        ms(floor),
-        range(&floor_rounds)
+        "  floor (the same token changes, bare) : {:>6.1} ms ({floor_range:>11})  {:>6.1} ms",
+        ms(floor_wall),
+        ms(floor_cpu)
     );
     println!(
-        "  rootcellar root-init --rehearsal     : {:>7.1} ms   ({})",
-        ms(rehearsal),
-        range(&rehearsal_rounds)
+        "  rootcellar root-init --rehearsal     : {:>6.1} ms ({ours_range:>11})  {:>6.1} ms",
+        ms(ours_wall),
+        ms(ours_cpu)
     );
     println!(
-        "  ratio (rehearsal / floor)            : {:>7.3}   (goal <= 1.15)",
-        ms(rehearsal) / ms(floor)
+        "  ratio (rehearsal / floor)            : {:>6.3}   (goal <= 1.15)    {:>6.3}",
+        ms(ours_wall) / ms(floor_wall),
+        ms(ours_cpu) / ms(floor_cpu)
     );
 }
