@@ -541,8 +541,9 @@ impl Pkcs11Token {
     /// The logged-in session, locked, for a change to the token's objects: the keys found
     /// for signers are looked for again afterwards.
     pub(super) fn session(&self) -> std::sync::MutexGuard<'_, Session> {
+        let session = lock(&self.session);
         self.objects_changing();
-        lock(&self.session)
+        session
     }
 
     /// Forgets the keys found for signers and the listing: the token's objects are changing.
