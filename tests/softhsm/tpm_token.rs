@@ -47,9 +47,10 @@ pub fn tpm2_pkcs11_module() -> PathBuf {
 
 /// A running software TPM with one initialised PKCS#11 token.
 pub struct TpmToken {
+    /// swtpm, the D-Bus daemon and tpm2-abrmd, stopped in reverse order (declared first, so
+    /// dropped before the directory they work in is removed).
+    daemons: Daemons,
     dir: tempfile::TempDir,
-    /// swtpm, the D-Bus daemon and tpm2-abrmd, stopped in reverse order.
-    daemons: Vec<Child>,
     /// The PKCS#11 module to load (tpm2-pkcs11).
     pub module: PathBuf,
     /// The label of the token made at the start.
@@ -79,7 +80,9 @@ impl TpmToken {
         std::fs::create_dir(&state).unwrap();
         std::fs::create_dir(dir.path().join("store")).unwrap();
         let socket = dir.path().join("tpm.sock");
-        let mut daemons = Vec::new();
+        // Stopped when dropped, also when a step below panics: an orphaned daemon would outlive
+        // the test (and keep a faketime'd run waiting for it).
+        let mut daemons = Daemons(Vec::new());
         let mut swtpm = Command::new("swtpm");
         swtpm
             .arg("socket")
@@ -92,13 +95,15 @@ impl TpmToken {
             .arg(format!("type=unixio,path={}.ctrl", socket.display()))
             .args(["--flags", "not-need-init,startup-clear"]);
         let log = |name: &str| dir.path().join(format!("{name}.log"));
-        daemons.push(spawn(&mut swtpm, &log("swtpm")));
-        if !wait_for(&mut daemons[0], "swtpm", &log("swtpm"), || socket.exists()) {
+        daemons.0.push(spawn(&mut swtpm, &log("swtpm")));
+        if !wait_for(&mut daemons.0[0], "swtpm", &log("swtpm"), || {
+            socket.exists()
+        }) {
             eprintln!("SKIPPED: swtpm cannot run on this machine");
             return None;
         }
         let bus = dir.path().join("bus");
-        daemons.push(spawn(
+        daemons.0.push(spawn(
             Command::new("dbus-daemon")
                 .args(["--session", "--nofork", "--nopidfile"])
                 .arg(format!("--address=unix:path={}", bus.display())),
@@ -107,7 +112,7 @@ impl TpmToken {
         // Ready when it accepts a connection: the socket file appears at bind(), before
         // listen(), and a daemon connecting in between is refused (seen once in CI).
         assert!(
-            wait_for(&mut daemons[1], "dbus-daemon", &log("dbus"), || {
+            wait_for(&mut daemons.0[1], "dbus-daemon", &log("dbus"), || {
                 std::os::unix::net::UnixStream::connect(&bus).is_ok()
             }),
             "the D-Bus daemon would not start"
@@ -123,7 +128,7 @@ impl TpmToken {
                 &log("abrmd"),
             )
         };
-        daemons.push(abrmd());
+        daemons.0.push(abrmd());
         let ready = || {
             Command::new("tpm2_getcap")
                 .arg("handles-transient")
@@ -136,11 +141,11 @@ impl TpmToken {
         // tpm2-abrmd exits when the bus or swtpm was not yet taking connections as it started:
         // started again a few times before it is called unable to run.
         let mut attempts = 1;
-        while !wait_for(&mut daemons[2], "tpm2-abrmd", &log("abrmd"), ready) {
+        while !wait_for(&mut daemons.0[2], "tpm2-abrmd", &log("abrmd"), ready) {
             assert!(attempts < 3, "tpm2-abrmd would not start");
             attempts += 1;
             std::thread::sleep(Duration::from_millis(200));
-            daemons[2] = abrmd();
+            daemons.0[2] = abrmd();
         }
         let pin_file = dir.path().join("user.pin");
         std::fs::write(&pin_file, format!("{TPM_PIN}\n")).unwrap();
@@ -257,10 +262,13 @@ impl TpmToken {
     }
 }
 
-impl Drop for TpmToken {
+/// The fixture's daemons (swtpm, the D-Bus daemon, tpm2-abrmd), stopped in reverse order when
+/// dropped: our own children, by their handles.
+struct Daemons(Vec<Child>);
+
+impl Drop for Daemons {
     fn drop(&mut self) {
-        // Our own children, by their handles.
-        for daemon in self.daemons.iter_mut().rev() {
+        for daemon in self.0.iter_mut().rev() {
             let _ = daemon.kill();
             let _ = daemon.wait();
         }
