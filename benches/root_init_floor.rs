@@ -14,6 +14,8 @@
 //!
 //! `make bench` (or `cargo bench --bench root_init_floor`). Issue #19's goal: at most 1.15.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -24,6 +26,7 @@ use cryptoki::object::{Attribute, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use rootcellar::keys::KeyAlgorithm;
+use support::{cpu_time, median, softhsm_module, Cpu};
 
 const ROUNDS: usize = 7;
 const SO_PIN: &str = "so-246810";
@@ -66,21 +69,6 @@ const TOKENS: [&str; 5] = [
     "appliance",
 ];
 
-fn module() -> &'static str {
-    [
-        "/usr/lib/softhsm/libsofthsm2.so",
-        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    ]
-    .into_iter()
-    .find(|p| Path::new(p).exists())
-    .expect("SoftHSM2 is installed (make bench installs it)")
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
-}
-
 /// Wall time and CPU time of one run.
 #[derive(Clone, Copy)]
 struct Round {
@@ -88,20 +76,9 @@ struct Round {
     cpu: Duration,
 }
 
-/// CPU time (user + system) of this process's children waited for so far, from /proc (10 ms
-/// resolution).
-fn children_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // Fields 16 and 17 of stat (cutime, cstime), counted from field 3 after the name.
-    let ticks: u64 = fields[13].parse::<u64>().unwrap() + fields[14].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 10)
-}
-
 /// Runs `command` to its end, timed.
 fn timed(mut command: Command, what: &str) -> Round {
-    let cpu = children_cpu();
+    let cpu = cpu_time(Cpu::Children);
     let start = Instant::now();
     let out = command.output().unwrap();
     let wall = start.elapsed();
@@ -112,7 +89,7 @@ fn timed(mut command: Command, what: &str) -> Round {
     );
     Round {
         wall,
-        cpu: children_cpu() - cpu,
+        cpu: cpu_time(Cpu::Children) - cpu,
     }
 }
 
@@ -135,7 +112,7 @@ fn floor(dir: &Path) {
     )
     .unwrap();
     std::env::set_var("SOFTHSM2_CONF", &conf);
-    let ctx = Pkcs11::new(module()).unwrap();
+    let ctx = Pkcs11::new(softhsm_module()).unwrap();
     ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
         .unwrap();
     let so_pin = AuthPin::from(SO_PIN);

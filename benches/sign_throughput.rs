@@ -5,7 +5,8 @@
 //! absolute rates depend on the machine. Rounds alternate between the two loops so that drift
 //! in machine load affects both alike; the median round of each is compared.
 
-use std::path::Path;
+mod support;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -17,26 +18,12 @@ use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
 use rootcellar::keys::{self, KeyAlgorithm};
 use sha2::{Digest, Sha256};
+use support::{median, softhsm_module};
 
 const SIGNATURES: usize = 1000;
 const ROUNDS: usize = 5;
 const PIN: &str = "246810";
 const LABEL: &str = "bench";
-
-fn module() -> &'static str {
-    [
-        "/usr/lib/softhsm/libsofthsm2.so",
-        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    ]
-    .into_iter()
-    .find(|p| Path::new(p).exists())
-    .expect("SoftHSM2 is installed (make bench installs it)")
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
-}
 
 fn main() {
     // A throwaway token; SOFTHSM2_CONF must be set before the module is first initialised.
@@ -71,7 +58,7 @@ fn main() {
     std::fs::write(&pin_file, PIN).unwrap();
     let uri = format!(
         "pkcs11:token=bench;object={LABEL}?module-path={}&pin-source={}",
-        module(),
+        softhsm_module(),
         pin_file.display()
     );
 
@@ -86,7 +73,7 @@ fn main() {
 
     // The baseline: the same module (already initialised by rootcellar), its own session, the
     // same key, C_Sign(CKM_ECDSA) on a precomputed digest and nothing else.
-    let raw = Pkcs11::new(module()).unwrap();
+    let raw = Pkcs11::new(softhsm_module()).unwrap();
     match raw.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
         Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
         Err(e) => panic!("{e}"),

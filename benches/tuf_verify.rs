@@ -19,6 +19,8 @@
 //! time per rotation and the heap's peak during verification (a counting allocator), which
 //! must stay flat (the client keeps only the keys still in use and a batch of roots).
 
+mod support;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::process::Command;
@@ -32,6 +34,7 @@ use rootcellar::tuf::{
     sha256_hex, signatures_verified, verify_repository, SignedMetadata, TufKey, VerifyOptions,
 };
 use serde_json::{json, Value};
+use support::{cpu_time, Cpu};
 
 /// The heap as the bench sees it: bytes in use now, and the most since the last reset.
 struct CountingAllocator;
@@ -208,24 +211,14 @@ struct Round {
     signatures: u64,
 }
 
-/// CPU time of this process, all threads (user + system), from /proc (10 ms resolution).
-fn process_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // Fields 14 and 15 of stat (utime, stime), counted from field 3 after the name.
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 10)
-}
-
 fn rootcellar_round(trusted: &[u8], dir: &Path) -> Round {
-    let cpu = process_cpu();
+    let cpu = cpu_time(Cpu::Process);
     let signatures = signatures_verified();
     let started = Instant::now();
     let report = verify_repository(trusted, dir, &VerifyOptions::at(jiff::Timestamp::now()))
         .expect("rootcellar verifies the repository");
     let wall = started.elapsed();
-    let cpu = process_cpu() - cpu;
+    let cpu = cpu_time(Cpu::Process) - cpu;
     let signatures = signatures_verified() - signatures;
     assert_eq!(report.root_version(), ROTATIONS + 1);
     assert_eq!(report.targets.len(), 1);

@@ -11,8 +11,6 @@
 //! its token database (sqlite) in a `store/` beside them. A process that uses the module is
 //! told where all this is by environment variables ([`TpmToken::env`]);
 //! [`TpmToken::rootcellar`] gives a `rootcellar` command with them set.
-//!
-//! Other test binaries can use it with `#[path = "softhsm/tpm_token.rs"] mod tpm_token;`.
 
 #![allow(dead_code)]
 
@@ -20,6 +18,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::common::ok;
 
 /// The user PIN of the TPM test token.
 pub const TPM_PIN: &str = "246810";
@@ -165,13 +165,13 @@ impl TpmToken {
     /// pkcs11-tool (test PINs only).
     pub fn add_token(&self, label: &str) {
         let module = self.module.to_str().unwrap();
-        let listed = run_ok(self.pkcs11_tool().args(["--module", module, "-L"]));
+        let listed = ok(self.pkcs11_tool().args(["--module", module, "-L"]));
         let slots = String::from_utf8_lossy(&listed.stdout)
             .lines()
             .filter(|l| l.starts_with("Slot "))
             .count();
         assert!(slots > 0, "tpm2-pkcs11 lists no slot");
-        run_ok(self.pkcs11_tool().args([
+        ok(self.pkcs11_tool().args([
             "--module",
             module,
             "--slot-index",
@@ -182,7 +182,7 @@ impl TpmToken {
             "--so-pin",
             TPM_SO_PIN,
         ]));
-        run_ok(self.pkcs11_tool().args([
+        ok(self.pkcs11_tool().args([
             "--module",
             module,
             "--token-label",
@@ -216,20 +216,10 @@ impl TpmToken {
         ]
     }
 
-    /// The `rootcellar` binary with this token's environment and none that would point it
-    /// elsewhere (as `common::rootcellar`; this file stands alone), run in the fixture's
-    /// directory.
+    /// `common::rootcellar` (no environment pointing elsewhere) with this token's environment,
+    /// run in the fixture's directory.
     pub fn rootcellar(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rootcellar"));
-        for var in [
-            "ROOTCELLAR_PKCS11_MODULE",
-            "SOFTHSM2_CONF",
-            "ROOTCELLAR_TEST_CRASH_AT",
-            "ROOTCELLAR_STATE",
-            "ROOTCELLAR_TTY",
-        ] {
-            cmd.env_remove(var);
-        }
+        let mut cmd = crate::common::rootcellar();
         cmd.envs(self.env()).current_dir(self.dir.path());
         cmd
     }
@@ -301,18 +291,6 @@ fn wait_for(daemon: &mut Child, name: &str, log: &Path, mut ready: impl FnMut() 
         std::thread::sleep(Duration::from_millis(20));
     }
     true
-}
-
-/// Runs `cmd`, which must succeed; on failure the assertion shows its output.
-fn run_ok(cmd: &mut Command) -> std::process::Output {
-    let out = cmd.output().expect("command starts");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn which(program: &str) -> bool {
