@@ -250,6 +250,14 @@ fn a_refresh_that_would_unlock_more_than_the_appliance_keys_is_refused_by_check(
             base.replace("timestamp = \"tuf-timestamp\"\n", ""),
             "roles.timestamp.keys: key \"timestamp\" has no URI",
         ),
+        (
+            "timestamp-key-absent",
+            base.replace(
+                "output = \"tuf-refreshed\"\n",
+                "output = \"tuf-refreshed\"\nabsent = { tuf-timestamp = \"tuf\" }\n",
+            ),
+            "absent: \"tuf-timestamp\" listed, but a refresh is signed by the appliance's own",
+        ),
     ];
     for (name, text, expected) in cases {
         assert_ne!(text, base, "{name}: the script was not changed");

@@ -52,7 +52,8 @@ impl Perform for TufRefresh {
             .iter()
             .flat_map(|role| &policy.role(*role).keys)
             .collect();
-        self.0
+        let mut problems: Vec<String> = self
+            .0
             .keys
             .keys()
             .filter(|name| !signing.contains(name))
@@ -63,7 +64,16 @@ impl Perform for TufRefresh {
                     self.0.policy.display()
                 )
             })
-            .collect()
+            .collect();
+        // `absent` names custodians signing away from the appliance; a refresh has none, and a
+        // key listed there would be left unlocked while the refresh still needed it.
+        for key in self.0.absent.keys() {
+            problems.push(format!(
+                "absent: {key:?} listed, but a refresh is signed by the appliance's own snapshot \
+                 and timestamp keys alone; no custodian is away"
+            ));
+        }
+        problems
     }
 
     fn preview(&self, _context: &Context<'_>) -> Vec<String> {
