@@ -4,9 +4,11 @@
 //! `make bench` (or `cargo bench --bench tuf_verify`). The repository's root is rotated 1000
 //! times, threshold 3 of 5: every rotation replaces one custodian key, and root N+1 is signed by
 //! the three kept keys of root N and the new one (a threshold of the old root's keys and of its
-//! own). Timestamp, snapshot and targets (listing `trusted_root.json`) are signed once, under the
-//! final root. Keys are software P-256 keys behind a bench-only `Signer`: signing speed is not
-//! what is measured, and 1000 rotations on SoftHSM2 would only make the setup slower.
+//! own). The last root also replaces the three online keys, so no client reaches the timestamp,
+//! snapshot and targets (signed once, by those keys; targets lists `trusted_root.json`) without
+//! having walked the whole chain. Keys are software P-256 keys behind a bench-only `Signer`:
+//! signing speed is not what is measured, and 1000 rotations on SoftHSM2 would only make the
+//! setup slower.
 //!
 //! rootcellar verifies the repository on disk (`verify_repository`, in-process); python-tuf
 //! refreshes it over HTTP from 127.0.0.1 and downloads the target (`tests/python/tuf_client.py`,
@@ -152,6 +154,8 @@ fn build_with(dir: &Path, rotations: u64) -> Vec<u8> {
     std::fs::create_dir_all(&metadata).unwrap();
     std::fs::create_dir_all(&targets).unwrap();
     let online = [SoftKey::random(), SoftKey::random(), SoftKey::random()];
+    // The last root's online keys, the only ones timestamp, snapshot and targets are signed by.
+    let last_online = [SoftKey::random(), SoftKey::random(), SoftKey::random()];
     let mut custodians: Vec<Arc<SoftKey>> = (0..KEYS).map(|_| SoftKey::random()).collect();
 
     let mut root = SignedMetadata::new(root_payload(1, &custodians, &online)).unwrap();
@@ -164,7 +168,12 @@ fn build_with(dir: &Path, rotations: u64) -> Vec<u8> {
         let replaced = (version as usize) % KEYS;
         let newcomer = SoftKey::random();
         custodians[replaced] = newcomer.clone();
-        let mut root = SignedMetadata::new(root_payload(version, &custodians, &online)).unwrap();
+        let online_now = if version == rotations + 1 {
+            &last_online
+        } else {
+            &online
+        };
+        let mut root = SignedMetadata::new(root_payload(version, &custodians, online_now)).unwrap();
         for offset in 1..=THRESHOLD {
             root.sign_with(custodians[(replaced + offset) % KEYS].as_ref())
                 .unwrap();
@@ -182,21 +191,21 @@ fn build_with(dir: &Path, rotations: u64) -> Vec<u8> {
         "targets": {"trusted_root.json": {"length": content.len(), "hashes": {"sha256": hash}}},
     }))
     .unwrap();
-    targets_md.sign_with(online[0].as_ref()).unwrap();
+    targets_md.sign_with(last_online[0].as_ref()).unwrap();
     let targets_bytes = write(&metadata.join("1.targets.json"), &targets_md);
     let mut snapshot = SignedMetadata::new(json!({
         "_type": "snapshot", "spec_version": "1.0.0", "version": 1, "expires": EXPIRES,
         "meta": {"targets.json": meta(1, &targets_bytes)},
     }))
     .unwrap();
-    snapshot.sign_with(online[1].as_ref()).unwrap();
+    snapshot.sign_with(last_online[1].as_ref()).unwrap();
     let snapshot_bytes = write(&metadata.join("1.snapshot.json"), &snapshot);
     let mut timestamp = SignedMetadata::new(json!({
         "_type": "timestamp", "spec_version": "1.0.0", "version": 1, "expires": EXPIRES,
         "meta": {"snapshot.json": meta(1, &snapshot_bytes)},
     }))
     .unwrap();
-    timestamp.sign_with(online[2].as_ref()).unwrap();
+    timestamp.sign_with(last_online[2].as_ref()).unwrap();
     write(&metadata.join("timestamp.json"), &timestamp);
     std::fs::write(dir.join("expected-trusted_root.json"), content).unwrap();
     trusted
