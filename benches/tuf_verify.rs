@@ -1,5 +1,5 @@
-//! Verifying a long root chain: rootcellar's client against python-tuf's `Updater`, in the same
-//! run, over the same repository.
+//! Verifying a long root chain: rootcellar's client against python-tuf's `Updater` and tuftool
+//! (awslabs/tough's command line), in the same run, over the same repository.
 //!
 //! `make bench` (or `cargo bench --bench tuf_verify`). The repository's root is rotated 1000
 //! times, threshold 3 of 5: every rotation replaces one custodian key, and root N+1 is signed by
@@ -13,9 +13,15 @@
 //! rootcellar verifies the repository on disk (`verify_repository`, in-process); python-tuf
 //! refreshes it over HTTP from 127.0.0.1 and downloads the target (`tests/python/tuf_client.py`,
 //! timed inside python from creating the Updater to the download, so interpreter start-up is not
-//! counted against it). Rounds alternate; the median of each is compared, as wall time and as
-//! CPU time (rootcellar's whole process, all threads; python-tuf's client thread, without the
-//! HTTP server thread), since on a shared 2-core machine wall times move with the load.
+//! counted against it); tuftool (`tuftool download`, from the cache `scripts/install-tuftool.sh`
+//! installs it in; `make bench` runs that first) reads it from disk too, through `file://` URLs,
+//! and downloads the target: timed as a whole process, start-up included (its `--version` is timed
+//! beside it). Its download is checked against the target's bytes, and before the rounds it must
+//! refuse a copy of the repository with one root in the middle of the chain altered. When tuftool
+//! is not installed the bench says so and measures the other two. Rounds alternate; the median of
+//! each is compared, as wall time and as CPU time (rootcellar's whole process, all threads;
+//! tuftool's whole process, all threads; python-tuf's client thread, without the HTTP server
+//! thread), since on a shared 2-core machine wall times move with the load.
 //!
 //! Then how rootcellar's time and memory grow with the chain: 100, 1000 and 4000 rotations,
 //! time per rotation and the heap's peak during verification (a counting allocator), which
@@ -24,7 +30,7 @@
 mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -36,7 +42,7 @@ use rootcellar::tuf::{
     sha256_hex, signatures_verified, verify_repository, SignedMetadata, TufKey, VerifyOptions,
 };
 use serde_json::{json, Value};
-use support::{cpu_time, Cpu};
+use support::{cpu_time, machine_load, median as median_of, Cpu};
 
 /// The heap as the bench sees it: bytes in use now, and the most since the last reset.
 struct CountingAllocator;
@@ -270,6 +276,128 @@ fn python_round(dir: &Path, round: usize) -> Round {
     }
 }
 
+/// tuftool, as `scripts/install-tuftool.sh` installed it: the binary and its `--version` line.
+struct Tuftool {
+    bin: PathBuf,
+    version: String,
+}
+
+/// Finds tuftool in the bench's cache (`scripts/install-tuftool.sh --installed`), or says why not.
+fn find_tuftool() -> Result<Tuftool, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-tuftool.sh");
+    let found = Command::new(&script)
+        .arg("--installed")
+        .output()
+        .map_err(|e| format!("{} did not run: {e}", script.display()))?;
+    if !found.status.success() {
+        return Err(String::from_utf8_lossy(&found.stderr).trim().to_string());
+    }
+    let bin = PathBuf::from(String::from_utf8_lossy(&found.stdout).trim());
+    let version = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("{} did not run: {e}", bin.display()))?;
+    if !version.status.success() {
+        return Err(format!("{} --version failed", bin.display()));
+    }
+    Ok(Tuftool {
+        bin,
+        version: String::from_utf8_lossy(&version.stdout).trim().to_string(),
+    })
+}
+
+/// `tuftool download` of the one target from the repository in `repo`, read through `file://`
+/// URLs, into `out` (which must not exist): the finished process's output.
+fn tuftool_download(tuftool: &Tuftool, repo: &Path, out: &Path) -> std::process::Output {
+    let url = |sub: &str| format!("file://{}/{sub}/", repo.display());
+    Command::new(&tuftool.bin)
+        .arg("download")
+        .arg("--root")
+        .arg(repo.join("metadata/1.root.json"))
+        .arg("--metadata-url")
+        .arg(url("metadata"))
+        .arg("--targets-url")
+        .arg(url("targets"))
+        .arg("--target-name")
+        .arg("trusted_root.json")
+        .arg(out)
+        .output()
+        .expect("tuftool runs")
+}
+
+/// tuftool must refuse the chain when one root in its middle is altered after signing (a
+/// contender that skipped signature checks, or stopped walking early, would be a false baseline;
+/// the last root's new online keys catch a walk that stops early and succeeds).
+fn tuftool_refuses_altered_root(tuftool: &Tuftool, dir: &Path) {
+    let altered = tempfile::tempdir().unwrap();
+    for sub in ["metadata", "targets"] {
+        let status = Command::new("cp")
+            .arg("-r")
+            .arg(dir.join(sub))
+            .arg(altered.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let middle = altered
+        .path()
+        .join(format!("metadata/{}.root.json", ROTATIONS / 2 + 1));
+    let mut root: Value = serde_json::from_slice(&std::fs::read(&middle).unwrap()).unwrap();
+    root["signed"]["expires"] = json!("2098-01-01T00:00:00Z");
+    std::fs::write(&middle, serde_json::to_vec(&root).unwrap()).unwrap();
+    let output = tuftool_download(tuftool, altered.path(), &altered.path().join("out"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("Failed to verify root metadata"),
+        "tuftool accepted a chain whose root {} was altered after signing ({}): {stderr}",
+        ROTATIONS / 2 + 1,
+        output.status
+    );
+}
+
+fn tuftool_round(tuftool: &Tuftool, dir: &Path, round: usize) -> Round {
+    let out = dir.join(format!("tuftool-downloads-{round}"));
+    let cpu = cpu_time(Cpu::Children);
+    let started = Instant::now();
+    let output = tuftool_download(tuftool, dir, &out);
+    let wall = started.elapsed();
+    let cpu = cpu_time(Cpu::Children) - cpu;
+    assert!(
+        output.status.success(),
+        "tuftool refused the repository ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        std::fs::read(out.join("trusted_root.json")).unwrap(),
+        std::fs::read(dir.join("expected-trusted_root.json")).unwrap(),
+        "tuftool's download differs from the target"
+    );
+    Round {
+        wall,
+        cpu,
+        signatures: 0,
+    }
+}
+
+/// tuftool's process start-up, the median of 20 runs of `tuftool --version` (part of every
+/// `tuftool download` timed: the process is timed whole).
+fn tuftool_startup(tuftool: &Tuftool) -> Duration {
+    let times = (0..20)
+        .map(|_| {
+            let started = Instant::now();
+            let status = Command::new(&tuftool.bin)
+                .arg("--version")
+                .stdout(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success());
+            started.elapsed()
+        })
+        .collect();
+    median_of(times)
+}
+
 fn median(rounds: &[Round], part: impl Fn(&Round) -> Duration) -> Duration {
     let mut times: Vec<Duration> = rounds.iter().map(part).collect();
     times.sort();
@@ -296,12 +424,22 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
 
+    let tuftool = find_tuftool();
+    if let Ok(tuftool) = &tuftool {
+        tuftool_refuses_altered_root(tuftool, dir.path());
+    }
+
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
+    let mut tough = Vec::new();
     for round in 0..ROUNDS {
         ours.push(rootcellar_round(&trusted, dir.path()));
         theirs.push(python_round(dir.path(), round));
+        if let Ok(tuftool) = &tuftool {
+            tough.push(tuftool_round(tuftool, dir.path(), round));
+        }
     }
+    let load = machine_load();
     println!(
         "TUF client, {ROTATIONS} root rotations (3 of 5) then timestamp/snapshot/targets and one \
          target, median of {ROUNDS} alternating rounds"
@@ -315,6 +453,22 @@ fn main() {
         ms(their_wall),
         ms(their_cpu)
     );
+    let tough_median = match &tuftool {
+        Ok(tuftool) => {
+            let (wall, cpu) = (median(&tough, |r| r.wall), median(&tough, |r| r.cpu));
+            println!(
+                "  tuftool download (file://, disk)       : {:>9.1} ms  {:>9.1} ms (all threads; {})",
+                ms(wall),
+                ms(cpu),
+                tuftool.version
+            );
+            Some((wall, cpu))
+        }
+        Err(why) => {
+            println!("  tuftool                                : not compared: {why}");
+            None
+        }
+    };
     println!(
         "  rootcellar verify_repository (disk)    : {:>9.1} ms  {:>9.1} ms (all threads)",
         ms(our_wall),
@@ -325,6 +479,18 @@ fn main() {
         our_wall.as_secs_f64() / their_wall.as_secs_f64(),
         our_cpu.as_secs_f64() / their_cpu.as_secs_f64()
     );
+    if let (Ok(tuftool), Some((wall, cpu))) = (&tuftool, tough_median) {
+        println!(
+            "  ratio (rootcellar / tuftool)           : {:>9.3}     {:>9.3}      (target: at most 0.1)",
+            our_wall.as_secs_f64() / wall.as_secs_f64(),
+            our_cpu.as_secs_f64() / cpu.as_secs_f64()
+        );
+        println!(
+            "  tuftool's start-up (--version, in its time above): {:.1} ms",
+            ms(tuftool_startup(tuftool))
+        );
+    }
+    println!("  machine as the rounds ended            : {load}");
     // The trusted root's own signatures are not checked again; each rotation needs the old
     // root's threshold and its own, 3 when the kept keys sign; then timestamp, snapshot, targets.
     let signatures = ours[0].signatures;

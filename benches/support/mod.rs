@@ -45,3 +45,27 @@ pub fn cpu_time(whose: Cpu) -> Duration {
         fields[first].parse::<u64>().unwrap() + fields[first + 1].parse::<u64>().unwrap();
     Duration::from_millis(ticks * 10)
 }
+
+/// The machine's load as the bench ends a measurement: the load averages and, where the kernel
+/// reports it, the CPU pressure (the share of time some runnable task waited for a core, over
+/// the last 10 and 60 s), e.g. `load 1.82 2.99 3.00, CPU pressure 20% (10 s) 17% (60 s)`.
+pub fn machine_load() -> String {
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let averages: Vec<&str> = loadavg.split_whitespace().take(3).collect();
+    let mut load = format!("load {}", averages.join(" "));
+    if let Ok(pressure) = std::fs::read_to_string("/proc/pressure/cpu") {
+        let some = pressure
+            .lines()
+            .find(|l| l.starts_with("some"))
+            .unwrap_or("");
+        let field = |name: &str| {
+            some.split_whitespace()
+                .find_map(|f| f.strip_prefix(name))
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        if let (Some(avg10), Some(avg60)) = (field("avg10="), field("avg60=")) {
+            load += &format!(", CPU pressure {avg10:.0}% (10 s) {avg60:.0}% (60 s)");
+        }
+    }
+    load
+}
