@@ -514,9 +514,11 @@ const ROOT_BATCH: usize = 64;
 /// Follows `N+1.root.json`, `N+2.root.json`, … from `trusted` while they exist.
 ///
 /// Each step is checked in python-tuf's order: parse, type, the previous root's threshold, the
-/// version, the new root's own threshold. Once a batch of roots is read and parsed, their
-/// signature checks are independent of each other, so they run on every core; the chain is then
-/// walked in order, so that the first thing wrong is the one named.
+/// version, the new root's own threshold. A batch of roots is read and parsed on every core (a
+/// file past the end of the chain is only looked for), and their signature checks are
+/// independent of each other, so they run on every core too; the chain is then walked in
+/// order, so that the first thing wrong is the one named, and nothing past the first absent
+/// root counts.
 pub(crate) fn walk_roots(
     mut trusted: TrustedRoot,
     source: &dyn RepositorySource,
@@ -525,49 +527,40 @@ pub(crate) fn walk_roots(
 ) -> Result<TrustedRoot, VerifyError> {
     let mut walked = 0u64;
     loop {
-        // Read the next files in order, up to the first absent one (or error, or the limit).
-        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-        let mut stop: Option<VerifyError> = None;
-        let mut last = false;
-        let mut version = trusted.version;
-        while files.len() < ROOT_BATCH {
-            let Some(next) = version.checked_add(1) else {
-                last = true;
-                break;
-            };
-            let file = format!("metadata/{next}.root.json");
-            match read_optional(source, &file, Role::Root, ROOT_LIMIT) {
-                Ok(Some(_)) if walked + files.len() as u64 == max_rotations => {
-                    stop = Some(VerifyError::TooManyRoots {
-                        limit: max_rotations,
-                    });
-                    break;
-                }
-                Ok(Some(bytes)) => files.push((file, bytes)),
+        // The next versions, up to one past the limit (to tell that the chain goes on beyond it).
+        let room = (max_rotations - walked)
+            .saturating_add(1)
+            .min(ROOT_BATCH as u64);
+        let versions: Vec<u64> = (1..=room)
+            .map_while(|n| trusted.version.checked_add(n))
+            .collect();
+        let mut last = (versions.len() as u64) < room;
+        let fetched = parallel_map(versions, |version| {
+            let file = format!("metadata/{version}.root.json");
+            read_optional(source, &file, Role::Root, ROOT_LIMIT)
+                .map(|bytes| bytes.map(|bytes| parse_root_unkeyed(file, bytes)))
+        });
+        // In order, up to the first absent one (or error, or the limit); their keys read.
+        let mut batch: Vec<Result<TrustedRoot, VerifyError>> = Vec::with_capacity(fetched.len());
+        for (i, item) in fetched.into_iter().enumerate() {
+            let item = match item {
                 Ok(None) => {
                     last = true;
                     break;
                 }
-                Err(e) => {
-                    stop = Some(e);
-                    break;
+                Ok(Some(_)) if walked + i as u64 == max_rotations => {
+                    Err(VerifyError::TooManyRoots {
+                        limit: max_rotations,
+                    })
                 }
-            }
-            version = next;
-        }
-        // Parse them (independent of each other), then read their keys in order.
-        let parsed = parallel_map(files, |(file, bytes)| parse_root_unkeyed(file, bytes));
-        let mut batch: Vec<Result<TrustedRoot, VerifyError>> = Vec::with_capacity(parsed.len());
-        for item in parsed {
-            let item = item.and_then(|unkeyed| unkeyed.with_keys(keys));
+                Ok(Some(parsed)) => parsed.and_then(|unkeyed| unkeyed.with_keys(keys)),
+                Err(e) => Err(e),
+            };
             let failed = item.is_err();
             batch.push(item);
             if failed {
                 break;
             }
-        }
-        if let Some(e) = stop {
-            batch.push(Err(e));
         }
         let mut tallies = root_tallies(&trusted, &batch);
         for (item, tally) in batch.into_iter().zip(tallies.iter_mut()) {
@@ -603,9 +596,13 @@ pub(crate) fn walk_roots(
 
 /// Maps `f` over `items` on up to four threads (in order; on this thread for a few items).
 fn parallel_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(4);
+    // Asked once: the standard library reads the cgroup's CPU quota each time.
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let threads = *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(4)
+    });
     if threads < 2 || items.len() < 8 {
         return items.into_iter().map(f).collect();
     }

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 /// A repository the verifier can read. Paths are relative to the repository, `/`-separated
 /// (`metadata/2.root.json`, `targets/<sha256>.<name>`). `Ok(None)` means the file is absent.
-pub trait RepositorySource {
+/// `Sync`: the client reads a batch of roots on several threads.
+pub trait RepositorySource: Sync {
     /// Reads `path`, refusing more than `limit` bytes (`Err` with "larger than").
     fn read(&self, path: &str, limit: u64) -> Result<Option<Vec<u8>>, ReadError>;
 }
@@ -45,7 +46,9 @@ impl RepositorySource for DirectorySource {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(ReadError::Io(e)),
         };
-        let mut bytes = Vec::new();
+        // Sized from the file's length (up to the limit), so it is read without regrowing.
+        let length = file.metadata().map_or(0, |m| m.len()).min(limit);
+        let mut bytes = Vec::with_capacity(usize::try_from(length).unwrap_or(0).saturating_add(1));
         file.take(limit.saturating_add(1))
             .read_to_end(&mut bytes)
             .map_err(ReadError::Io)?;

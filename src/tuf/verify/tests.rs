@@ -509,6 +509,19 @@ fn a_target_hash_that_is_not_hex_is_refused_before_it_names_a_path() {
 }
 
 #[test]
+fn nothing_past_the_first_absent_root_counts() {
+    // Roots are read ahead in batches: a file after the end of the chain (here junk, and a
+    // copy of v3 under a later number) may be read, but must neither fail nor extend the walk.
+    let (trusted, mut repo, _) = good();
+    repo.0
+        .insert("metadata/5.root.json".into(), b"not json".to_vec());
+    let v3 = repo.0["metadata/3.root.json"].clone();
+    repo.0.insert("metadata/6.root.json".into(), v3);
+    let verified = verify_source(&trusted, &repo, &at()).unwrap();
+    assert_eq!(verified.root_version(), 3);
+}
+
+#[test]
 fn the_walk_stops_at_the_rotation_limit() {
     let (trusted, repo, _) = good();
     let options = VerifyOptions {
