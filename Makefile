@@ -6,7 +6,8 @@
 #               its console, rebuild and compare)
 #   make bench  signing throughput of the key backend against raw PKCS#11, TUF verification
 #               against python-tuf and tuftool, a rehearsed root-init against the same PKCS#11
-#               calls made bare, and `make demo` on the built tree
+#               calls made bare, `make demo` on the built tree, and the appliance's boot against a
+#               bare kernel (make image-bench)
 OUT ?= demo-out
 
 .PHONY: deps build demo test bench lint
@@ -42,6 +43,11 @@ bench: deps
 	cargo bench --locked --bench tuf_verify
 	cargo bench --locked --bench root_init_floor
 	./scripts/demo-bench.sh
+	@# The appliance's boot to its console against a bare kernel + busybox: make image-bench,
+	@# built as make test builds it (a package the Debian archive has superseded only warns).
+	./images/install-deps.sh
+	./images/build.sh --allow-superseded
+	python3 images/test/bench.py 5
 
 lint:
 	cargo fmt --all -- --check
