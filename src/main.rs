@@ -6,10 +6,8 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let args = cli::Cli::parse_command_line();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

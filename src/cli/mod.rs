@@ -21,6 +21,39 @@ pub struct Cli {
     command: Command,
 }
 
+impl Cli {
+    /// The command line, parsed. `rootcellar ceremony console …`, which the appliance starts on
+    /// each terminal at boot, is first parsed against the console's own arguments only:
+    /// building every subcommand's arguments was almost half of the code the console ran before
+    /// its first screen, and under emulation (the image's tests and boot benchmark) running code
+    /// for the first time is what costs. Whatever does not parse that way (`--help`, a mistake)
+    /// is parsed again in full, so help and errors are the same as for any command.
+    pub fn parse_command_line() -> Self {
+        Self::console_only().unwrap_or_else(Self::parse)
+    }
+
+    fn console_only() -> Option<Self> {
+        use clap::{Args, FromArgMatches};
+        let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+        let [group, name, rest @ ..] = args.as_slice() else {
+            return None;
+        };
+        if group != "ceremony" || name != "console" {
+            return None;
+        }
+        let parser = clap::Command::new("console")
+            .no_binary_name(true)
+            .disable_help_flag(true);
+        let matches = ceremony::ConsoleArgs::augment_args(parser)
+            .try_get_matches_from(rest)
+            .ok()?;
+        let console = ceremony::ConsoleArgs::from_arg_matches(&matches).ok()?;
+        Some(Cli {
+            command: Command::Ceremony(ceremony::CeremonyCommand::Console(console)),
+        })
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Generate, list and show keys inside HSM tokens.
