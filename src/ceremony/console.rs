@@ -187,6 +187,23 @@ struct Entry {
     has_bundle_key: bool,
 }
 
+/// What the menu reads of a script: its header, its inputs and its keys' names. The rest (roles,
+/// steps, outputs) is skipped unread; the whole script is parsed and checked when it is chosen.
+#[derive(serde::Deserialize)]
+struct MenuScript {
+    ceremony: MenuHeader,
+    #[serde(default)]
+    inputs: Vec<InputSpec>,
+    #[serde(default)]
+    keys: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct MenuHeader {
+    name: String,
+    title: String,
+}
+
 /// The console on `input` and `output` until the input ends (init starts it again) or the
 /// operator powers off.
 pub fn console<R: BufRead, W: Write>(
@@ -362,8 +379,16 @@ impl<R: BufRead, W: Write> Console<'_, R, W> {
                 ))?,
             }
         };
-        // Every problem of the script, before the state or the stick is touched.
-        super::check(&entry.path)?;
+        // Every problem of the script, before the state or the stick is touched. The run goes
+        // by the script as checked (the menu read only its header, inputs and keys).
+        let script = super::check(&entry.path)?;
+        let entry = &Entry {
+            path: entry.path.clone(),
+            inputs: script.inputs,
+            has_bundle_key: script.keys.contains_key(BUNDLE_KEY),
+            name: script.ceremony.name,
+            title: script.ceremony.title,
+        };
         let Some((state, volatile)) = self.settle_state()? else {
             return Ok(());
         };
@@ -746,12 +771,16 @@ fn trust_dir(state: &Path, rehearsal: bool) -> PathBuf {
     }
 }
 
-/// The scripts of `dir` that parse, sorted by file name; and why the others are not offered.
+/// The scripts of `dir` whose header, inputs and keys parse, sorted by file name; and why the
+/// others are not offered.
 ///
-/// Only parsed here: the full check (key URIs, TUF policies, every step) runs when a script is
-/// chosen, before anything is mounted or asked. Checking all of them before the first screen
-/// cost a quarter of a second of the appliance's boot under emulation, and the image build has
-/// already checked every script it carries.
+/// Only that much is read here: the whole script is parsed and checked (key URIs, TUF policies,
+/// every step) when it is chosen, before anything is mounted or asked, and the run goes by the
+/// script as checked. Checking all of them before the first screen cost a quarter of a second of
+/// the appliance's boot under emulation, and deserializing every step of every script was a
+/// sixth of the code the console still ran before its first screen (under emulation, running
+/// code for the first time is what costs); the image build has already checked every script it
+/// carries.
 fn list_scripts(dir: &Path) -> (Vec<Entry>, Vec<String>) {
     let mut entries = Vec::new();
     let mut problems = Vec::new();
@@ -760,7 +789,12 @@ fn list_scripts(dir: &Path) -> (Vec<Entry>, Vec<String>) {
         Err(e) => return (entries, vec![e.to_string()]),
     };
     for path in paths {
-        match super::Script::load(&path) {
+        let menu = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .and_then(|text| {
+                toml::from_str::<MenuScript>(&text).map_err(|e| format!("{}: {e}", path.display()))
+            });
+        match menu {
             Ok(script) => entries.push(Entry {
                 path,
                 inputs: script.inputs,
@@ -768,7 +802,7 @@ fn list_scripts(dir: &Path) -> (Vec<Entry>, Vec<String>) {
                 name: script.ceremony.name,
                 title: script.ceremony.title,
             }),
-            Err(e) => problems.push(e.to_string().lines().next().unwrap_or("").to_string()),
+            Err(e) => problems.push(e.lines().next().unwrap_or("").to_string()),
         }
     }
     (entries, problems)

@@ -698,6 +698,12 @@ fn a_script_with_problems_is_refused_when_chosen_before_anything_is_touched() {
     );
     assert_ne!(broken, text);
     std::fs::write(scripts.join("issue-intermediate.toml"), broken).unwrap();
+    // backup-keys with a step whose action does not exist: the menu reads only a script's
+    // header, inputs and keys, so it is offered too.
+    let text = std::fs::read_to_string(repo_file("ceremony/backup-keys.toml")).unwrap();
+    let broken = text.replacen("action = \"backup-keys\"", "action = \"no-such-action\"", 1);
+    assert_ne!(broken, text);
+    std::fs::write(scripts.join("backup-keys.toml"), broken).unwrap();
     std::fs::write(scripts.join("notes.toml"), "this is not a ceremony script").unwrap();
     let mut session = Session::start_with_scripts(d, &scripts);
     let menu = session.prompt();
@@ -706,6 +712,10 @@ fn a_script_with_problems_is_refused_when_chosen_before_anything_is_touched() {
     let text = session.converse();
     assert!(text.contains("problem(s)"), "{text}");
     assert!(text.contains("bundle-key"), "{text}");
+    session.choose("backup-keys");
+    let text = session.converse();
+    assert!(text.contains("problem(s)"), "{text}");
+    assert!(text.contains("no-such-action"), "{text}");
     // Nothing was mounted, no state was made.
     assert!(!d.join("media.log").exists());
     assert!(!d.join("state/ceremonies").exists());
